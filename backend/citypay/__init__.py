@@ -1,0 +1,1 @@
+"""City token platform: chain access, signing and the backend services."""

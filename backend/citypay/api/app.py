@@ -1,0 +1,82 @@
+"""The FastAPI application: `uvicorn citypay.api.app:app` (settings from the environment)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from web3 import Web3
+
+from citypay.api.routes import health, payments, qr
+from citypay.api.state import Platform
+from citypay.chain.deployment import Deployment
+from citypay.chain.keys import signer_for
+from citypay.core.config import Settings, get_settings
+from citypay.core.errors import install_error_handlers
+from citypay.db.migrate import upgrade
+from citypay.db.session import Database
+from citypay.relay.service import PaymentService
+from citypay.relay.submitter import Relayer
+
+
+def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
+    w3 = Web3(Web3.HTTPProvider(settings.RPC_URL, request_kwargs={"timeout": 30}))
+    chain_id = w3.eth.chain_id
+    if chain_id != settings.CHAIN_ID:
+        raise RuntimeError(
+            f"the node at {settings.RPC_URL} runs chain id {chain_id}, not CHAIN_ID {settings.CHAIN_ID}"
+        )
+    deployment = Deployment(settings.MANIFEST_PATH, w3, chain_id=chain_id)
+    db = Database(settings.DATABASE_URL)
+    upgrade(db.engine)
+    relayer = None
+    if run_relayer:
+        account = signer_for(
+            "relayer", settings.RELAYER_PRIVATE_KEY, deployment.account("relayer"), chain_id
+        )
+        relayer = Relayer(
+            db,
+            w3,
+            deployment,
+            account,
+            batch_size=settings.RELAY_BATCH_SIZE,
+            interval=settings.RELAY_INTERVAL,
+        )
+    return Platform(
+        settings=settings,
+        db=db,
+        w3=w3,
+        deployment=deployment,
+        payments=PaymentService(db, deployment, settings),
+        relayer=relayer,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        platform = build_platform(settings)
+        app.state.platform = platform
+        if platform.relayer is not None:
+            platform.relayer.start()
+        yield
+        if platform.relayer is not None:
+            platform.relayer.stop()
+
+    app = FastAPI(
+        title="City token platform",
+        description="QR payments, card payments, charging and fee-free cash-out for a city's local currency.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, qr, payments):
+        app.include_router(module.router)
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for `uvicorn --factory citypay.api.app:app`."""
+    return create_app()

@@ -1,0 +1,146 @@
+"""Gasless payments: a payer-signed EIP-3009 authorization in, its status out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Annotated
+
+from eth_utils import to_checksum_address
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sse_starlette.sse import EventSourceResponse
+
+from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.authorization import SignedAuthorization
+from citypay.db.models import Payment
+
+router = APIRouter(tags=["payments"])
+
+Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
+
+
+class AuthorizationIn(BaseModel):
+    """A TransferWithAuthorization as the wallet signed it: v, r, s or a 65-byte signature."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    from_: str = Field(alias="from")
+    to: str
+    value: int = Field(gt=0)
+    validAfter: int = Field(ge=0)
+    validBefore: int = Field(gt=0)
+    nonce: Hex32
+    v: int | None = Field(default=None, ge=27, le=28)
+    r: Hex32 | None = None
+    s: Hex32 | None = None
+    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return checked_address(value)
+
+    @model_validator(mode="after")
+    def _one_signature(self) -> AuthorizationIn:
+        if self.signature is None and None in (self.v, self.r, self.s):
+            raise ValueError("give the signature as v, r and s, or as one 65-byte 'signature'")
+        return self
+
+    def signed(self) -> SignedAuthorization:
+        if self.signature is not None:
+            raw = bytes.fromhex(self.signature[2:])
+            r, s, v = raw[:32], raw[32:64], raw[64]
+        else:
+            r, s, v = bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]), self.v
+        return SignedAuthorization(
+            from_=self.from_,
+            to=self.to,
+            value=self.value,
+            valid_after=self.validAfter,
+            valid_before=self.validBefore,
+            nonce=bytes.fromhex(self.nonce[2:]),
+            v=v if v >= 27 else v + 27,
+            r=r,
+            s=s,
+        )
+
+
+class PaymentPublic(BaseModel):
+    id: int
+    city: str
+    payer: str
+    merchant: str
+    value: int
+    nonce: str
+    invoiceId: str | None
+    status: str
+    failureReason: str | None
+    transactionHash: str | None
+    blockNumber: int | None
+    createdAt: datetime
+    updatedAt: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentPublic:
+        return cls(
+            id=payment.id,
+            city=payment.city,
+            payer=payment.payer,
+            merchant=payment.merchant,
+            value=payment.value,
+            nonce=payment.nonce,
+            invoiceId=payment.invoice_id,
+            status=payment.status.value,
+            failureReason=payment.failure_reason,
+            transactionHash=payment.tx_hash if payment.block_number is not None else None,
+            blockNumber=payment.block_number,
+            createdAt=payment.created_at,
+            updatedAt=payment.updated_at,
+        )
+
+
+@router.post("/v1/cities/{city}/payments", status_code=202, response_model=PaymentPublic)
+def relay_payment(city: CityDep, body: AuthorizationIn, platform: PlatformDep, response: Response):
+    """Checks the authorization against the chain and queues it for the relayer. Posting the
+    same authorization again returns the same payment (200)."""
+    payment, created = platform.payments.accept_once(city, body.signed())
+    if created and platform.relayer is not None:
+        platform.relayer.wake()
+    if not created:
+        response.status_code = 200
+    return PaymentPublic.of(payment)
+
+
+@router.get("/v1/payments/{payment_id}", response_model=PaymentPublic)
+def get_payment(payment_id: int, platform: PlatformDep):
+    return PaymentPublic.of(platform.payments.get(payment_id))
+
+
+@router.get("/v1/cities/{city}/merchants/{merchant}/payments/events")
+async def merchant_payment_events(city: CityDep, merchant: str, platform: PlatformDep):
+    """Server-sent events for a POS: each change of a payment to this merchant, as it happens."""
+    merchant = to_checksum_address(merchant)
+
+    async def changes():
+        seen: dict[int, str] = {}
+        while True:
+            with platform.db.session() as session:
+                recent = session.scalars(
+                    select(Payment)
+                    .where(Payment.city == city.code, Payment.merchant == merchant)
+                    .order_by(Payment.updated_at.desc())
+                    .limit(200)
+                ).all()
+            for payment in reversed(recent):
+                if seen.get(payment.id) != payment.status.value:
+                    seen[payment.id] = payment.status.value
+                    yield {
+                        "event": "payment",
+                        "data": json.dumps(PaymentPublic.of(payment).model_dump(mode="json")),
+                    }
+            await asyncio.sleep(0.2)
+
+    return EventSourceResponse(changes())

@@ -1,0 +1,129 @@
+"""QR codes: a merchant's static QR and dynamic invoices, as EIP-681 URIs, PNG and SVG."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field, field_validator
+
+from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.core.errors import NotFound, Unprocessable
+from citypay.db.models import Invoice, aware, utcnow
+from citypay.qr.eip681 import image, invoice_uri, static_uri
+
+router = APIRouter(tags=["qr"])
+
+Format = Literal["uri", "png", "svg"]
+_MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+class QrPublic(BaseModel):
+    uri: str
+
+
+class InvoiceCreate(BaseModel):
+    merchant: str
+    amount: int = Field(gt=0, le=10_000_000_000)
+    expiresIn: int = Field(default=300, ge=30, le=86_400, description="seconds")
+
+    @field_validator("merchant")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return checked_address(value)
+
+
+class InvoicePublic(BaseModel):
+    invoiceId: str
+    city: str
+    merchant: str
+    amount: int
+    expiresAt: str
+    uri: str
+
+
+def _render(uri: str, format: Format):
+    if format == "uri":
+        return QrPublic(uri=uri)
+    return Response(image(uri, format), media_type=_MEDIA[format])
+
+
+def _require_active_merchant(city, merchant: str) -> None:
+    token = city.token.functions
+    if token.accountKind(merchant).call() != 2 or not token.isActive(merchant).call():
+        raise Unprocessable(
+            "unknown_merchant",
+            f"{merchant} is not an active merchant of {city.name}",
+            field="merchant",
+            value=merchant,
+            accepted=f"an active merchant registered in {city.name}",
+        )
+
+
+@router.get("/v1/cities/{city}/merchants/{merchant}/qr", response_model=None)
+def merchant_qr(city: CityDep, merchant: str, platform: PlatformDep, format: Format = "uri"):
+    """The merchant's static QR: any EIP-681 wallet pays it with a plain transfer."""
+    merchant = _path_address(merchant)
+    _require_active_merchant(city, merchant)
+    return _render(static_uri(city.token.address, platform.deployment.chain_id, merchant), format)
+
+
+@router.post("/v1/cities/{city}/invoices", status_code=201, response_model=InvoicePublic)
+def create_invoice(city: CityDep, body: InvoiceCreate, platform: PlatformDep):
+    """A dynamic QR for one sale: the amount, an invoice id (the payment's nonce) and an expiry."""
+    _require_active_merchant(city, body.merchant)
+    invoice = Invoice(
+        id="0x" + os.urandom(32).hex(),
+        city=city.code,
+        merchant=body.merchant,
+        amount=body.amount,
+        expires_at=utcnow() + timedelta(seconds=body.expiresIn),
+    )
+    with platform.db.session() as session:
+        session.add(invoice)
+    return _invoice_public(invoice, platform)
+
+
+@router.get("/v1/cities/{city}/invoices/{invoice_id}", response_model=None)
+def get_invoice(
+    city: CityDep,
+    invoice_id: str,
+    platform: PlatformDep,
+    format: Literal["json", "png", "svg"] = "json",
+):
+    with platform.db.session() as session:
+        invoice = session.get(Invoice, invoice_id.lower())
+    if invoice is None or invoice.city != city.code:
+        raise NotFound(
+            "unknown_invoice",
+            f"no invoice {invoice_id} in {city.name}",
+            field="invoiceId",
+            value=invoice_id,
+        )
+    public = _invoice_public(invoice, platform)
+    if format == "json":
+        return public
+    return Response(image(public.uri, format), media_type=_MEDIA[format])
+
+
+def _invoice_public(invoice: Invoice, platform) -> InvoicePublic:
+    token = platform.deployment.city(invoice.city).token.address
+    return InvoicePublic(
+        invoiceId=invoice.id,
+        city=invoice.city,
+        merchant=invoice.merchant,
+        amount=invoice.amount,
+        expiresAt=aware(invoice.expires_at).isoformat(),
+        uri=invoice_uri(
+            token, platform.deployment.chain_id, invoice.merchant, invoice.amount, invoice.id
+        ),
+    )
+
+
+def _path_address(value: str) -> str:
+    try:
+        return checked_address(value)
+    except ValueError as wrong:
+        raise Unprocessable("invalid_address", str(wrong), field="merchant", value=value) from None

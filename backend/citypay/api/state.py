@@ -1,0 +1,23 @@
+"""What the app holds while it runs: settings, database, chain, services, the relayer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from citypay.chain.deployment import Deployment
+from citypay.core.config import Settings
+from citypay.db.session import Database
+from citypay.relay.service import PaymentService
+from citypay.relay.submitter import Relayer
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    w3: Web3
+    deployment: Deployment
+    payments: PaymentService
+    relayer: Relayer | None

@@ -1,0 +1,135 @@
+"""The deployment the backend serves: the manifest that `make deploy` wrote, and its contracts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+from web3 import Web3
+from web3.contract import Contract
+
+from citypay.core.errors import NotFound
+
+
+class _ContractRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    address: str
+    block: int
+
+
+class _CityRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    local_name: str = ""
+    symbol: str
+    contracts: dict[str, _ContractRecord]
+    roles: dict[str, str | list[str]] = {}
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    chain_id: int
+    abi: dict[str, str]
+    directory: _ContractRecord | None = None
+    cities: dict[str, _CityRecord]
+    accounts: dict[str, str] = {}
+
+
+class DeploymentError(RuntimeError):
+    """The manifest is missing, unreadable or for another chain."""
+
+
+@dataclass(frozen=True)
+class City:
+    """One city's contracts, bound to a web3 connection."""
+
+    code: str
+    name: str
+    symbol: str
+    token: Contract
+    registry: Contract
+    treasury: Contract
+    roles: dict
+
+
+class Deployment:
+    """Reads the manifest once; gives each city's contracts and the addresses of each duty."""
+
+    def __init__(self, manifest_path: Path, w3: Web3, *, chain_id: int) -> None:
+        self.path = Path(manifest_path)
+        try:
+            self._manifest = _Manifest.model_validate_json(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DeploymentError(
+                f"no deployment manifest at {self.path}: deploy first (make deploy) "
+                "or set MANIFEST_PATH"
+            ) from None
+        except ValueError as unreadable:
+            raise DeploymentError(f"manifest {self.path} is unreadable: {unreadable}") from None
+        if self._manifest.chain_id != chain_id:
+            raise DeploymentError(
+                f"manifest {self.path} is for chain id {self._manifest.chain_id}, "
+                f"but CHAIN_ID is {chain_id}"
+            )
+        self.w3 = w3
+        self.chain_id = chain_id
+
+    def _abi(self, name: str) -> list:
+        try:
+            file = self._manifest.abi[name]
+        except KeyError:
+            raise DeploymentError(f"manifest {self.path} has no ABI for {name}") from None
+        return json.loads((self.path.parent / file).read_text(encoding="utf-8"))
+
+    @cached_property
+    def cities(self) -> dict[str, City]:
+        token_abi, registry_abi, treasury_abi = (
+            self._abi("CityToken"),
+            self._abi("CityRegistry"),
+            self._abi("CityTreasury"),
+        )
+        cities = {}
+        for code, record in self._manifest.cities.items():
+            contracts = record.contracts
+            cities[code] = City(
+                code=code,
+                name=record.name,
+                symbol=record.symbol,
+                token=self.w3.eth.contract(address=contracts["token"].address, abi=token_abi),
+                registry=self.w3.eth.contract(
+                    address=contracts["registry"].address, abi=registry_abi
+                ),
+                treasury=self.w3.eth.contract(
+                    address=contracts["treasury"].address, abi=treasury_abi
+                ),
+                roles=record.roles,
+            )
+        return cities
+
+    def city(self, code: str) -> City:
+        try:
+            return self.cities[code]
+        except KeyError:
+            raise NotFound(
+                "unknown_city",
+                f"no city '{code}' in this deployment",
+                field="city",
+                value=code,
+                accepted=", ".join(sorted(self.cities)),
+            ) from None
+
+    def city_of_token(self, token_address: str) -> City | None:
+        for city in self.cities.values():
+            if city.token.address.lower() == token_address.lower():
+                return city
+        return None
+
+    def account(self, name: str) -> str:
+        """The address the configuration named `name` (e.g. 'relayer')."""
+        try:
+            return self._manifest.accounts[name]
+        except KeyError:
+            raise DeploymentError(f"manifest {self.path} names no account '{name}'") from None

@@ -1,0 +1,61 @@
+"""The backend's settings, from the environment (or a .env file named by CITYPAY_ENV_FILE)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded chain's id (scripts/chain.py): development keys are accepted there only.
+EMBEDDED_CHAIN_ID = 58210
+PLACEHOLDER = "changethis"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("CITYPAY_ENV_FILE"), extra="ignore", case_sensitive=True
+    )
+
+    ENVIRONMENT: Literal["development", "production"] = "development"
+    # SQLite by default (nothing to install); postgresql+psycopg://... when several replicas share one.
+    DATABASE_URL: str = "sqlite:///data/backend/citypay.sqlite3"
+    RPC_URL: str = "http://127.0.0.1:8546"
+    CHAIN_ID: int = EMBEDDED_CHAIN_ID
+    MANIFEST_PATH: Path = Path("data/chain/manifest.json")
+
+    # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
+    # development key of the address the manifest names for that duty.
+    RELAYER_PRIVATE_KEY: SecretStr | None = None
+
+    # Relay batching: the submitter sends what is queued every RELAY_INTERVAL seconds, at most
+    # RELAY_BATCH_SIZE authorizations a transaction.
+    RELAY_INTERVAL: float = 0.25
+    RELAY_BATCH_SIZE: int = 200
+    # An authorization whose validBefore is closer than this is refused: it could expire queued.
+    RELAY_MIN_VALIDITY: int = 30
+
+    BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.ENVIRONMENT != "development":
+            for name in ("BANK_WEBHOOK_SECRET",):
+                if getattr(self, name).get_secret_value() == PLACEHOLDER:
+                    raise ValueError(
+                        f"{name} is still '{PLACEHOLDER}': set a secret for production"
+                    )
+            if self.CHAIN_ID == EMBEDDED_CHAIN_ID:
+                raise ValueError(
+                    f"CHAIN_ID {self.CHAIN_ID} is the embedded development chain: "
+                    "production runs on a permissioned network's chain id"
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

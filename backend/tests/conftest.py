@@ -1,0 +1,98 @@
+"""Backend tests run against the real chain, a real deployment and the backend over HTTP.
+
+DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) makes them run on that
+database instead of a fresh SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+from platform_harness import BackendUnderTest, ChainUnderTest, new_wallet
+from sqlalchemy import create_engine, text
+
+CITY = "gimpo"
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory):
+    chain = ChainUnderTest(tmp_path_factory.mktemp("chain"))
+    chain.start_and_deploy()
+    yield chain
+    chain.stop()
+
+
+def _database_url(tmp_path_factory) -> str:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        # A clean schema for this run: the tests own this database.
+        engine = create_engine(configured)
+        with engine.begin() as connection:
+            for table in ("payments", "invoices", "relay_transactions", "alembic_version"):
+                connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        engine.dispose()
+        return configured
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'citypay.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def backend(chain, tmp_path_factory):
+    server = BackendUnderTest(
+        chain, _database_url(tmp_path_factory), tmp_path_factory.mktemp("log") / "backend.log"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api(backend):
+    with httpx.Client(base_url=backend.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def city(chain):
+    return chain.deployment.city(CITY)
+
+
+@pytest.fixture(scope="session")
+def merchant(chain):
+    wallet = new_wallet("merchant")
+    chain.register_merchant(CITY, wallet)
+    return wallet
+
+
+@pytest.fixture(scope="session")
+def inactive_merchant(chain):
+    wallet = new_wallet("suspended-merchant")
+    chain.register_merchant(CITY, wallet)
+    chain.send(
+        chain.deployment.account("registrar"),
+        chain.deployment.city(CITY).registry.functions.suspend(wallet.address),
+    )
+    return wallet
+
+
+@pytest.fixture
+def resident(chain, request):
+    """A fresh resident with 100,000 KRW charged (plus the incentive)."""
+    wallet = new_wallet(f"resident:{request.node.nodeid}:{time.time_ns()}")
+    chain.register_resident(CITY, wallet)
+    chain.charge(CITY, wallet, 100_000)
+    return wallet
+
+
+def wait_for_status(
+    api, payment_id: int, statuses=("included", "failed"), timeout: float = 20
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        payment = api.get(f"/v1/payments/{payment_id}").json()
+        if payment["status"] in statuses:
+            return payment
+        time.sleep(0.1)
+    raise AssertionError(f"payment {payment_id} still {payment['status']} after {timeout} s")

@@ -1,0 +1,204 @@
+"""The gasless payment relay over HTTP, on the real chain."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import CITY, wait_for_status
+
+from citypay.authorization import TokenDomain, sign_authorization
+
+
+def domain(city, chain_id: int = 58210) -> TokenDomain:
+    return TokenDomain(city.name, "1", chain_id, city.token.address)
+
+
+def body(auth) -> dict:
+    return {
+        "from": auth.from_,
+        "to": auth.to,
+        "value": auth.value,
+        "validAfter": auth.valid_after,
+        "validBefore": auth.valid_before,
+        "nonce": "0x" + auth.nonce.hex(),
+        "v": auth.v,
+        "r": "0x" + auth.r.hex(),
+        "s": "0x" + auth.s.hex(),
+    }
+
+
+def signed(city, payer, merchant, value: int, **kwargs):
+    kwargs.setdefault("valid_before", int(time.time()) + 600)
+    return sign_authorization(
+        payer.key, kwargs.pop("domain", domain(city)), to=merchant.address, value=value, **kwargs
+    )
+
+
+def post(api, auth):
+    return api.post(f"/v1/cities/{CITY}/payments", json=body(auth))
+
+
+def test_signed_authorization_is_relayed_and_included(api, city, resident, merchant):
+    before = city.token.functions.balanceOf(merchant.address).call()
+    response = post(api, signed(city, resident, merchant, 12_000))
+    assert response.status_code == 202
+    assert response.json()["status"] == "accepted"
+    payment = wait_for_status(api, response.json()["id"])
+    assert payment["status"] == "included"
+    assert payment["blockNumber"] > 0 and payment["transactionHash"].startswith("0x")
+    assert city.token.functions.balanceOf(merchant.address).call() == before + 12_000
+
+
+def test_the_same_authorization_posted_twice_is_one_payment(api, city, resident, merchant):
+    auth = signed(city, resident, merchant, 5_000)
+    first, second = post(api, auth), post(api, auth)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    wait_for_status(api, first.json()["id"])
+    third = post(api, auth)
+    assert third.status_code == 200 and third.json()["status"] == "included"
+    assert city.token.functions.balanceOf(resident.address).call() == 110_000 - 5_000
+
+
+def test_a_reused_nonce_with_other_terms_is_refused(api, city, resident, merchant):
+    nonce = b"\x07" * 32
+    assert post(api, signed(city, resident, merchant, 1_000, nonce=nonce)).status_code == 202
+    refused = post(api, signed(city, resident, merchant, 2_000, nonce=nonce))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "nonce_reused"
+    assert refused.json()["error"]["field"] == "nonce"
+
+
+def test_a_signature_by_another_key_is_refused_naming_the_signature(api, city, resident, merchant):
+    auth = signed(city, resident, merchant, 1_000)
+    forged = body(auth) | {"value": 9_000}
+    refused = api.post(f"/v1/cities/{CITY}/payments", json=forged)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_signature" and error["field"] == "signature"
+    assert resident.address in error["message"]
+
+
+def test_an_authorization_signed_for_another_chain_is_refused(api, city, resident, merchant):
+    refused = post(api, signed(city, resident, merchant, 1_000, domain=domain(city, chain_id=1)))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_signature"
+    assert "chain id 58210" in refused.json()["error"]["accepted"]
+
+
+def test_an_expired_authorization_is_refused_naming_valid_before(api, city, resident, merchant):
+    stale = int(time.time()) - 5
+    refused = post(api, signed(city, resident, merchant, 1_000, valid_before=stale))
+    assert refused.status_code == 422
+    assert refused.json()["error"] | {"message": None, "accepted": None} == {
+        "code": "expired",
+        "field": "validBefore",
+        "value": stale,
+        "message": None,
+        "accepted": None,
+    }
+
+
+def test_an_authorization_not_yet_valid_is_refused(api, city, resident, merchant):
+    later = int(time.time()) + 300
+    refused = post(api, signed(city, resident, merchant, 1_000, valid_after=later))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "not_yet_valid"
+    assert refused.json()["error"]["value"] == later
+
+
+def test_a_payment_to_an_unregistered_wallet_is_refused(api, city, resident):
+    from platform_harness import new_wallet
+
+    refused = post(api, signed(city, resident, new_wallet("nobody"), 1_000))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "unknown_merchant"
+    assert refused.json()["error"]["field"] == "to"
+
+
+def test_a_payment_to_a_suspended_merchant_is_refused(api, city, resident, inactive_merchant):
+    refused = post(api, signed(city, resident, inactive_merchant, 1_000))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "merchant_not_active"
+
+
+def test_a_payment_over_the_balance_is_refused_counting_payments_in_flight(
+    api, city, resident, merchant
+):
+    assert post(api, signed(city, resident, merchant, 100_000)).status_code == 202
+    refused = post(api, signed(city, resident, merchant, 20_000))
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "insufficient_balance"
+    assert error["accepted"] == "at most 10000"
+
+
+def test_a_nonce_used_on_chain_is_refused(api, city, resident, merchant, chain):
+    auth = signed(city, resident, merchant, 1_000)
+    relayer = chain.deployment.account("relayer")
+    chain.send(relayer, city.token.functions.transferWithAuthorization(*auth.as_args()))
+    refused = post(api, auth)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "nonce_used"
+
+
+def test_malformed_json_gets_the_error_shape(api):
+    refused = api.post(
+        f"/v1/cities/{CITY}/payments",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "malformed_json"
+
+
+def test_a_missing_field_is_named(api, city, resident, merchant):
+    incomplete = body(signed(city, resident, merchant, 1_000))
+    del incomplete["validBefore"]
+    refused = api.post(f"/v1/cities/{CITY}/payments", json=incomplete)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "validBefore"
+
+
+def test_an_unknown_city_is_refused_listing_the_cities(api, city, resident, merchant):
+    refused = api.post(
+        "/v1/cities/seoul/payments", json=body(signed(city, resident, merchant, 1_000))
+    )
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "unknown_city"
+    assert "gimpo" in refused.json()["error"]["accepted"]
+
+
+def test_hundreds_of_payments_in_flight_are_each_included_once(api, city, chain, merchant):
+    from platform_harness import new_wallet
+
+    payers = []
+    for index in range(20):
+        wallet = new_wallet(f"crowd-{index}-{time.time_ns()}")
+        chain.register_resident(CITY, wallet)
+        chain.charge(CITY, wallet, 100_000)
+        payers.append(wallet)
+    authorizations = [signed(city, payer, merchant, 1_000) for payer in payers for _ in range(10)]
+    merchant_before = city.token.functions.balanceOf(merchant.address).call()
+    relayer = chain.deployment.account("relayer")
+    relayer_nonce_before = chain.w3.eth.get_transaction_count(relayer)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        # Each authorization posted twice, concurrently: still one payment each.
+        responses = list(pool.map(lambda a: post(api, a), authorizations + authorizations))
+    assert all(r.status_code in (200, 202) for r in responses), [
+        r.json() for r in responses if r.status_code >= 300
+    ]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == len(authorizations)
+    finals = [wait_for_status(api, payment_id, timeout=60) for payment_id in ids]
+    assert {p["status"] for p in finals} == {"included"}
+    assert city.token.functions.balanceOf(merchant.address).call() == merchant_before + 1_000 * len(
+        authorizations
+    )
+    # The relayer's transactions used consecutive nonces: no gap, none twice.
+    batches = {p["transactionHash"] for p in finals}
+    nonces = sorted(chain.w3.eth.get_transaction(h)["nonce"] for h in batches)
+    assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
+    assert nonces[0] >= relayer_nonce_before

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ICityToken} from "../../interfaces/ICityToken.sol";
+import {IERC3009} from "../../interfaces/IERC3009.sol";
+import {EIP3009} from "./EIP3009.sol";
+import {AccountWord} from "../libraries/AccountWord.sol";
+import {PaymentRecord} from "../libraries/PaymentRecord.sol";
+
+/// @title City token: a city's local currency (지역화폐), 1 token = 1 KRW
+/// @notice Only registered residents and merchants hold it. A resident pays an active merchant
+/// (plain ERC-20 transfer, invoice payment or EIP-3009 authorization); a merchant refunds the payer
+/// of a payment; the treasury alone mints charges and burns cash-outs and refunds. Every balance
+/// change goes through `_move`, which is where these rules live.
+contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pausable {
+    using AccountWord for uint256;
+
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    bytes32 public constant COMPLIANCE_ROLE = keccak256("COMPLIANCE_ROLE");
+
+    /// @dev Keeps every balance and every payment record within their packed bit fields.
+    uint256 public constant MAX_SUPPLY = type(uint88).max;
+
+    /// @dev What a balance change is; decides which rules apply in `_move`.
+    enum Movement {
+        Payment,
+        Refund,
+        Issue,
+        Redeem,
+        Restore,
+        Recovery
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Balance and status flags in one word (see AccountWord). Replaces ERC20's `_balances`.
+    mapping(address account => uint256 word) private _accounts;
+    uint256 private _supply;
+
+    /// @dev Plain ERC-20 payments carry no id: refunds of them draw on this running total.
+    mapping(address payer => mapping(address merchant => uint256 amount)) private _plainPayments;
+
+    /// @dev A recovered wallet's replacement, so refunds of payments made before a recovery reach
+    /// the payer's new wallet and can be made by the merchant's new wallet.
+    mapping(address lost => address replacement) private _replacements;
+
+    /// @inheritdoc ICityToken
+    address public registry;
+    /// @inheritdoc ICityToken
+    address public treasury;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    /// @param name_ The token's name and EIP-712 domain name, e.g. "Gimpo Pay".
+    /// @param symbol_ e.g. "GIMPO".
+    /// @param cityAdmin Holds DEFAULT_ADMIN_ROLE: links the suite and manages the other roles.
+    constructor(string memory name_, string memory symbol_, address cityAdmin)
+        ERC20(name_, symbol_)
+        ERC20Permit(name_)
+    {
+        if (cityAdmin == address(0)) revert CityTokenZeroAddress();
+        _grantRole(DEFAULT_ADMIN_ROLE, cityAdmin);
+    }
+
+    modifier onlyRegistry() {
+        if (msg.sender != registry) revert CityTokenUnauthorizedSuiteCall(msg.sender);
+        _;
+    }
+
+    modifier onlyTreasury() {
+        if (msg.sender != treasury) revert CityTokenUnauthorizedSuiteCall(msg.sender);
+        _;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                             ERC-20 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice 0 decimals: 1 token is 1 won.
+    function decimals() public pure override returns (uint8) {
+        return 0;
+    }
+
+    function totalSupply() public view override(ERC20, IERC20) returns (uint256) {
+        return _supply;
+    }
+
+    function balanceOf(address account) public view override(ERC20, IERC20) returns (uint256) {
+        return _accounts[account].balance();
+    }
+
+    /// @inheritdoc ICityToken
+    function version() external pure returns (string memory) {
+        return "1";
+    }
+
+    /// @inheritdoc ICityToken
+    function accountKind(address account) external view returns (AccountKind) {
+        return AccountKind(_accounts[account].kind());
+    }
+
+    /// @inheritdoc ICityToken
+    function isActive(address account) external view returns (bool) {
+        return _accounts[account].isActive();
+    }
+
+    /// @inheritdoc ICityToken
+    function isFrozen(address account) external view returns (bool) {
+        return _accounts[account].isFrozen();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               PAYMENTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityToken
+    function pay(address merchant, uint256 value, bytes32 invoiceId) external {
+        // Zero is the id refunds use for plain transfers.
+        if (invoiceId == bytes32(0)) revert CityTokenZeroPaymentId();
+        if (_authorizations[msg.sender][invoiceId] != 0) revert CityTokenPaymentIdUsed(msg.sender, invoiceId);
+        _authorizations[msg.sender][invoiceId] = PaymentRecord.used(merchant, value);
+        _move(msg.sender, merchant, value, Movement.Payment);
+        emit Paid(msg.sender, merchant, invoiceId, value);
+    }
+
+    /// @inheritdoc ICityToken
+    function refund(address payer, bytes32 paymentId, uint256 value) external {
+        uint256 refundable;
+        if (paymentId == bytes32(0)) {
+            refundable = _plainPayments[payer][msg.sender];
+            if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
+            _plainPayments[payer][msg.sender] = refundable - value;
+        } else {
+            uint256 record = _authorizations[payer][paymentId];
+            if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != msg.sender) {
+                revert CityTokenPaymentNotFound(payer, msg.sender, paymentId);
+            }
+            refundable = PaymentRecord.refundable(record);
+            if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
+            _authorizations[payer][paymentId] = PaymentRecord.lessRefunded(record, value);
+        }
+        _move(msg.sender, currentWallet(payer), value, Movement.Refund);
+        emit Refunded(msg.sender, payer, paymentId, value);
+    }
+
+    /// @inheritdoc ICityToken
+    function refundableAmount(address payer, address merchant, bytes32 paymentId) external view returns (uint256) {
+        if (paymentId == bytes32(0)) return _plainPayments[payer][merchant];
+        uint256 record = _authorizations[payer][paymentId];
+        if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != merchant) return 0;
+        return PaymentRecord.refundable(record);
+    }
+
+    /// @inheritdoc ICityToken
+    function currentWallet(address account) public view returns (address) {
+        // Each recovery needs a replacement that never held anything, so the chain has no cycle.
+        for (address next = _replacements[account]; next != address(0); next = _replacements[account]) {
+            account = next;
+        }
+        return account;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                        EIP-3009 GASLESS PAYMENTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IERC3009
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        _useAuthorization(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
+    }
+
+    /// @inheritdoc IERC3009
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes memory signature
+    ) external {
+        _useAuthorization(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, signature);
+    }
+
+    /// @inheritdoc IERC3009
+    function receiveWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        if (msg.sender != to) revert EIP3009CallerMustBePayee(msg.sender, to);
+        _useAuthorization(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
+    }
+
+    /// @inheritdoc IERC3009
+    function receiveWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes memory signature
+    ) external {
+        if (msg.sender != to) revert EIP3009CallerMustBePayee(msg.sender, to);
+        _useAuthorization(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, signature);
+    }
+
+    /// @inheritdoc IERC3009
+    function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) external {
+        _cancelAuthorization(authorizer, nonce, abi.encodePacked(r, s, v));
+    }
+
+    /// @inheritdoc IERC3009
+    function cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) external {
+        _cancelAuthorization(authorizer, nonce, signature);
+    }
+
+    /// @inheritdoc ICityToken
+    function transferWithAuthorizationBatch(TransferAuthorization[] calldata authorizations)
+        external
+        returns (uint256 settled)
+    {
+        for (uint256 i; i < authorizations.length; ++i) {
+            // A self-call contains each authorization's revert (bad signature, expired, a rule
+            // broken) so the rest of the batch still settles, and reports its exact error.
+            try this.settleAuthorization(authorizations[i]) {
+                ++settled;
+            } catch (bytes memory reason) {
+                emit AuthorizationFailed(authorizations[i].from, authorizations[i].nonce, reason);
+            }
+        }
+    }
+
+    /// @inheritdoc ICityToken
+    function settleAuthorization(TransferAuthorization calldata a) external {
+        if (msg.sender != address(this)) revert CityTokenSelfCallOnly(msg.sender);
+        _useAuthorization(
+            TRANSFER_WITH_AUTHORIZATION_TYPEHASH, a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, a.v, a.r, a.s
+        );
+    }
+
+    function _executeAuthorizedTransfer(address from, address to, uint256 value) internal override {
+        _move(from, to, value, Movement.Payment);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                         SUITE: REGISTRY, TREASURY
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityToken
+    function linkSuite(address registry_, address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (registry != address(0)) revert CityTokenSuiteAlreadyLinked(registry, treasury);
+        if (registry_ == address(0) || treasury_ == address(0)) revert CityTokenZeroAddress();
+        registry = registry_;
+        treasury = treasury_;
+        emit SuiteLinked(registry_, treasury_);
+    }
+
+    /// @inheritdoc ICityToken
+    function setAccountStatus(address account, AccountKind kind, bool active) external onlyRegistry {
+        uint256 word = _accounts[account];
+        uint256 flags = (uint256(kind) << 128) | (active ? AccountWord.ACTIVE : 0);
+        _accounts[account] = (word & ~(AccountWord.KIND_MASK | AccountWord.ACTIVE)) | flags;
+        emit AccountStatusSet(account, kind, active);
+    }
+
+    /// @inheritdoc ICityToken
+    function recoverAccount(address lost, address replacement) external onlyRegistry {
+        if (_accounts[replacement] != 0) revert CityTokenReplacementInUse(replacement);
+        uint256 word = _accounts[lost];
+        _move(lost, replacement, word.balance(), Movement.Recovery);
+        // The status moves too, frozen bit included: a recovery does not lift a freeze.
+        _accounts[replacement] = _accounts[replacement] | word.flags();
+        _accounts[lost] = 0;
+        _replacements[lost] = replacement;
+        emit AccountRecovered(lost, replacement, word.balance());
+    }
+
+    /// @inheritdoc ICityToken
+    function issue(address resident, uint256 value) external onlyTreasury {
+        _move(address(0), resident, value, Movement.Issue);
+    }
+
+    /// @inheritdoc ICityToken
+    function redeem(address account, uint256 value) external onlyTreasury {
+        _move(account, address(0), value, Movement.Redeem);
+    }
+
+    /// @inheritdoc ICityToken
+    function restore(address account, uint256 value) external onlyTreasury {
+        _move(address(0), account, value, Movement.Restore);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               COMPLIANCE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityToken
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc ICityToken
+    function unpause() external onlyRole(PAUSER_ROLE) {
+        _unpause();
+    }
+
+    /// @inheritdoc ICityToken
+    function freeze(address account) external onlyRole(COMPLIANCE_ROLE) {
+        _accounts[account] |= AccountWord.FROZEN;
+        emit AccountFrozen(account, msg.sender);
+    }
+
+    /// @inheritdoc ICityToken
+    function unfreeze(address account) external onlyRole(COMPLIANCE_ROLE) {
+        _accounts[account] &= ~AccountWord.FROZEN;
+        emit AccountUnfrozen(account, msg.sender);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                            TRANSFER POLICY
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Every ERC-20 movement (transfer, transferFrom) is a payment. OpenZeppelin's `_mint` and
+    /// `_burn` also land here and are refused: minting and burning go through the treasury only.
+    function _update(address from, address to, uint256 value) internal override {
+        _move(from, to, value, Movement.Payment);
+        // Bounded by the supply cap, far below overflow.
+        unchecked {
+            _plainPayments[from][to] += value;
+        }
+    }
+
+    /// @dev The one place where balances change and the city's rules are applied:
+    /// - Payment: an active resident to an active merchant;
+    /// - Refund: an active merchant to an active resident (the caller bounded it by the payment);
+    /// - Issue: mint to an active resident; Restore: mint back to a registered account;
+    /// - Redeem: burn from an active resident or merchant;
+    /// - Recovery: the registry moves a lost wallet to its replacement.
+    /// Frozen accounts take part in none of these but Recovery; a paused city in none at all.
+    function _move(address from, address to, uint256 value, Movement movement) private {
+        _requireNotPaused();
+        if (from == address(0)) {
+            uint256 toWord = _accounts[to];
+            if (movement == Movement.Issue) {
+                if (toWord.flags() != AccountWord.PAYER) _refuse(from, to, 0, toWord);
+            } else if (movement != Movement.Restore || toWord.kind() == 0 || toWord.isFrozen()) {
+                _refuse(from, to, 0, toWord);
+            }
+            uint256 supply = _supply;
+            if (value > MAX_SUPPLY - supply) revert CityTokenSupplyCapExceeded(supply, value, MAX_SUPPLY);
+            // The supply cap bounds every balance below the flag bits.
+            unchecked {
+                _supply = supply + value;
+                _accounts[to] = toWord + value;
+            }
+        } else {
+            uint256 fromWord = _accounts[from];
+            uint256 balance = fromWord.balance();
+            if (to == address(0)) {
+                if (movement != Movement.Redeem || !fromWord.isActive() || fromWord.isFrozen() || fromWord.kind() == 0) {
+                    _refuse(from, to, fromWord, 0);
+                }
+                if (balance < value) revert ERC20InsufficientBalance(from, balance, value);
+                unchecked {
+                    _accounts[from] = fromWord - value;
+                    _supply -= value;
+                }
+            } else {
+                uint256 toWord = _accounts[to];
+                if (movement == Movement.Payment) {
+                    if (fromWord.flags() != AccountWord.PAYER || toWord.flags() != AccountWord.PAYEE) {
+                        _refuse(from, to, fromWord, toWord);
+                    }
+                } else if (movement == Movement.Refund) {
+                    if (fromWord.flags() != AccountWord.PAYEE || toWord.flags() != AccountWord.PAYER) {
+                        _refuse(from, to, fromWord, toWord);
+                    }
+                } else if (movement != Movement.Recovery) {
+                    _refuse(from, to, fromWord, toWord);
+                }
+                if (balance < value) revert ERC20InsufficientBalance(from, balance, value);
+                // balance >= value; the supply cap keeps the sum of balances below the flag bits. from != to:
+                // payments and refunds join different kinds, a recovery an empty replacement.
+                unchecked {
+                    _accounts[from] = fromWord - value;
+                    _accounts[to] = toWord + value;
+                }
+            }
+        }
+        emit Transfer(from, to, value);
+    }
+
+    /// @dev Reverts with the most specific reason a movement is refused.
+    function _refuse(address from, address to, uint256 fromWord, uint256 toWord) private pure {
+        if (fromWord.isFrozen()) revert CityTokenAccountFrozen(from);
+        if (toWord.isFrozen()) revert CityTokenAccountFrozen(to);
+        if (from != address(0) && fromWord.kind() == 0) revert CityTokenNotRegistered(from);
+        if (to != address(0) && toWord.kind() == 0) revert CityTokenNotRegistered(to);
+        if (toWord.kind() == 2 && !toWord.isActive()) revert CityTokenMerchantNotActive(to);
+        if (fromWord.kind() == 2 && !fromWord.isActive()) revert CityTokenMerchantNotActive(from);
+        if (fromWord.kind() == 1 && !fromWord.isActive()) revert CityTokenResidentNotActive(from);
+        if (toWord.kind() == 1 && !toWord.isActive()) revert CityTokenResidentNotActive(to);
+        revert CityTokenTransferNotAllowed(from, to);
+    }
+
+    /// @dev AccessControl and the interfaces both declare supportsInterface.
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == type(ICityToken).interfaceId || super.supportsInterface(interfaceId);
+    }
+}

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
+import {ICityToken} from "../../interfaces/ICityToken.sol";
+import {ICityRegistry} from "../../interfaces/ICityRegistry.sol";
+import {KoreanCalendar} from "../libraries/KoreanCalendar.sol";
+
+/// @title A city's treasury: charging (충전), cash-out (환전) and resident refund (환불)
+/// @notice Issuers mint charges within their allowance (USDC minter style), the city's annual
+/// issuance cap, each resident's monthly purchase limit and holding cap, with the city's incentive
+/// on top. Every burned won ends as a settled bank transfer or is returned: auditors check
+/// supply == issued - burned + returned.
+contract CityTreasury is ICityTreasury, AccessControl {
+    using SafeCast for uint256;
+
+    bytes32 public constant ISSUER_ADMIN_ROLE = keccak256("ISSUER_ADMIN_ROLE");
+    bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
+
+    uint256 public constant MAX_BPS = 10_000;
+    /// @notice A resident may ask for a refund once it used at least 60% of what it charged.
+    uint256 public constant REFUND_MIN_USED_BPS = 6_000;
+
+    ICityToken public immutable token;
+    /// @inheritdoc ICityTreasury
+    uint8 public immutable fiscalYearStartMonth;
+
+    Policy private _policy;
+
+    mapping(address issuer => uint256 allowance) private _issuerAllowance;
+    mapping(bytes32 depositReference => bool) private _depositIssued;
+    mapping(address resident => ResidentTally) private _tallies;
+    Redemption[] private _redemptions;
+
+    /// @dev The fiscal year `_issuedInFiscalYear` counts; a new year starts it from zero.
+    uint256 private _fiscalYear;
+    uint256 private _issuedInFiscalYear;
+
+    uint256 private _totalIssued;
+    uint256 private _totalIncentive;
+    uint256 private _totalBurned;
+    uint256 private _totalReturned;
+    uint256 private _totalSettled;
+    uint256 private _totalClawedBack;
+
+    /// @param fiscalYearStartMonth_ 1 for a fiscal year that starts on 1 January (Korean
+    /// local governments' fiscal year).
+    constructor(ICityToken token_, address cityAdmin, Policy memory policy_, uint8 fiscalYearStartMonth_) {
+        if (fiscalYearStartMonth_ < 1 || fiscalYearStartMonth_ > 12) revert CityTreasuryInvalidMonth(fiscalYearStartMonth_);
+        token = token_;
+        fiscalYearStartMonth = fiscalYearStartMonth_;
+        _grantRole(DEFAULT_ADMIN_ROLE, cityAdmin);
+        // USDC's master minter: the issuer admin alone grants issuers and their allowances.
+        _setRoleAdmin(ISSUER_ROLE, ISSUER_ADMIN_ROLE);
+        _requireRate(policy_.incentiveBps);
+        _policy = policy_;
+        _fiscalYear = KoreanCalendar.fiscalYear(block.timestamp, fiscalYearStartMonth_);
+    }
+
+    modifier onlyRegistry() {
+        if (msg.sender != token.registry()) revert CityTreasuryOnlyRegistry(msg.sender);
+        _;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              CHARGING (충전)
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityTreasury
+    function issue(address resident, uint256 amount, bytes32 depositReference)
+        external
+        onlyRole(ISSUER_ROLE)
+        returns (uint256 incentive)
+    {
+        if (amount == 0) revert CityTreasuryZeroAmount();
+        if (depositReference == bytes32(0)) revert CityTreasuryEmptyReference();
+        if (_depositIssued[depositReference]) revert CityTreasuryDepositAlreadyIssued(depositReference);
+        if (token.accountKind(resident) != ICityToken.AccountKind.Resident) revert CityTreasuryNotResident(resident);
+
+        ResidentTally memory tally = _currentTally(resident);
+        Policy memory p = _policy;
+        if (tally.purchasedThisMonth + amount > p.monthlyPurchaseLimit) {
+            revert CityTreasuryMonthlyLimitExceeded(resident, tally.purchasedThisMonth, amount, p.monthlyPurchaseLimit);
+        }
+        // The incentive is cut, not refused, once the month's incentive limit is reached.
+        incentive = (amount * p.incentiveBps) / MAX_BPS;
+        uint256 incentiveLeft =
+            p.monthlyIncentiveLimit > tally.incentiveThisMonth ? p.monthlyIncentiveLimit - tally.incentiveThisMonth : 0;
+        if (incentive > incentiveLeft) incentive = incentiveLeft;
+        uint256 total = amount + incentive;
+
+        uint256 balance = token.balanceOf(resident);
+        if (balance + total > p.holdingCap) revert CityTreasuryHoldingCapExceeded(resident, balance, total, p.holdingCap);
+        uint256 issuedThisYear = issuedThisFiscalYear();
+        if (issuedThisYear + total > p.annualIssuanceCap) {
+            revert CityTreasuryAnnualCapExceeded(issuedThisYear, total, p.annualIssuanceCap);
+        }
+        uint256 allowance = _issuerAllowance[msg.sender];
+        if (total > allowance) revert CityTreasuryIssuerAllowanceExceeded(msg.sender, allowance, total);
+
+        _depositIssued[depositReference] = true;
+        _issuerAllowance[msg.sender] = allowance - total;
+        _fiscalYear = currentFiscalYear();
+        _issuedInFiscalYear = issuedThisYear + total;
+        _totalIssued += total;
+        _totalIncentive += incentive;
+        tally.purchasedThisMonth += amount.toUint48();
+        tally.incentiveThisMonth += incentive.toUint48();
+        tally.chargedValue += total.toUint48();
+        tally.incentiveCharged += incentive.toUint48();
+        _tallies[resident] = tally;
+
+        token.issue(resident, total);
+        emit Issued(resident, depositReference, msg.sender, amount, incentive);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                    CASH-OUT (환전) AND RESIDENT REFUND (환불)
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityTreasury
+    function cashOut(uint256 amount) external returns (uint256 id) {
+        if (amount == 0) revert CityTreasuryZeroAmount();
+        if (token.accountKind(msg.sender) != ICityToken.AccountKind.Merchant) revert CityTreasuryNotMerchant(msg.sender);
+        bytes32 payoutAccount = ICityRegistry(token.registry()).merchantOf(msg.sender).payoutAccountHash;
+        // Fee-free: the bank transfer pays every burned won.
+        id = _openRedemption(msg.sender, RedemptionKind.CashOut, amount, amount, payoutAccount);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function requestResidentRefund(bytes32 payoutAccountHash) external returns (uint256 id) {
+        if (payoutAccountHash == bytes32(0)) revert CityTreasuryEmptyReference();
+        if (token.accountKind(msg.sender) != ICityToken.AccountKind.Resident) revert CityTreasuryNotResident(msg.sender);
+        uint256 balance = token.balanceOf(msg.sender);
+        if (balance == 0) revert CityTreasuryNothingToRefund(msg.sender);
+        ResidentTally memory tally = _currentTally(msg.sender);
+        uint256 charged = tally.chargedValue;
+        // Merchant refunds can lift the balance over what was charged: nothing was used then.
+        uint256 used = charged > balance ? charged - balance : 0;
+        if (used * MAX_BPS < charged * REFUND_MIN_USED_BPS || charged == 0) {
+            revert CityTreasuryRefundBelowUsage(msg.sender, used, charged, REFUND_MIN_USED_BPS);
+        }
+        // Incentive and principal are taken as spent in proportion; the unspent incentive is
+        // clawed back, not paid out.
+        uint256 unusedIncentive = (balance * tally.incentiveCharged) / charged;
+        id = _openRedemption(msg.sender, RedemptionKind.ResidentRefund, balance, balance - unusedIncentive, payoutAccountHash);
+        // The next refund counts from the charges made after this one.
+        _redemptions[id].chargedBefore = tally.chargedValue;
+        _redemptions[id].incentiveBefore = tally.incentiveCharged;
+        tally.chargedValue = 0;
+        tally.incentiveCharged = 0;
+        _tallies[msg.sender] = tally;
+        _totalClawedBack += unusedIncentive;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function settle(uint256 id, bytes32 bankReference) external onlyRole(SETTLER_ROLE) {
+        if (bankReference == bytes32(0)) revert CityTreasuryEmptyReference();
+        Redemption storage r = _closeRedemption(id, RedemptionStatus.Settled, bankReference);
+        _totalSettled += r.payout;
+        emit RedemptionSettled(id, r.account, r.payout, bankReference);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function returnRedemption(uint256 id, bytes32 reason) external onlyRole(SETTLER_ROLE) {
+        Redemption storage r = _closeRedemption(id, RedemptionStatus.Returned, reason);
+        uint256 restored = r.burned;
+        // A wallet recovered while its redemption was pending gets the tokens in its replacement.
+        address account = token.currentWallet(r.account);
+        _totalReturned += restored;
+        if (r.kind == RedemptionKind.ResidentRefund) {
+            // Put back what the request reset, on top of any charge made since.
+            ResidentTally memory tally = _currentTally(account);
+            tally.chargedValue += r.chargedBefore;
+            tally.incentiveCharged += r.incentiveBefore;
+            _tallies[account] = tally;
+            _totalClawedBack -= restored - r.payout;
+        }
+        token.restore(account, restored);
+        emit RedemptionReturned(id, account, restored, reason);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                           ISSUERS AND POLICY
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityTreasury
+    function configureIssuer(address issuer, uint256 allowance) external onlyRole(ISSUER_ADMIN_ROLE) {
+        uint256 old = _issuerAllowance[issuer];
+        _issuerAllowance[issuer] = allowance;
+        _grantRole(ISSUER_ROLE, issuer);
+        emit IssuerConfigured(issuer, old, allowance);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function removeIssuer(address issuer) external onlyRole(ISSUER_ADMIN_ROLE) {
+        delete _issuerAllowance[issuer];
+        _revokeRole(ISSUER_ROLE, issuer);
+        emit IssuerRemoved(issuer);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setAnnualIssuanceCap(uint256 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit PolicyChanged("annualIssuanceCap", _policy.annualIssuanceCap, cap);
+        _policy.annualIssuanceCap = cap;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setMonthlyPurchaseLimit(uint256 limit) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit PolicyChanged("monthlyPurchaseLimit", _policy.monthlyPurchaseLimit, limit);
+        _policy.monthlyPurchaseLimit = limit;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setHoldingCap(uint256 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit PolicyChanged("holdingCap", _policy.holdingCap, cap);
+        _policy.holdingCap = cap;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setIncentiveBps(uint256 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireRate(bps);
+        emit PolicyChanged("incentiveBps", _policy.incentiveBps, bps);
+        _policy.incentiveBps = bps;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setMonthlyIncentiveLimit(uint256 limit) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit PolicyChanged("monthlyIncentiveLimit", _policy.monthlyIncentiveLimit, limit);
+        _policy.monthlyIncentiveLimit = limit;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function moveResidentTally(address lost, address replacement) external onlyRegistry {
+        _tallies[replacement] = _tallies[lost];
+        delete _tallies[lost];
+        emit ResidentTallyMoved(lost, replacement);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityTreasury
+    function policy() external view returns (Policy memory) {
+        return _policy;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function issuerAllowance(address issuer) external view returns (uint256) {
+        return _issuerAllowance[issuer];
+    }
+
+    /// @inheritdoc ICityTreasury
+    function depositIssued(bytes32 depositReference) external view returns (bool) {
+        return _depositIssued[depositReference];
+    }
+
+    /// @inheritdoc ICityTreasury
+    function redemption(uint256 id) external view returns (Redemption memory) {
+        return _redemptions[id];
+    }
+
+    /// @inheritdoc ICityTreasury
+    function redemptionCount() external view returns (uint256) {
+        return _redemptions.length;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function residentTally(address resident) external view returns (ResidentTally memory) {
+        return _currentTally(resident);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function currentFiscalYear() public view returns (uint256) {
+        return KoreanCalendar.fiscalYear(block.timestamp, fiscalYearStartMonth);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function issuedThisFiscalYear() public view returns (uint256) {
+        return _fiscalYear == currentFiscalYear() ? _issuedInFiscalYear : 0;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function totals()
+        external
+        view
+        returns (uint256 issued, uint256 incentive, uint256 burned, uint256 returned, uint256 settled, uint256 clawedBack)
+    {
+        return (_totalIssued, _totalIncentive, _totalBurned, _totalReturned, _totalSettled, _totalClawedBack);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The stored tally with this month's counters zeroed when the month has turned.
+    function _currentTally(address resident) private view returns (ResidentTally memory tally) {
+        tally = _tallies[resident];
+        uint32 month = KoreanCalendar.monthIndex(block.timestamp).toUint32();
+        if (tally.month != month) {
+            tally.month = month;
+            tally.purchasedThisMonth = 0;
+            tally.incentiveThisMonth = 0;
+        }
+    }
+
+    function _openRedemption(
+        address account,
+        RedemptionKind kind,
+        uint256 burned,
+        uint256 payout,
+        bytes32 payoutAccountHash
+    ) private returns (uint256 id) {
+        id = _redemptions.length;
+        _redemptions.push(
+            Redemption({
+                account: account,
+                kind: kind,
+                status: RedemptionStatus.Pending,
+                requestedAt: uint64(block.timestamp),
+                closedAt: 0,
+                burned: burned.toUint128(),
+                chargedBefore: 0,
+                payout: payout.toUint128(),
+                incentiveBefore: 0,
+                payoutAccountHash: payoutAccountHash,
+                closingReference: bytes32(0)
+            })
+        );
+        _totalBurned += burned;
+        token.redeem(account, burned);
+        emit RedemptionRequested(id, account, kind, burned, payout, payoutAccountHash);
+    }
+
+    /// @dev Each redemption ends once: settled or returned, never both, never twice.
+    function _closeRedemption(uint256 id, RedemptionStatus status, bytes32 closingReference)
+        private
+        returns (Redemption storage r)
+    {
+        RedemptionStatus current = id < _redemptions.length ? _redemptions[id].status : RedemptionStatus.None;
+        if (current != RedemptionStatus.Pending) revert CityTreasuryRedemptionNotPending(id, current);
+        r = _redemptions[id];
+        r.status = status;
+        r.closedAt = uint64(block.timestamp);
+        r.closingReference = closingReference;
+    }
+
+    function _requireRate(uint256 bps) private pure {
+        if (bps > MAX_BPS) revert CityTreasuryRateTooHigh(bps, MAX_BPS);
+    }
+}

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC3009} from "./IERC3009.sol";
+
+/// @title A city's token: 1 token = 1 KRW, held only by registered residents and merchants
+interface ICityToken is IERC20, IERC3009 {
+    /// @notice What a wallet is to the city. Set by the registry, kept beside the balance.
+    enum AccountKind {
+        None,
+        Resident,
+        Merchant
+    }
+
+    /// @notice One signed EIP-3009 transfer authorization, as a relayer submits it in a batch.
+    struct TransferAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+    }
+
+    /// @notice A resident paid a merchant with `pay` and an invoice id. A gasless payment is
+    /// announced by AuthorizationUsed(payer, nonce) beside its Transfer instead: the nonce is its
+    /// payment id, and a third event would cost the hot path about 2,000 gas.
+    event Paid(address indexed payer, address indexed merchant, bytes32 indexed paymentId, uint256 value);
+    /// @notice A merchant refunded (part of) a payment to the customer who made it.
+    event Refunded(address indexed merchant, address indexed payer, bytes32 indexed paymentId, uint256 value);
+    /// @notice An authorization in a batch was skipped; `reason` is the revert data it raised.
+    event AuthorizationFailed(address indexed authorizer, bytes32 indexed nonce, bytes reason);
+    event AccountFrozen(address indexed account, address indexed by);
+    event AccountUnfrozen(address indexed account, address indexed by);
+    /// @notice The registry changed what an account is (kind) or whether it may transact (active).
+    event AccountStatusSet(address indexed account, AccountKind kind, bool active);
+    /// @notice A lost wallet's balance and status moved to its replacement.
+    event AccountRecovered(address indexed lost, address indexed replacement, uint256 balance);
+    event SuiteLinked(address indexed registry, address indexed treasury);
+
+    /// @notice The movement breaks the city's transfer rules (see CityToken._move).
+    error CityTokenTransferNotAllowed(address from, address to);
+    error CityTokenAccountFrozen(address account);
+    error CityTokenMerchantNotActive(address merchant);
+    error CityTokenResidentNotActive(address resident);
+    error CityTokenNotRegistered(address account);
+    /// @notice Only the city's registry or treasury contract may call this.
+    error CityTokenUnauthorizedSuiteCall(address caller);
+    error CityTokenSuiteAlreadyLinked(address registry, address treasury);
+    error CityTokenZeroAddress();
+    /// @notice The payer already used this invoice id or authorization nonce.
+    error CityTokenZeroPaymentId();
+    error CityTokenPaymentIdUsed(address payer, bytes32 paymentId);
+    /// @notice No payment from `payer` to `merchant` carries this id.
+    error CityTokenPaymentNotFound(address payer, address merchant, bytes32 paymentId);
+    error CityTokenRefundExceedsPayment(address payer, bytes32 paymentId, uint256 refundable, uint256 requested);
+    error CityTokenSupplyCapExceeded(uint256 supply, uint256 value, uint256 cap);
+    error CityTokenReplacementInUse(address replacement);
+    /// @notice Only the token itself calls the per-authorization step of a batch.
+    error CityTokenSelfCallOnly(address caller);
+
+    /// @notice Pays `merchant` with an invoice id. An EIP-681 URI names this function with its
+    /// three parameters (address, uint256, bytes32), so any EIP-681 wallet can pay an invoice QR.
+    function pay(address merchant, uint256 value, bytes32 invoiceId) external;
+
+    /// @notice Refunds `value` of the payment `paymentId` to the payer who made it (to its current
+    /// wallet after a recovery). `paymentId` is the invoice id or authorization nonce; zero refers
+    /// to the payer's plain ERC-20 transfers to the calling merchant.
+    function refund(address payer, bytes32 paymentId, uint256 value) external;
+
+    /// @notice The wallet an account lives in now: itself, or its replacement after recoveries.
+    /// Refunds of payments made before a recovery go to, and are made by, the current wallets.
+    function currentWallet(address account) external view returns (address);
+
+    /// @notice What the merchant may still refund of a payment.
+    function refundableAmount(address payer, address merchant, bytes32 paymentId) external view returns (uint256);
+
+    /// @notice Settles many authorizations in one transaction: an invalid one is skipped with an
+    /// AuthorizationFailed event while the others go through. Returns how many went through.
+    function transferWithAuthorizationBatch(TransferAuthorization[] calldata authorizations)
+        external
+        returns (uint256 settled);
+
+    /// @notice One step of a batch, called by the token on itself so a revert is contained.
+    function settleAuthorization(TransferAuthorization calldata authorization) external;
+
+    function accountKind(address account) external view returns (AccountKind);
+    function isActive(address account) external view returns (bool);
+    function isFrozen(address account) external view returns (bool);
+
+    /// @notice EIP-712 domain version (the domain's other fields: name, chainId, verifyingContract).
+    function version() external pure returns (string memory);
+
+    function registry() external view returns (address);
+    function treasury() external view returns (address);
+    function linkSuite(address registry, address treasury) external;
+
+    function pause() external;
+    function unpause() external;
+    function freeze(address account) external;
+    function unfreeze(address account) external;
+
+    /// @notice Registry only: sets what an account is and whether it may transact.
+    function setAccountStatus(address account, AccountKind kind, bool active) external;
+    /// @notice Registry only: moves a lost wallet's balance and status to an unused replacement.
+    function recoverAccount(address lost, address replacement) external;
+
+    /// @notice Treasury only: mints a charge (충전) to a resident.
+    function issue(address resident, uint256 value) external;
+    /// @notice Treasury only: burns a cash-out (환전) or resident refund (환불).
+    function redeem(address account, uint256 value) external;
+    /// @notice Treasury only: mints back the tokens of a redemption whose bank transfer failed.
+    function restore(address account, uint256 value) external;
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title A city's treasury rules: charging (충전), cash-out (환전) and resident refund (환불)
+interface ICityTreasury {
+    enum RedemptionKind {
+        CashOut,
+        ResidentRefund
+    }
+
+    enum RedemptionStatus {
+        None,
+        Pending,
+        Settled,
+        Returned
+    }
+
+    /// @notice Tokens burned for a bank transfer: a merchant's cash-out or a resident's refund.
+    struct Redemption {
+        address account;
+        RedemptionKind kind;
+        RedemptionStatus status;
+        uint64 requestedAt;
+        uint64 closedAt;
+        /// Tokens burned.
+        uint128 burned;
+        /// A resident refund's tally before the request (what it had charged and the incentive
+        /// in it), put back if the bank transfer fails; zero for a cash-out.
+        uint48 chargedBefore;
+        /// KRW to transfer: all of a cash-out; a refund less its clawed-back incentive.
+        uint128 payout;
+        uint48 incentiveBefore;
+        bytes32 payoutAccountHash;
+        /// The bank's transfer reference once settled, or the reason code once returned.
+        bytes32 closingReference;
+    }
+
+    /// @notice What a resident charged, this month and since the last refund.
+    struct ResidentTally {
+        uint32 month;
+        uint48 purchasedThisMonth;
+        uint48 incentiveThisMonth;
+        uint48 chargedValue;
+        uint48 incentiveCharged;
+    }
+
+    /// @notice The city's policy. Amounts in KRW; rates in basis points.
+    struct Policy {
+        uint256 annualIssuanceCap;
+        uint256 monthlyPurchaseLimit;
+        uint256 holdingCap;
+        uint256 incentiveBps;
+        uint256 monthlyIncentiveLimit;
+    }
+
+    event Issued(
+        address indexed resident, bytes32 indexed depositReference, address indexed issuer, uint256 amount, uint256 incentive
+    );
+    event RedemptionRequested(
+        uint256 indexed id,
+        address indexed account,
+        RedemptionKind kind,
+        uint256 burned,
+        uint256 payout,
+        bytes32 payoutAccountHash
+    );
+    event RedemptionSettled(uint256 indexed id, address indexed account, uint256 payout, bytes32 bankReference);
+    event RedemptionReturned(uint256 indexed id, address indexed account, uint256 restored, bytes32 reason);
+    event IssuerConfigured(address indexed issuer, uint256 oldAllowance, uint256 newAllowance);
+    event IssuerRemoved(address indexed issuer);
+    /// @notice A policy value changed; `parameter` is the setter's name.
+    event PolicyChanged(bytes32 indexed parameter, uint256 oldValue, uint256 newValue);
+    event ResidentTallyMoved(address indexed lost, address indexed replacement);
+
+    error CityTreasuryDepositAlreadyIssued(bytes32 depositReference);
+    error CityTreasuryZeroAmount();
+    error CityTreasuryIssuerAllowanceExceeded(address issuer, uint256 allowance, uint256 requested);
+    error CityTreasuryAnnualCapExceeded(uint256 issuedThisYear, uint256 requested, uint256 cap);
+    error CityTreasuryMonthlyLimitExceeded(address resident, uint256 purchasedThisMonth, uint256 requested, uint256 limit);
+    error CityTreasuryHoldingCapExceeded(address resident, uint256 balance, uint256 requested, uint256 cap);
+    error CityTreasuryNotResident(address account);
+    error CityTreasuryNotMerchant(address account);
+    error CityTreasuryRefundBelowUsage(address resident, uint256 used, uint256 charged, uint256 requiredBps);
+    error CityTreasuryNothingToRefund(address resident);
+    error CityTreasuryRedemptionNotPending(uint256 id, RedemptionStatus status);
+    error CityTreasuryEmptyReference();
+    error CityTreasuryRateTooHigh(uint256 bps, uint256 maxBps);
+    error CityTreasuryInvalidMonth(uint8 month);
+    error CityTreasuryOnlyRegistry(address caller);
+
+    /// @notice Mints a resident's charge of `amount` KRW plus the city's incentive, once per bank
+    /// deposit reference.
+    function issue(address resident, uint256 amount, bytes32 depositReference) external returns (uint256 incentive);
+    /// @notice A merchant redeems `amount` of its balance, fee-free, to its registered payout account.
+    function cashOut(uint256 amount) external returns (uint256 id);
+    /// @notice A resident who used at least 60% of what it charged redeems the rest to its bank account,
+    /// less the unused incentive, which is clawed back.
+    function requestResidentRefund(bytes32 payoutAccountHash) external returns (uint256 id);
+    /// @notice Records the bank transfer that paid a redemption.
+    function settle(uint256 id, bytes32 bankReference) external;
+    /// @notice The bank transfer failed: the burned tokens go back to the account (to its current
+    /// wallet if it was recovered meanwhile), and a refunded resident's tally is put back.
+    function returnRedemption(uint256 id, bytes32 reason) external;
+
+    function configureIssuer(address issuer, uint256 allowance) external;
+    function removeIssuer(address issuer) external;
+    function setAnnualIssuanceCap(uint256 cap) external;
+    function setMonthlyPurchaseLimit(uint256 limit) external;
+    function setHoldingCap(uint256 cap) external;
+    function setIncentiveBps(uint256 bps) external;
+    function setMonthlyIncentiveLimit(uint256 limit) external;
+    /// @notice Registry only: moves a resident's charge history to its replacement wallet.
+    function moveResidentTally(address lost, address replacement) external;
+
+    function policy() external view returns (Policy memory);
+    function issuerAllowance(address issuer) external view returns (uint256);
+    function depositIssued(bytes32 depositReference) external view returns (bool);
+    function redemption(uint256 id) external view returns (Redemption memory);
+    function redemptionCount() external view returns (uint256);
+    /// @notice The resident's tally as of now (this month's counters are zero in a new month).
+    function residentTally(address resident) external view returns (ResidentTally memory);
+    function fiscalYearStartMonth() external view returns (uint8);
+    function currentFiscalYear() external view returns (uint256);
+    function issuedThisFiscalYear() external view returns (uint256);
+    /// @notice Lifetime totals: supply == issued - burned + returned.
+    function totals()
+        external
+        view
+        returns (uint256 issued, uint256 incentive, uint256 burned, uint256 returned, uint256 settled, uint256 clawedBack);
+}

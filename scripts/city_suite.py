@@ -1,0 +1,132 @@
+"""Deploys and wires one city's contract suite (token, registry, treasury) with Brownie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class CityPolicy:
+    """A city's policy; amounts in KRW, rates in basis points."""
+
+    annual_issuance_cap: int
+    monthly_purchase_limit: int
+    holding_cap: int
+    incentive_bps: int
+    monthly_incentive_limit: int
+    merchant_revenue_cap: int
+    excluded_categories: tuple[int, ...] = ()
+    ban_period: int = 365 * DAY
+    fiscal_year_start_month: int = 1
+
+    def treasury_policy(self) -> tuple:
+        """The ICityTreasury.Policy struct, in field order."""
+        return (
+            self.annual_issuance_cap,
+            self.monthly_purchase_limit,
+            self.holding_cap,
+            self.incentive_bps,
+            self.monthly_incentive_limit,
+        )
+
+
+@dataclass(frozen=True)
+class City:
+    code: str
+    name: str
+    symbol: str
+    policy: CityPolicy
+
+    # The constructor arguments, in one place for this module and scripts/deployment.
+
+    def token_args(self, admin) -> tuple:
+        return (self.name, self.symbol, admin)
+
+    def treasury_args(self, token, admin) -> tuple:
+        policy = self.policy
+        return (token, admin, policy.treasury_policy(), policy.fiscal_year_start_month)
+
+    def registry_args(self, token, treasury, admin) -> tuple:
+        policy = self.policy
+        return (
+            token,
+            treasury,
+            admin,
+            policy.merchant_revenue_cap,
+            policy.ban_period,
+            list(policy.excluded_categories),
+        )
+
+
+# Each duty of a city's configuration and the AccessControl roles it holds, by suite contract.
+# The issuer role is absent: issuers are configured with an allowance (configureIssuer).
+SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "city_admin": (
+        ("token", "DEFAULT_ADMIN_ROLE"),
+        ("registry", "DEFAULT_ADMIN_ROLE"),
+        ("treasury", "DEFAULT_ADMIN_ROLE"),
+    ),
+    "issuer_admin": (("treasury", "ISSUER_ADMIN_ROLE"),),
+    "registrar": (("registry", "REGISTRAR_ROLE"),),
+    "compliance": (("token", "COMPLIANCE_ROLE"), ("registry", "COMPLIANCE_ROLE")),
+    "pauser": (("token", "PAUSER_ROLE"),),
+    "settler": (("treasury", "SETTLER_ROLE"),),
+}
+
+
+@dataclass
+class CitySuite:
+    token: object
+    registry: object
+    treasury: object
+    deployment_blocks: dict = field(default_factory=dict)
+
+
+def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CitySuite:
+    """Deploys the three contracts with `admin` as city admin and links them.
+
+    `admin` must be able to send transactions: it links the suite, then grants the other roles.
+    """
+    # The project's containers exist once Brownie has loaded the project; the deployment command
+    # imports this module before that.
+    from brownie import CityRegistry, CityToken, CityTreasury
+
+    params = {"from": admin, **(tx_params or {})}
+    token = CityToken.deploy(*city.token_args(admin), params)
+    treasury = CityTreasury.deploy(*city.treasury_args(token, admin), params)
+    registry = CityRegistry.deploy(*city.registry_args(token, treasury, admin), params)
+    token.linkSuite(registry, treasury, params)
+    return CitySuite(
+        token=token,
+        registry=registry,
+        treasury=treasury,
+        deployment_blocks={
+            "token": token.tx.block_number,
+            "treasury": treasury.tx.block_number,
+            "registry": registry.tx.block_number,
+        },
+    )
+
+
+# Business categories a Korean city typically excludes from its local currency.
+LARGE_MART = 4711
+DEPARTMENT_STORE = 4712
+ENTERTAINMENT_BAR = 5621
+GAMBLING = 9124
+
+GIMPO = City(
+    code="gimpo",
+    name="Gimpo Pay",
+    symbol="GIMPO",
+    policy=CityPolicy(
+        annual_issuance_cap=29_200_000_000,
+        monthly_purchase_limit=500_000,
+        holding_cap=2_000_000,
+        incentive_bps=1_000,
+        monthly_incentive_limit=50_000,
+        merchant_revenue_cap=1_200_000_000,
+        excluded_categories=(LARGE_MART, DEPARTMENT_STORE, ENTERTAINMENT_BAR, GAMBLING),
+    ),
+)

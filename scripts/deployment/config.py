@@ -1,0 +1,287 @@
+"""The city configuration (config/cities.yaml): loaded, validated, turned into deployable cities.
+
+Every error names the key, the value found and what is accepted, e.g.
+`cities[gimpo].policy.incentive_percent = 120: must be at most 100`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scripts.city_suite import DAY, City, CityPolicy
+from scripts.deployment import DeploymentError
+
+UINT16_MAX = 2**16 - 1
+UINT64_MAX = 2**64 - 1
+# ResidentTally keeps a resident's monthly purchases and charges in uint48.
+UINT48_MAX = 2**48 - 1
+
+
+class ConfigError(DeploymentError):
+    """The configuration is invalid; the message lists every problem found."""
+
+
+# An amount in KRW: a whole number (YAML `29_200_000_000` is one), never a float or a string.
+Krw = Annotated[int, Field(strict=True, gt=0, le=UINT48_MAX)]
+KrwOrZero = Annotated[int, Field(strict=True, ge=0, le=UINT48_MAX)]
+AccountName = Annotated[str, Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    """A mapping of the file: unknown keys are errors that list the accepted ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                accepted = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown key {unknown[0]!r} (accepted keys: {accepted})")
+        return data
+
+
+class PolicyConfig(_Section):
+    annual_issuance_cap: Krw
+    monthly_purchase_limit: Krw
+    holding_cap: Krw
+    incentive_percent: Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+    monthly_incentive_limit: KrwOrZero
+    merchant_revenue_cap: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
+    excluded_categories: list[Annotated[int, Field(strict=True, gt=0, le=UINT16_MAX)]] = []
+    ban_period_days: Annotated[int, Field(strict=True, ge=0, le=UINT64_MAX // DAY)] = 365
+    fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)] = 1
+
+    @field_validator("incentive_percent", mode="before")
+    @classmethod
+    def _number_not_text(cls, value: Any) -> Any:
+        if isinstance(value, str | bool):
+            raise ValueError("must be a number of percent, e.g. 10 or 6.5 (no % sign)")
+        return Decimal(str(value)) if isinstance(value, float) else value
+
+    @field_validator("excluded_categories")
+    @classmethod
+    def _no_repeats(cls, categories: list[int]) -> list[int]:
+        repeated = sorted({c for c in categories if categories.count(c) > 1})
+        if repeated:
+            raise ValueError(f"category {repeated[0]} is listed twice")
+        return categories
+
+    @model_validator(mode="after")
+    def _limits_fit_together(self) -> PolicyConfig:
+        if self.monthly_purchase_limit > self.holding_cap:
+            raise ValueError(
+                f"monthly_purchase_limit {self.monthly_purchase_limit} is above holding_cap "
+                f"{self.holding_cap}: a resident could never charge the monthly limit"
+            )
+        return self
+
+    @property
+    def incentive_bps(self) -> int:
+        return int(self.incentive_percent * 100)
+
+
+class IssuerConfig(_Section):
+    account: AccountName
+    # The allowance the issuer starts with; later top-ups are the issuer admin's job at run time.
+    allowance: Krw
+
+
+class RolesConfig(_Section):
+    city_admin: AccountName
+    issuer_admin: AccountName
+    issuers: list[IssuerConfig] = Field(min_length=1)
+    registrar: AccountName
+    compliance: AccountName
+    pauser: AccountName
+    settler: AccountName
+
+    @field_validator("issuers")
+    @classmethod
+    def _one_entry_per_issuer(cls, issuers: list[IssuerConfig]) -> list[IssuerConfig]:
+        names = [issuer.account for issuer in issuers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"issuer {repeated[0]!r} is listed twice")
+        return issuers
+
+
+ROLE_DUTIES = tuple(RolesConfig.model_fields)
+
+
+class CityConfig(_Section):
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+    # The token's name and EIP-712 domain name, e.g. "Gimpo Pay".
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    local_name: Annotated[str, Field(min_length=1)]
+    symbol: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{1,10}$")]
+    policy: PolicyConfig
+    roles: RolesConfig
+
+    def to_city(self) -> City:
+        policy = self.policy
+        return City(
+            code=self.code,
+            name=self.name,
+            symbol=self.symbol,
+            policy=CityPolicy(
+                annual_issuance_cap=policy.annual_issuance_cap,
+                monthly_purchase_limit=policy.monthly_purchase_limit,
+                holding_cap=policy.holding_cap,
+                incentive_bps=policy.incentive_bps,
+                monthly_incentive_limit=policy.monthly_incentive_limit,
+                merchant_revenue_cap=policy.merchant_revenue_cap,
+                excluded_categories=tuple(policy.excluded_categories),
+                ban_period=policy.ban_period_days * DAY,
+                fiscal_year_start_month=policy.fiscal_year_start_month,
+            ),
+        )
+
+
+class PlatformConfig(_Section):
+    accounts: dict[AccountName, str] = Field(min_length=1)
+    deployer: AccountName
+    deployer_keeps_admin: Annotated[bool, Field(strict=True)] = False
+    directory_admin: AccountName
+    cities: list[CityConfig] = Field(min_length=1)
+
+    @field_validator("accounts")
+    @classmethod
+    def _addresses(cls, accounts: dict[str, str]) -> dict[str, str]:
+        for name, address in accounts.items():
+            if not isinstance(address, str) or not is_address(address):
+                raise ValueError(f"{name} = {address!r}: not an address (0x and 40 hex digits)")
+            mixed_case = address[2:] not in (address[2:].lower(), address[2:].upper())
+            if mixed_case and not is_checksum_address(address):
+                raise ValueError(
+                    f"{name} = {address!r}: bad EIP-55 checksum (a typo?); "
+                    f"did you mean {to_checksum_address(address)}?"
+                )
+        return {name: to_checksum_address(address) for name, address in accounts.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlatformConfig:
+        for field in ("code", "symbol", "name"):
+            values = [getattr(city, field) for city in self.cities]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"cities: two cities have the {field} {repeated[0]!r}")
+        unknown = [
+            (where, name) for where, name in self.account_references() if name not in self.accounts
+        ]
+        if unknown:
+            where, name = unknown[0]
+            raise ValueError(
+                f"{where} = {name!r}: no such account (accounts: {', '.join(self.accounts)})"
+            )
+        return self
+
+    def account_references(self) -> list[tuple[str, str]]:
+        """(where, account name) for every place the file names an account."""
+        references = [("deployer", self.deployer), ("directory_admin", self.directory_admin)]
+        for city in self.cities:
+            roles = city.roles
+            at = f"cities[{city.code}].roles"
+            references += [
+                (f"{at}.{duty}", getattr(roles, duty)) for duty in ROLE_DUTIES if duty != "issuers"
+            ]
+            references += [(f"{at}.issuers.account", issuer.account) for issuer in roles.issuers]
+        return references
+
+    def address(self, name: str) -> str:
+        return self.accounts[name]
+
+    def name_of(self, address: str) -> str | None:
+        return next((n for n, a in self.accounts.items() if a == address), None)
+
+    def city(self, code: str) -> CityConfig:
+        return next(city for city in self.cities if city.code == code)
+
+
+# --- Loading ----------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice (the plain loader keeps the last one silently)."""
+
+
+def _mapping_without_repeats(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ConfigError(
+                f"line {key_node.start_mark.line + 1}: key {key!r} is given twice "
+                f"(first on line {seen[key]})"
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats
+)
+
+
+def load_config(path: str | Path) -> PlatformConfig:
+    """Reads and validates the configuration file; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, *, source: str = "configuration") -> PlatformConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with accounts and cities, found {raw!r}")
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as invalid:
+        problems = [_describe(error, raw) for error in invalid.errors()]
+        listed = "\n  ".join(problems)
+        raise ConfigError(f"{source}: {len(problems)} problem(s):\n  {listed}") from None
+
+
+def _describe(error: dict, raw: dict) -> str:
+    """One pydantic error as `key.path = value: what is wrong`."""
+    location, node = "", raw
+    for part in error["loc"]:
+        if isinstance(part, int) and isinstance(node, list):
+            node = node[part] if part < len(node) else None
+            code = node.get("code") if isinstance(node, dict) else None
+            location += f"[{code or part}]"
+        else:
+            location += f".{part}" if location else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{location}: missing (required)"
+    # A mapping or list is not worth printing: the message names what is wrong inside it.
+    value = error.get("input")
+    if not location:  # the top level's checks name their keys themselves
+        return message
+    shown = "" if isinstance(value, dict | list) else f" = {_show(value)}"
+    return f"{location}{shown}: {_plain(message)}"
+
+
+def _show(value: Any) -> str:
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+def _plain(message: str) -> str:
+    """Pydantic's wording made direct: 'Input should be greater than 0' -> 'must be ...'."""
+    return message.replace("Input should be", "must be").replace("Input should have", "must have")

@@ -1,0 +1,451 @@
+"""Every role-gated function of the four contracts refuses a caller without the role.
+
+GATES is the table: each row names a function, arguments that would change state if the gate let
+the call through, what it requires (an AccessControl role, or the suite-only error of a function
+only the registry, the treasury or the token itself may call) and, where meaningful, the state
+that must stay as it was. `test_gates_cover_every_gated_function_of_the_sources` parses the
+contracts so a new gated function without a row fails the suite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import brownie
+import pytest
+from brownie import CityDirectory
+from eth_utils import keccak
+from hexbytes import HexBytes
+from treasury.conftest import error_message
+
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
+FIXTURE_OF = {
+    "CityToken": "token",
+    "CityRegistry": "registry",
+    "CityTreasury": "treasury",
+    "CityDirectory": "directory",
+}
+# Gates other than an AccessControl role: the error each raises with the caller.
+SUITE_ONLY_ERRORS = {
+    "CityTokenUnauthorizedSuiteCall",
+    "CityTreasuryOnlyRegistry",
+    "CityTokenSelfCallOnly",
+}
+REFERENCE = keccak(text="access-control:reference")
+
+
+@dataclass(frozen=True)
+class Gate:
+    contract: str
+    function: str
+    args: Callable[[SimpleNamespace], list]
+    # A role constant's name (..._ROLE), or one of SUITE_ONLY_ERRORS.
+    requires: str
+    # What the call would change were it let through; it must read the same after the refusal.
+    state: Callable[[SimpleNamespace], object] | None = None
+    # Brings the city to where the call would matter (a pending redemption, a paused token, ...).
+    setup: Callable[[SimpleNamespace], object] | None = None
+    # Tells rows of one function apart in test ids (the role a grantRole row grants).
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.contract}.{self.function}{f'({self.label})' if self.label else ''}"
+
+
+def _role(f, contract: str, name: str):
+    return getattr(getattr(f, FIXTURE_OF[contract]), name)()
+
+
+def _grant(contract: str, role: str, admin_role: str) -> Gate:
+    """grantRole(role, outsider): requires the role's admin role."""
+    return Gate(
+        contract,
+        "grantRole",
+        lambda f: [_role(f, contract, role), f.outsider],
+        admin_role,
+        state=lambda f: getattr(f, FIXTURE_OF[contract]).hasRole(
+            _role(f, contract, role), f.outsider
+        ),
+        label=role,
+    )
+
+
+def _revoke(contract: str, role: str, holder: str, admin_role: str) -> Gate:
+    """revokeRole(role, holder): requires the role's admin role."""
+    return Gate(
+        contract,
+        "revokeRole",
+        lambda f: [_role(f, contract, role), getattr(f, holder)],
+        admin_role,
+        state=lambda f: getattr(f, FIXTURE_OF[contract]).hasRole(
+            _role(f, contract, role), getattr(f, holder)
+        ),
+        label=role,
+    )
+
+
+def _cash_out(f):
+    f.token.transfer(f.merchant, 10_000, {"from": f.resident})
+    f.treasury.cashOut(10_000, {"from": f.merchant})
+
+
+def _treasury_setter(function: str, index: int) -> Gate:
+    return Gate(
+        "CityTreasury",
+        function,
+        lambda f: [1],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.treasury.policy()[index],
+    )
+
+
+GATES = [
+    # --- CityToken ---
+    Gate(
+        "CityToken",
+        "linkSuite",
+        lambda f: [f.outsider, f.outsider],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: (f.token.registry(), f.token.treasury()),
+    ),
+    Gate("CityToken", "pause", lambda f: [], "PAUSER_ROLE", state=lambda f: f.token.paused()),
+    Gate(
+        "CityToken",
+        "unpause",
+        lambda f: [],
+        "PAUSER_ROLE",
+        state=lambda f: f.token.paused(),
+        setup=lambda f: f.token.pause({"from": f.pauser}),
+    ),
+    Gate(
+        "CityToken",
+        "freeze",
+        lambda f: [f.resident],
+        "COMPLIANCE_ROLE",
+        state=lambda f: f.token.isFrozen(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "unfreeze",
+        lambda f: [f.resident],
+        "COMPLIANCE_ROLE",
+        state=lambda f: f.token.isFrozen(f.resident),
+        setup=lambda f: f.token.freeze(f.resident, {"from": f.compliance}),
+    ),
+    Gate(
+        "CityToken",
+        "setAccountStatus",
+        lambda f: [f.outsider, 1, True],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: (f.token.accountKind(f.outsider), f.token.isActive(f.outsider)),
+    ),
+    Gate(
+        "CityToken",
+        "recoverAccount",
+        lambda f: [f.resident, f.outsider],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: (f.token.balanceOf(f.resident), f.token.accountKind(f.outsider)),
+    ),
+    Gate(
+        "CityToken",
+        "issue",
+        lambda f: [f.resident, 1_000],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.balanceOf(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "redeem",
+        lambda f: [f.resident, 1_000],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.balanceOf(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "restore",
+        lambda f: [f.resident, 1_000],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.balanceOf(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "settleAuthorization",
+        lambda f: [(f.resident, f.merchant, 1_000, 0, 2**40, REFERENCE, 27, REFERENCE, REFERENCE)],
+        "CityTokenSelfCallOnly",
+        state=lambda f: f.token.balanceOf(f.merchant),
+    ),
+    _grant("CityToken", "PAUSER_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityToken", "PAUSER_ROLE", "pauser", "DEFAULT_ADMIN_ROLE"),
+    # --- CityRegistry ---
+    Gate(
+        "CityRegistry",
+        "registerResident",
+        lambda f: [f.outsider, keccak(text="identity:outsider"), 41570],
+        "REGISTRAR_ROLE",
+        state=lambda f: (f.registry.residentCount(), f.token.accountKind(f.outsider)),
+    ),
+    Gate(
+        "CityRegistry",
+        "registerMerchant",
+        lambda f: [
+            f.outsider,
+            (keccak(text="business:x"), keccak(text="bank-account:x"), 1, 5611, 41570),
+        ],
+        "REGISTRAR_ROLE",
+        state=lambda f: (f.registry.merchantCount(), f.token.accountKind(f.outsider)),
+    ),
+    Gate(
+        "CityRegistry",
+        "updateMerchant",
+        lambda f: [f.merchant, 4721, 1, 1, keccak(text="bank-account:x")],
+        "REGISTRAR_ROLE",
+        state=lambda f: f.registry.merchantOf(f.merchant),
+    ),
+    Gate(
+        "CityRegistry",
+        "activate",
+        lambda f: [f.resident],
+        "REGISTRAR_ROLE",
+        state=lambda f: f.registry.residentOf(f.resident),
+        setup=lambda f: f.registry.suspend(f.resident, {"from": f.registrar}),
+    ),
+    Gate(
+        "CityRegistry",
+        "suspend",
+        lambda f: [f.resident],
+        "REGISTRAR_ROLE",
+        state=lambda f: f.registry.residentOf(f.resident),
+    ),
+    Gate(
+        "CityRegistry",
+        "revoke",
+        lambda f: [f.merchant, True],
+        "REGISTRAR_ROLE",
+        state=lambda f: (f.registry.merchantOf(f.merchant), f.registry.merchantCount()),
+    ),
+    Gate(
+        "CityRegistry",
+        "recoverWallet",
+        lambda f: [f.resident, f.outsider],
+        "COMPLIANCE_ROLE",
+        state=lambda f: (f.registry.residentOf(f.resident), f.token.balanceOf(f.resident)),
+    ),
+    Gate(
+        "CityRegistry",
+        "setMerchantRevenueCap",
+        lambda f: [1],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.registry.merchantRevenueCap(),
+    ),
+    Gate(
+        "CityRegistry",
+        "setCategoryExcluded",
+        lambda f: [5611, True],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.registry.isCategoryExcluded(5611),
+    ),
+    Gate(
+        "CityRegistry",
+        "setBanPeriod",
+        lambda f: [1],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.registry.banPeriod(),
+    ),
+    _grant("CityRegistry", "REGISTRAR_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityRegistry", "REGISTRAR_ROLE", "registrar", "DEFAULT_ADMIN_ROLE"),
+    # --- CityTreasury ---
+    Gate(
+        "CityTreasury",
+        "issue",
+        lambda f: [f.resident, 1_000, REFERENCE],
+        "ISSUER_ROLE",
+        state=lambda f: (f.token.balanceOf(f.resident), f.treasury.depositIssued(REFERENCE)),
+    ),
+    Gate(
+        "CityTreasury",
+        "settle",
+        lambda f: [0, REFERENCE],
+        "SETTLER_ROLE",
+        state=lambda f: f.treasury.redemption(0),
+        setup=_cash_out,
+    ),
+    Gate(
+        "CityTreasury",
+        "returnRedemption",
+        lambda f: [0, REFERENCE],
+        "SETTLER_ROLE",
+        state=lambda f: (f.treasury.redemption(0), f.token.balanceOf(f.merchant)),
+        setup=_cash_out,
+    ),
+    Gate(
+        "CityTreasury",
+        "configureIssuer",
+        lambda f: [f.outsider, 10**9],
+        "ISSUER_ADMIN_ROLE",
+        state=lambda f: (
+            f.treasury.issuerAllowance(f.outsider),
+            f.treasury.hasRole(f.treasury.ISSUER_ROLE(), f.outsider),
+        ),
+    ),
+    Gate(
+        "CityTreasury",
+        "removeIssuer",
+        lambda f: [f.issuer],
+        "ISSUER_ADMIN_ROLE",
+        state=lambda f: (
+            f.treasury.issuerAllowance(f.issuer),
+            f.treasury.hasRole(f.treasury.ISSUER_ROLE(), f.issuer),
+        ),
+    ),
+    _treasury_setter("setAnnualIssuanceCap", 0),
+    _treasury_setter("setMonthlyPurchaseLimit", 1),
+    _treasury_setter("setHoldingCap", 2),
+    _treasury_setter("setIncentiveBps", 3),
+    _treasury_setter("setMonthlyIncentiveLimit", 4),
+    Gate(
+        "CityTreasury",
+        "moveResidentTally",
+        lambda f: [f.resident, f.outsider],
+        "CityTreasuryOnlyRegistry",
+        state=lambda f: (
+            f.treasury.residentTally(f.resident),
+            f.treasury.residentTally(f.outsider),
+        ),
+    ),
+    _grant("CityTreasury", "ISSUER_ROLE", "ISSUER_ADMIN_ROLE"),
+    _grant("CityTreasury", "SETTLER_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityTreasury", "ISSUER_ROLE", "issuer", "ISSUER_ADMIN_ROLE"),
+    _revoke("CityTreasury", "SETTLER_ROLE", "settler", "DEFAULT_ADMIN_ROLE"),
+    # --- CityDirectory ---
+    Gate(
+        "CityDirectory",
+        "registerCity",
+        lambda f: ["gimpo", "Gimpo Pay", f.token, f.registry, f.treasury],
+        "DIRECTORY_ADMIN_ROLE",
+        state=lambda f: f.directory.cityCount(),
+    ),
+    _grant("CityDirectory", "DIRECTORY_ADMIN_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityDirectory", "DIRECTORY_ADMIN_ROLE", "city_admin", "DEFAULT_ADMIN_ROLE"),
+]
+
+
+@pytest.fixture(scope="module")
+def directory(city_admin):
+    return CityDirectory.deploy(city_admin, {"from": city_admin})
+
+
+@pytest.fixture
+def f(city, token, registry, treasury, directory, request):
+    """The contracts and accounts the table's lambdas use."""
+    names = [
+        "resident",
+        "merchant",
+        "outsider",
+        "issuer",
+        "settler",
+        "pauser",
+        "registrar",
+        "compliance",
+        "city_admin",
+    ]
+    return SimpleNamespace(
+        token=token,
+        registry=registry,
+        treasury=treasury,
+        directory=directory,
+        **{name: request.getfixturevalue(name) for name in names},
+    )
+
+
+def _expected_refusal(f, gate: Gate) -> str:
+    if gate.requires in SUITE_ONLY_ERRORS:
+        return error_message(gate.requires, f.outsider)
+    role = bytes(HexBytes(_role(f, gate.contract, gate.requires)))
+    return error_message("AccessControlUnauthorizedAccount", f.outsider, role)
+
+
+@pytest.mark.parametrize("gate", GATES, ids=lambda gate: gate.id)
+def test_gated_function_refuses_a_caller_without_the_role(f, gate):
+    if gate.setup:
+        gate.setup(f)
+    contract = getattr(f, FIXTURE_OF[gate.contract])
+    before = gate.state(f) if gate.state else None
+    with brownie.reverts(_expected_refusal(f, gate)):
+        getattr(contract, gate.function)(*gate.args(f), {"from": f.outsider})
+    if gate.state:
+        assert gate.state(f) == before
+
+
+ROLES = sorted({(g.contract, g.requires) for g in GATES if g.requires not in SUITE_ONLY_ERRORS})
+
+
+@pytest.mark.parametrize(("contract", "role"), ROLES, ids=[f"{c}.{r}" for c, r in ROLES])
+def test_outsider_holds_none_of_the_roles(f, contract, role):
+    """Else a refusal above would test nothing."""
+    assert not getattr(f, FIXTURE_OF[contract]).hasRole(_role(f, contract, role), f.outsider)
+
+
+# --- The table against the sources ------------------------------------------------------------
+
+_FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
+_GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury)\b")
+_SELF_CALL_GATE = re.compile(r"msg\.sender\s*!=\s*address\(this\)")
+_CONTRACT = re.compile(r"^(?:abstract\s+)?contract\s+(\w+)", re.M)
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def _gated_functions() -> set[tuple[str, str]]:
+    """(contract, function) for every function of contracts/ guarded by a role modifier,
+    onlyRegistry, onlyTreasury, or a msg.sender == address(this) check."""
+    gated = set()
+    for source in CONTRACTS.rglob("*.sol"):
+        text = _COMMENT.sub("", source.read_text())
+        for contract_match in _CONTRACT.finditer(text):
+            contract = contract_match.group(1)
+            end = _matching_brace(text, text.index("{", contract_match.end()))
+            body = text[contract_match.end() : end]
+            for match in _FUNCTION.finditer(body):
+                open_brace = body.find("{", match.end())
+                header = body[match.end() : open_brace]
+                if ";" in header:  # declared without a body
+                    continue
+                code = body[open_brace : _matching_brace(body, open_brace)]
+                if _GATE_MODIFIER.search(header) or _SELF_CALL_GATE.search(code):
+                    gated.add((contract, match.group(1)))
+    return gated
+
+
+def _matching_brace(text: str, open_index: int) -> int:
+    depth = 0
+    for index in range(open_index, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return index
+    raise ValueError("unbalanced braces")
+
+
+def test_gates_cover_every_gated_function_of_the_sources():
+    in_table = {(gate.contract, gate.function) for gate in GATES}
+    missing = _gated_functions() - in_table
+    assert not missing, f"gated functions without a row in GATES: {sorted(missing)}"
+
+
+def test_source_parser_finds_the_known_gates():
+    """The parser itself must see gates, or the coverage test above would pass on nothing."""
+    found = _gated_functions()
+    assert {
+        ("CityToken", "pause"),
+        ("CityToken", "setAccountStatus"),
+        ("CityToken", "issue"),
+        ("CityToken", "settleAuthorization"),
+        ("CityRegistry", "recoverWallet"),
+        ("CityTreasury", "moveResidentTally"),
+        ("CityDirectory", "registerCity"),
+    } <= found
+    assert ("CityToken", "transfer") not in found
+    assert ("CityTreasury", "cashOut") not in found
