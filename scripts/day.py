@@ -185,7 +185,8 @@ def main() -> None:
     redemption = treasury.redemption(refund_id).dict()
     treasury.settle(refund_id, _hash("bank-transfer", "kb-0002"), {"from": settler})
     print(
-        f"junho's balance {_krw(redemption['burned'])} burned: {_krw(redemption['payout'])} paid to his bank, "
+        f"junho's balance {_krw(redemption['burned'])} burned: "
+        f"{_krw(redemption['payout'])} paid to his bank, "
         "the unused incentive clawed back"
     )
 

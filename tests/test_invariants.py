@@ -37,18 +37,7 @@ from citypay.authorization import (
 )
 from eth_utils import keccak
 from hexbytes import HexBytes
-from hypothesis import event as _hyp_event
-import collections, atexit, json
-
-STATS = collections.Counter()
-atexit.register(lambda: json.dump(STATS.most_common(), open("/tmp/inv_stats.json", "w"), indent=0))
-
-
-def event(x):
-    STATS[x] += 1
-    _hyp_event(x)
-
-
+from hypothesis import event
 from hypothesis import strategies as st
 
 ZERO_ADDRESS = "0x" + "00" * 20

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
-from eth_account import Account
-from eth_utils import keccak
-from web3 import Web3
-
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import development_account
 from citypay.core.config import EMBEDDED_CHAIN_ID
+from eth_account import Account
+from eth_utils import keccak
+from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_PYTHON = ROOT / ".venv" / "bin" / "python"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import CITY, wait_for_status
-
 from citypay.authorization import TokenDomain, sign_authorization
+from conftest import CITY, wait_for_status
 
 
 def domain(city, chain_id: int = 58210) -> TokenDomain:

@@ -24,7 +24,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     chain_id = w3.eth.chain_id
     if chain_id != settings.CHAIN_ID:
         raise RuntimeError(
-            f"the node at {settings.RPC_URL} runs chain id {chain_id}, not CHAIN_ID {settings.CHAIN_ID}"
+            f"the node at {settings.RPC_URL} runs chain id {chain_id}, "
+            f"not CHAIN_ID {settings.CHAIN_ID}"
         )
     deployment = Deployment(settings.MANIFEST_PATH, w3, chain_id=chain_id)
     db = Database(settings.DATABASE_URL)
@@ -67,7 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="City token platform",
-        description="QR payments, card payments, charging and fee-free cash-out for a city's local currency.",
+        description=(
+            "QR payments, card payments, charging and fee-free cash-out "
+            "for a city's local currency."
+        ),
         version="0.1.0",
         lifespan=lifespan,
     )

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     )
 
     ENVIRONMENT: Literal["development", "production"] = "development"
-    # SQLite by default (nothing to install); postgresql+psycopg://... when several replicas share one.
+    # SQLite by default (nothing to install); postgresql+psycopg://... when replicas share one.
     DATABASE_URL: str = "sqlite:///data/backend/citypay.sqlite3"
     RPC_URL: str = "http://127.0.0.1:8546"
     CHAIN_ID: int = EMBEDDED_CHAIN_ID

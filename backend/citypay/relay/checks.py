@@ -90,7 +90,8 @@ def check_authorization(
     if authorization.valid_before < now + min_validity:
         raise Unprocessable(
             "expired",
-            f"the authorization expires at {authorization.valid_before}, too soon to relay (now {now})",
+            f"the authorization expires at {authorization.valid_before}, "
+            f"too soon to relay (now {now})",
             field="validBefore",
             value=authorization.valid_before,
             accepted=f"at least {now + min_validity} ({min_validity} s from now)",

@@ -1,4 +1,4 @@
-"""Accepting payments: checked, then recorded once. The submitter (relay/submitter.py) sends them."""
+"""Accepting payments: checked, then recorded once; relay/submitter.py sends them."""
 
 from __future__ import annotations
 

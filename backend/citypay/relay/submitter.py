@@ -259,7 +259,9 @@ class Relayer:
         failures: dict[tuple[str, str], str] = {}
         if receipt["status"] == 1:
             city = token_addresses.get(receipt["to"].lower())
-            for event in city.token.events.AuthorizationFailed().process_receipt(receipt, errors=DISCARD):
+            for event in city.token.events.AuthorizationFailed().process_receipt(
+                receipt, errors=DISCARD
+            ):
                 args = event["args"]
                 failures[(args["authorizer"], "0x" + args["nonce"].hex())] = describe_revert(
                     self._errors, args["reason"]
