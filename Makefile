@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile day test lint gas lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile day test backend-test lint gas lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -16,8 +16,15 @@ compile: setup
 day: setup
 	$(BROWNIE) run scripts/day.py
 
+# Contract and deployment tests run under Brownie (.venv); the backend's under its own
+# environment, on SQLite and, when TEST_POSTGRES_URL names a server (CI sets it), on PostgreSQL.
 test: setup lint
 	$(BROWNIE) test tests/ $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory backend-test
+	$(if $(TEST_POSTGRES_URL),$(MAKE) --no-print-directory backend-test DATABASE_URL=$(TEST_POSTGRES_URL))
+
+backend-test: setup
+	.venv-backend/bin/pytest backend/tests $(BACKEND_PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
@@ -26,9 +33,10 @@ lint: setup
 gas: setup
 	$(BROWNIE) run bench/gas.py
 
-# Re-pins constraints.txt from the environment after a change to pyproject.toml.
+# Re-pins constraints/ from the two environments after a change to pyproject.toml.
 lock: setup
-	.venv/bin/pip freeze --exclude-editable | sed '1i # Every Python package of the project environment, pinned. Regenerate with `make lock` after changing pyproject.toml.' > constraints.txt
+	.venv/bin/pip freeze --exclude-editable | sed '1i # Every package of .venv (chain tools), pinned. Regenerate with `make lock`.' > constraints/chain.txt
+	.venv-backend/bin/pip freeze --exclude-editable | sed '1i # Every package of .venv-backend (services), pinned. Regenerate with `make lock`.' > constraints/backend.txt
 
 # The project's own chain (anvil, chain id 58210, 1-second blocks, zero gas price, state kept in
 # data/chain/): CITY_CHAIN_PORT (8546), CITY_CHAIN_ID and CITY_CHAIN_DATA override chain.env.

@@ -52,8 +52,9 @@ interface ICityToken is IERC20, IERC3009 {
     error CityTokenUnauthorizedSuiteCall(address caller);
     error CityTokenSuiteAlreadyLinked(address registry, address treasury);
     error CityTokenZeroAddress();
-    /// @notice The payer already used this invoice id or authorization nonce.
+    /// @notice Zero is the id refunds use for plain transfers: no invoice or authorization has it.
     error CityTokenZeroPaymentId();
+    /// @notice The payer already used this invoice id.
     error CityTokenPaymentIdUsed(address payer, bytes32 paymentId);
     /// @notice No payment from `payer` to `merchant` carries this id.
     error CityTokenPaymentNotFound(address payer, address merchant, bytes32 paymentId);

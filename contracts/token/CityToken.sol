@@ -265,7 +265,10 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         );
     }
 
-    function _executeAuthorizedTransfer(address from, address to, uint256 value) internal override {
+    function _executeAuthorizedTransfer(address from, address to, uint256 value, bytes32 nonce) internal override {
+        // The nonce is the payment id refunds name, and zero names the plain-transfer total: a
+        // payment under a zero nonce could never be refunded (pay() refuses a zero id alike).
+        if (nonce == bytes32(0)) revert CityTokenZeroPaymentId();
         _move(from, to, value, Movement.Payment);
     }
 

@@ -29,8 +29,9 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         return _authorizations[authorizer][nonce] != 0;
     }
 
-    /// @dev Moves the money of a used authorization; the token applies its transfer rules here.
-    function _executeAuthorizedTransfer(address from, address to, uint256 value) internal virtual;
+    /// @dev Moves the money of a used authorization; the token applies its transfer rules here
+    /// (and may refuse a nonce it gives another meaning).
+    function _executeAuthorizedTransfer(address from, address to, uint256 value, bytes32 nonce) internal virtual;
 
     function _useAuthorization(
         bytes32 typeHash,
@@ -99,6 +100,6 @@ abstract contract EIP3009 is IERC3009, EIP712 {
     function _markUsedAndTransfer(address from, address to, uint256 value, bytes32 nonce) private {
         _authorizations[from][nonce] = PaymentRecord.used(to, value);
         emit AuthorizationUsed(from, nonce);
-        _executeAuthorizedTransfer(from, to, value);
+        _executeAuthorizedTransfer(from, to, value, nonce);
     }
 }

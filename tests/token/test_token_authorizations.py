@@ -367,6 +367,19 @@ def test_authorization_with_a_paid_invoice_id_as_nonce_is_refused(
         token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
 
 
+def test_authorization_with_a_zero_nonce_is_refused_as_unrefundable(
+    city, token, resident, merchant, relayer, sign, balances, expect_revert
+):
+    # Zero is the payment id refunds use for plain transfers; a payment under it could not be
+    # refunded, so the token refuses it as pay() refuses a zero invoice id.
+    auth = sign(resident, merchant, 5_000, nonce=bytes(32))
+    before = balances(resident, merchant)
+    with expect_revert("CityTokenZeroPaymentId()"):
+        token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
+    assert balances(resident, merchant) == before
+    assert token.authorizationState(resident, bytes(32)) is False
+
+
 def test_nonce_used_by_one_payer_is_free_for_another(
     city, token, resident, resident2, merchant, relayer, sign
 ):
