@@ -31,8 +31,8 @@ def _database_url(tmp_path_factory) -> str:
         # A clean schema for this run: the tests own this database.
         engine = create_engine(configured)
         with engine.begin() as connection:
-            for table in ("payments", "invoices", "relay_transactions", "alembic_version"):
-                connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
         engine.dispose()
         return configured
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'citypay.sqlite3'}"
@@ -87,12 +87,28 @@ def resident(chain, request):
 
 
 def wait_for_status(
-    api, payment_id: int, statuses=("included", "failed"), timeout: float = 20
+    api, accepted: dict, statuses=("included", "failed"), timeout: float = 20
 ) -> dict:
+    """Polls the public status of a payment the API accepted until it reaches `statuses`."""
+    payment_id = accepted["id"]
+    path = f"/v1/cities/{accepted['city']}/payments/{accepted['payer']}/{accepted['nonce']}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        payment = api.get(f"/v1/payments/{payment_id}").json()
+        payment = api.get(path).json()
         if payment["status"] in statuses:
             return payment
         time.sleep(0.1)
     raise AssertionError(f"payment {payment_id} still {payment['status']} after {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def keys(backend):
+    """API keys by role, for Gimpo, plus a Gongju operator key."""
+    return {
+        role: backend.create_api_key(f"test-{role}", role, CITY)
+        for role in ("operator", "bank", "auditor", "pos")
+    } | {"gongju-operator": backend.create_api_key("test-gongju-operator", "operator", "gongju")}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}

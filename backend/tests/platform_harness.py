@@ -146,6 +146,21 @@ class BackendUnderTest:
             "RELAY_INTERVAL": "0.1",
         }
 
+    def create_api_key(self, name: str, role: str, city: str | None = None) -> str:
+        """An API key made with the operators' command, as a city's staff would."""
+        args = [sys.executable, "-m", "citypay.auth", "create", name, "--role", role]
+        done = subprocess.run(
+            [*args, *(["--city", city] if city else [])],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"creating API key {name} failed: {done.stderr}")
+        return done.stdout.strip()
+
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -43,7 +43,7 @@ def test_signed_authorization_is_relayed_and_included(api, city, resident, merch
     response = post(api, signed(city, resident, merchant, 12_000))
     assert response.status_code == 202
     assert response.json()["status"] == "accepted"
-    payment = wait_for_status(api, response.json()["id"])
+    payment = wait_for_status(api, response.json())
     assert payment["status"] == "included"
     assert payment["blockNumber"] > 0 and payment["transactionHash"].startswith("0x")
     assert city.token.functions.balanceOf(merchant.address).call() == before + 12_000
@@ -54,7 +54,7 @@ def test_the_same_authorization_posted_twice_is_one_payment(api, city, resident,
     first, second = post(api, auth), post(api, auth)
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["id"] == second.json()["id"]
-    wait_for_status(api, first.json()["id"])
+    wait_for_status(api, first.json())
     third = post(api, auth)
     assert third.status_code == 200 and third.json()["status"] == "included"
     assert city.token.functions.balanceOf(resident.address).call() == 110_000 - 5_000
@@ -189,9 +189,9 @@ def test_hundreds_of_payments_in_flight_are_each_included_once(api, city, chain,
     assert all(r.status_code in (200, 202) for r in responses), [
         r.json() for r in responses if r.status_code >= 300
     ]
-    ids = {r.json()["id"] for r in responses}
-    assert len(ids) == len(authorizations)
-    finals = [wait_for_status(api, payment_id, timeout=60) for payment_id in ids]
+    accepted = {r.json()["id"]: r.json() for r in responses}
+    assert len(accepted) == len(authorizations)
+    finals = [wait_for_status(api, payment, timeout=60) for payment in accepted.values()]
     assert {p["status"] for p in finals} == {"included"}
     assert city.token.functions.balanceOf(merchant.address).call() == merchant_before + 1_000 * len(
         authorizations

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
 
     BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
 
+    # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
+    # how long a session lasts, in seconds.
+    SIWE_DOMAIN: str = "localhost"
+    SESSION_LIFETIME: int = 8 * 3600
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.ENVIRONMENT != "development":

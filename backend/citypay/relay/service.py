@@ -96,6 +96,18 @@ class PaymentService:
                 )
             return payment
 
+    def find(self, city: City, payer: str, nonce: str) -> Payment:
+        with self.db.session() as session:
+            payment = self._find(session, city.code, payer, nonce.lower())
+        if payment is None:
+            raise NotFound(
+                "unknown_payment",
+                f"no payment by {payer} with nonce {nonce} in {city.name}",
+                field="nonce",
+                value=nonce,
+            )
+        return payment
+
     @staticmethod
     def _find(session, city: str, payer: str, nonce: str) -> Payment | None:
         return session.scalar(

@@ -7,14 +7,16 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from eth_utils import to_checksum_address
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
+from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.auth.models import Role
 from citypay.authorization import SignedAuthorization
+from citypay.core.errors import Unprocessable
 from citypay.db.models import Payment
 
 router = APIRouter(tags=["payments"])
@@ -114,15 +116,32 @@ def relay_payment(city: CityDep, body: AuthorizationIn, platform: PlatformDep, r
     return PaymentPublic.of(payment)
 
 
+_READERS = frozenset({Role.OPERATOR, Role.AUDITOR, Role.POS})
+
+
 @router.get("/v1/payments/{payment_id}", response_model=PaymentPublic)
-def get_payment(payment_id: int, platform: PlatformDep):
-    return PaymentPublic.of(platform.payments.get(payment_id))
+def get_payment(payment_id: int, platform: PlatformDep, principal: PrincipalDep):
+    """For the payer, the merchant, and the city's operators, auditors and tills."""
+    payment = platform.payments.get(payment_id)
+    allow(principal, city=payment.city, roles=_READERS, wallets=(payment.payer, payment.merchant))
+    return PaymentPublic.of(payment)
+
+
+@router.get("/v1/cities/{city}/payments/{payer}/{nonce}", response_model=PaymentPublic)
+def get_payment_by_authorization(city: CityDep, payer: str, nonce: Hex32, platform: PlatformDep):
+    """Public: whoever holds the signed authorization (payer, merchant, relayer) knows its payer
+    and its 256-bit nonce, and once settled both are on chain anyway."""
+    return PaymentPublic.of(platform.payments.find(city, _path_address(payer), nonce))
 
 
 @router.get("/v1/cities/{city}/merchants/{merchant}/payments/events")
-async def merchant_payment_events(city: CityDep, merchant: str, platform: PlatformDep):
-    """Server-sent events for a POS: each change of a payment to this merchant, as it happens."""
-    merchant = to_checksum_address(merchant)
+async def merchant_payment_events(
+    city: CityDep, merchant: str, platform: PlatformDep, principal: PrincipalDep
+):
+    """Server-sent events for a POS: each change of a payment to this merchant, as it happens.
+    For the merchant's wallet and the city's operators and tills."""
+    merchant = _path_address(merchant)
+    allow(principal, city=city.code, roles={Role.OPERATOR, Role.POS}, wallets=(merchant,))
 
     async def changes():
         seen: dict[int, str] = {}
@@ -144,3 +163,10 @@ async def merchant_payment_events(city: CityDep, merchant: str, platform: Platfo
             await asyncio.sleep(0.2)
 
     return EventSourceResponse(changes())
+
+
+def _path_address(value: str) -> str:
+    try:
+        return checked_address(value)
+    except ValueError as wrong:
+        raise Unprocessable("invalid_address", str(wrong), field="address", value=value) from None

@@ -9,7 +9,9 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
+from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.auth.models import Role
 from citypay.core.errors import NotFound, Unprocessable
 from citypay.db.models import Invoice, aware, utcnow
 from citypay.qr.eip681 import image, invoice_uri, static_uri
@@ -71,8 +73,12 @@ def merchant_qr(city: CityDep, merchant: str, platform: PlatformDep, format: For
 
 
 @router.post("/v1/cities/{city}/invoices", status_code=201, response_model=InvoicePublic)
-def create_invoice(city: CityDep, body: InvoiceCreate, platform: PlatformDep):
-    """A dynamic QR for one sale: the amount, an invoice id (the payment's nonce) and an expiry."""
+def create_invoice(
+    city: CityDep, body: InvoiceCreate, platform: PlatformDep, principal: PrincipalDep
+):
+    """A dynamic QR for one sale: the amount, an invoice id (the payment's nonce) and an expiry.
+    For the merchant's wallet, and the city's operators and tills."""
+    allow(principal, city=city.code, roles={Role.OPERATOR, Role.POS}, wallets=(body.merchant,))
     _require_active_merchant(city, body.merchant)
     invoice = Invoice(
         id="0x" + os.urandom(32).hex(),

@@ -1,0 +1,73 @@
+"""Sign-In with Ethereum (EIP-4361) for wallets and merchants: a nonce, then a signed message."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from citypay.api.auth import PrincipalDep
+from citypay.api.deps import PlatformDep
+from citypay.auth.credentials import issue_nonce, sign_in
+
+router = APIRouter(tags=["auth"])
+
+
+class NonceOut(BaseModel):
+    nonce: str
+    expiresAt: datetime
+    domain: str = Field(description="the domain the EIP-4361 message must name")
+    chainId: int
+
+
+class SignInIn(BaseModel):
+    message: str = Field(max_length=4096, description="the EIP-4361 message as signed")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="send as 'Authorization: Bearer <token>'")
+    address: str
+    expiresAt: datetime
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: str | None
+    city: str | None
+    address: str | None
+
+
+@router.post("/v1/auth/nonce", response_model=NonceOut)
+def new_nonce(platform: PlatformDep):
+    nonce, expires_at = issue_nonce(platform.db)
+    return NonceOut(
+        nonce=nonce,
+        expiresAt=expires_at,
+        domain=platform.settings.SIWE_DOMAIN,
+        chainId=platform.deployment.chain_id,
+    )
+
+
+@router.post("/v1/auth/siwe", response_model=SessionOut)
+def sign_in_with_ethereum(body: SignInIn, platform: PlatformDep):
+    token, address, expires_at = sign_in(
+        platform.db,
+        body.message,
+        body.signature,
+        domain=platform.settings.SIWE_DOMAIN,
+        chain_id=platform.deployment.chain_id,
+        session_lifetime=timedelta(seconds=platform.settings.SESSION_LIFETIME),
+    )
+    return SessionOut(token=token, address=address, expiresAt=expires_at)
+
+
+@router.get("/v1/auth/me", response_model=WhoAmI)
+def who_am_i(principal: PrincipalDep):
+    return WhoAmI(
+        name=principal.name,
+        role=principal.role and principal.role.value,
+        city=principal.city,
+        address=principal.address,
+    )
