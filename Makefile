@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile day test backend-test lint gas lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -32,6 +32,10 @@ lint: setup
 
 gas: setup
 	$(BROWNIE) run bench/gas.py
+
+# Relayed payments per second end to end against raw ERC-20 transfers (BENCH_PAYMENTS, BENCH_CLIENTS).
+bench-relay: setup
+	.venv-backend/bin/python bench/relay.py
 
 # Re-pins constraints/ from the two environments after a change to pyproject.toml.
 lock: setup

@@ -1,0 +1,374 @@
+"""Relayed payments per second, end to end, against raw ERC-20 transfers on the same chain.
+
+    make bench-relay            # BENCH_PAYMENTS=2000 BENCH_CLIENTS=32 to change the load
+
+Starts the project's chain (1-second blocks) and deploys the cities, starts the backend as a real
+uvicorn process, registers and charges payers, then, in the same run:
+
+- relayed: every payment is a payer-signed EIP-3009 authorization, POSTed over HTTP by
+  BENCH_CLIENTS concurrent clients; its latency runs from the POST to the moment a merchant's
+  POS learns from the backend's server-sent events that it is included on chain;
+- raw: the same number of pre-signed plain ERC-20 `transfer` transactions of the same token,
+  sent straight to the node with eth_sendRawTransaction by as many clients, until all are mined.
+
+Prints a table and writes bench/results/relay.md and relay.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from eth_utils import keccak
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend" / "tests"))
+
+from citypay.authorization import TokenDomain, sign_authorization  # noqa: E402
+from citypay.chain.keys import development_account  # noqa: E402
+from platform_harness import BackendUnderTest, ChainUnderTest  # noqa: E402
+
+CITY = "gimpo"
+PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "2000"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
+PAYERS = max(1, PAYMENTS // 10)
+MERCHANTS = 8
+RESULTS = ROOT / "bench" / "results"
+
+
+def _wallet(kind: str, index: int):
+    return Account.from_key(keccak(text=f"bench-relay:{kind}:{index}:{time.time_ns()}"))
+
+
+def _send_all(chain: ChainUnderTest, sender: str, calls: list) -> None:
+    """Sends every call from `sender` with consecutive nonces, then waits for all receipts:
+    one block for the lot instead of one block each."""
+    account = development_account(sender)
+    nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
+    hashes = []
+    for offset, call in enumerate(calls):
+        transaction = call.build_transaction(
+            {
+                "from": account.address,
+                "nonce": nonce + offset,
+                "gas": 500_000,
+                "gasPrice": 0,
+                "chainId": chain.deployment.chain_id,
+            }
+        )
+        signed = account.sign_transaction(transaction)
+        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+    for tx_hash in hashes:
+        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.2)
+        assert receipt["status"] == 1, f"set-up transaction {tx_hash.hex()} reverted"
+
+
+def _populate(chain: ChainUnderTest, payers: list, merchants: list) -> None:
+    city = chain.deployment.city(CITY)
+    registrar = chain.deployment.account("registrar")
+    register = [
+        city.registry.functions.registerResident(p.address, keccak(text=f"id:{p.address}"), 41570)
+        for p in payers
+    ] + [
+        city.registry.functions.registerMerchant(
+            m.address,
+            (
+                keccak(text=f"business:{m.address}"),
+                keccak(text=f"bank:{m.address}"),
+                300_000_000,
+                5611,
+                41570,
+            ),
+        )
+        for m in merchants
+    ]
+    _send_all(chain, registrar, register)
+    issuer = city.roles["issuers"][0]
+    charges = [
+        city.treasury.functions.issue(p.address, 200_000, keccak(text=f"deposit:{p.address}"))
+        for p in payers
+    ]
+    _send_all(chain, issuer, charges)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class IncludedWatcher:
+    """A POS per merchant listening to the backend's server-sent events; notes when each
+    payment is first reported included."""
+
+    def __init__(self, url: str, api_key: str, merchants: list) -> None:
+        self.seen: dict[int, float] = {}
+        self.failed: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._listen, args=(url, api_key, m.address), daemon=True)
+            for m in merchants
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _listen(self, url: str, api_key: str, merchant: str) -> None:
+        path = f"{url}/v1/cities/{CITY}/merchants/{merchant}/payments/events"
+        headers = {"Authorization": f"Bearer {api_key}"}
+        try:
+            with httpx.stream("GET", path, headers=headers, timeout=None) as stream:
+                for line in stream.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith("data:"):
+                        self._note(json.loads(line[5:]))
+        except httpx.HTTPError:
+            if not self._stop.is_set():
+                raise
+
+    def _note(self, payment: dict) -> None:
+        with self._lock:
+            if payment["status"] == "included":
+                self.seen.setdefault(payment["id"], time.monotonic())
+            elif payment["status"] == "failed":
+                self.failed[payment["id"]] = payment["failureReason"]
+
+    def wait_for(self, ids: set[int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if ids <= (self.seen.keys() | self.failed.keys()):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{len(ids - self.seen.keys())} payments not included in {timeout} s")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run_relayed(backend, chain, payers, merchants, api_key: str) -> dict:
+    city = chain.deployment.city(CITY)
+    domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+    valid_before = int(time.time()) + 3600
+    authorizations = [
+        sign_authorization(
+            payers[i % len(payers)].key,
+            domain,
+            to=merchants[i % len(merchants)].address,
+            value=100,
+            valid_before=valid_before,
+        )
+        for i in range(PAYMENTS)
+    ]
+    bodies = [
+        {
+            "from": a.from_,
+            "to": a.to,
+            "value": a.value,
+            "validAfter": a.valid_after,
+            "validBefore": a.valid_before,
+            "nonce": "0x" + a.nonce.hex(),
+            "v": a.v,
+            "r": "0x" + a.r.hex(),
+            "s": "0x" + a.s.hex(),
+        }
+        for a in authorizations
+    ]
+    watcher = IncludedWatcher(backend.url, api_key, merchants)
+    time.sleep(1)
+    posted: dict[int, float] = {}
+    cpu_before = _cpu_seconds(backend.process.pid)
+    local = threading.local()
+
+    def post(body: dict) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=backend.url, timeout=60)
+        started = time.monotonic()
+        response = client.post(f"/v1/cities/{CITY}/payments", json=body)
+        if response.status_code != 202:
+            raise RuntimeError(f"payment refused: {response.text}")
+        posted[response.json()["id"]] = started
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(post, bodies))
+    accepted_in = time.monotonic() - started
+    watcher.wait_for(set(posted), timeout=300)
+    elapsed = max(watcher.seen.values()) - started
+    cpu = _cpu_seconds(backend.process.pid) - cpu_before
+    watcher.stop()
+    if watcher.failed:
+        raise RuntimeError(
+            f"{len(watcher.failed)} payments failed: {list(watcher.failed.values())[:3]}"
+        )
+    latencies = [watcher.seen[i] - posted[i] for i in posted]
+    return {
+        "payments": len(posted),
+        "seconds": elapsed,
+        "per_second": len(posted) / elapsed,
+        "accepted_per_second": len(posted) / accepted_in,
+        "p50_seconds": statistics.median(latencies),
+        "p99_seconds": _percentile(latencies, 0.99),
+        "backend_cpu_seconds": cpu,
+        "per_cpu_second": len(posted) / cpu if cpu else None,
+    }
+
+
+def run_raw(chain, payers, merchants) -> dict:
+    city = chain.deployment.city(CITY)
+    w3 = chain.w3
+    per_payer = -(-PAYMENTS // len(payers))
+    raw = []
+    for index, payer in enumerate(payers):
+        nonce = w3.eth.get_transaction_count(payer.address)
+        for k in range(per_payer):
+            if len(raw) == PAYMENTS:
+                break
+            call = city.token.functions.transfer(
+                merchants[(index + k) % len(merchants)].address, 100
+            )
+            transaction = call.build_transaction(
+                {
+                    "from": payer.address,
+                    "nonce": nonce + k,
+                    "gas": 200_000,
+                    "gasPrice": 0,
+                    "chainId": chain.deployment.chain_id,
+                }
+            )
+            raw.append(payer.sign_transaction(transaction).raw_transaction)
+    local = threading.local()
+
+    def send(payload: bytes) -> bytes:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=60)
+        answer = client.post(
+            chain.rpc_url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "eth_sendRawTransaction",
+                "params": ["0x" + payload.hex()],
+            },
+        ).json()
+        if "error" in answer:
+            raise RuntimeError(f"raw transfer refused: {answer['error']}")
+        return answer["result"]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        hashes = list(pool.map(send, raw))
+    sent_in = time.monotonic() - started
+    # Everything is mined once the last transaction of every payer is.
+    last = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=300, poll_latency=0.05)
+    while True:
+        pending = [h for h in hashes[:: max(1, len(hashes) // 50)] if _receipt(w3, h) is None]
+        if not pending:
+            break
+        time.sleep(0.05)
+    for tx_hash in hashes:
+        if _receipt(w3, tx_hash) is None:
+            w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300, poll_latency=0.05)
+    elapsed = time.monotonic() - started
+    assert last["status"] == 1
+    return {
+        "payments": len(raw),
+        "seconds": elapsed,
+        "per_second": len(raw) / elapsed,
+        "sent_per_second": len(raw) / sent_in,
+    }
+
+
+def _receipt(w3, tx_hash):
+    try:
+        return w3.eth.get_transaction_receipt(tx_hash)
+    except Exception:
+        return None
+
+
+def main() -> None:
+    workdir = ROOT / "data" / "bench-relay"
+    for stale in ("chain", "log"):
+        (workdir / stale).mkdir(parents=True, exist_ok=True)
+    database = workdir / f"relay-{os.getpid()}.sqlite3"
+    chain = ChainUnderTest(workdir / "chain" / str(os.getpid()))
+    chain.data_dir.mkdir(parents=True)
+    print(f"relay benchmark: {PAYMENTS} payments, {CLIENTS} clients, {PAYERS} payers")
+    chain.start_and_deploy()
+    backend = BackendUnderTest(
+        chain,
+        os.environ.get("DATABASE_URL") or f"sqlite:///{database}",
+        workdir / "log" / "backend.log",
+    )
+    try:
+        payers = [_wallet("payer", i) for i in range(PAYERS)]
+        merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
+        _populate(chain, payers, merchants)
+        backend.start()
+        api_key = backend.create_api_key(f"bench-{os.getpid()}", "operator", CITY)
+        relayed = run_relayed(backend, chain, payers, merchants, api_key)
+        raw = run_raw(chain, payers, merchants)
+    finally:
+        backend.stop()
+        chain.stop()
+    report(relayed, raw)
+
+
+def report(relayed: dict, raw: dict) -> None:
+    ratio = relayed["per_second"] / raw["per_second"]
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    database = "PostgreSQL" if postgres else "SQLite"
+    rows = [
+        ("raw: pre-signed ERC-20 `transfer`s to the node", f"{raw['per_second']:.0f}", "", "", ""),
+        (
+            "relayed: HTTP POST of signed authorizations -> included -> POS told",
+            f"{relayed['per_second']:.0f}",
+            f"{relayed['p50_seconds']:.2f} s",
+            f"{relayed['p99_seconds']:.2f} s",
+            f"{relayed['per_cpu_second']:.0f}" if relayed["per_cpu_second"] else "",
+        ),
+    ]
+    goals = (
+        f"- relayed / raw throughput: {ratio:.2f}x (goal >= 1.0x: "
+        f"{'PASS' if ratio >= 1.0 else 'MISS'}); p99 {relayed['p99_seconds']:.2f} s "
+        f"(goal <= 2 s: {'PASS' if relayed['p99_seconds'] <= 2 else 'MISS'})"
+    )
+    lines = [
+        "| path | payments/s | p50 latency | p99 latency | payments per backend CPU-second |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+        "",
+        goals,
+        f"- {relayed['payments']} payments each, {CLIENTS} concurrent clients, 1-second blocks; "
+        f"the backend accepted {relayed['accepted_per_second']:.0f} POSTs/s and used "
+        f"{relayed['backend_cpu_seconds']:.1f} CPU-seconds; the node took raw transactions at "
+        f"{raw['sent_per_second']:.0f}/s. Database: {database}; "
+        f"{os.cpu_count()} cores shared by the node, the backend and the load generator.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "relay.md").write_text(table + "\n", encoding="utf-8")
+    (RESULTS / "relay.json").write_text(
+        json.dumps({"relayed": relayed, "raw": raw, "clients": CLIENTS}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
