@@ -66,6 +66,8 @@ interface ICityTreasury {
     );
     event RedemptionSettled(uint256 indexed id, address indexed account, uint256 payout, bytes32 bankReference);
     event RedemptionReturned(uint256 indexed id, address indexed account, uint256 restored, bytes32 reason);
+    /// @notice A relayed cash-out: the merchant's authorization `nonce` opened redemption `id`.
+    event CashOutAuthorized(uint256 indexed id, address indexed merchant, bytes32 indexed nonce);
     event IssuerConfigured(address indexed issuer, uint256 oldAllowance, uint256 newAllowance);
     event IssuerRemoved(address indexed issuer);
     /// @notice A policy value changed; `parameter` is the setter's name.
@@ -87,12 +89,25 @@ interface ICityTreasury {
     error CityTreasuryRateTooHigh(uint256 bps, uint256 maxBps);
     error CityTreasuryInvalidMonth(uint8 month);
     error CityTreasuryOnlyRegistry(address caller);
+    error CityTreasuryAuthorizationExpired(address merchant, uint256 validBefore, uint256 blockTimestamp);
+    error CityTreasuryAuthorizationUsed(address merchant, bytes32 nonce);
+    error CityTreasuryInvalidSignature(address merchant, bytes32 nonce);
 
     /// @notice Mints a resident's charge of `amount` KRW plus the city's incentive, once per bank
     /// deposit reference.
     function issue(address resident, uint256 amount, bytes32 depositReference) external returns (uint256 incentive);
     /// @notice A merchant redeems `amount` of its balance, fee-free, to its registered payout account.
     function cashOut(uint256 amount) external returns (uint256 id);
+    /// @notice Settler only: relays a merchant's cash-out of `amount`, authorized by the
+    /// merchant's EIP-712 signature of CashOutAuthorization(merchant, amount, validBefore, nonce)
+    /// (domain "<token name> Treasury", version "1"), before `validBefore`, each nonce once.
+    function cashOutWithAuthorization(
+        address merchant,
+        uint256 amount,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external returns (uint256 id);
     /// @notice A resident who used at least 60% of what it charged redeems the rest to its bank account,
     /// less the unused incentive, which is clawed back.
     function requestResidentRefund(bytes32 payoutAccountHash) external returns (uint256 id);
@@ -119,6 +134,8 @@ interface ICityTreasury {
     function redemptionCount() external view returns (uint256);
     /// @notice The resident's tally as of now (this month's counters are zero in a new month).
     function residentTally(address resident) external view returns (ResidentTally memory);
+    /// @notice Whether the merchant's cash-out authorization `nonce` was used.
+    function cashOutAuthorizationUsed(address merchant, bytes32 nonce) external view returns (bool);
     function fiscalYearStartMonth() external view returns (uint8);
     function currentFiscalYear() external view returns (uint256);
     function issuedThisFiscalYear() external view returns (uint256);

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import brownie
 import pytest
 from brownie import CityDirectory
+from citypay.cashout.authorization import TreasuryDomain, sign_cash_out
 from eth_utils import keccak
 from hexbytes import HexBytes
 from treasury.conftest import error_message
@@ -92,6 +93,16 @@ def _revoke(contract: str, role: str, holder: str, admin_role: str) -> Gate:
 def _cash_out(f):
     f.token.transfer(f.merchant, 10_000, {"from": f.resident})
     f.treasury.cashOut(10_000, {"from": f.merchant})
+
+
+def _signed_cash_out(f):
+    """A merchant's valid cash-out authorization: only the caller's role can refuse it."""
+    domain = TreasuryDomain.for_token_name(f.token.name(), brownie.chain.id, f.treasury.address)
+    valid_before = brownie.chain.time() + 3600
+    signature = sign_cash_out(
+        f.merchant.private_key, domain, amount=1_000, valid_before=valid_before, nonce=REFERENCE
+    )
+    return [f.merchant, 1_000, valid_before, REFERENCE, signature]
 
 
 def _treasury_setter(function: str, index: int) -> Gate:
@@ -265,6 +276,17 @@ GATES = [
         lambda f: [f.resident, 1_000, REFERENCE],
         "ISSUER_ROLE",
         state=lambda f: (f.token.balanceOf(f.resident), f.treasury.depositIssued(REFERENCE)),
+    ),
+    Gate(
+        "CityTreasury",
+        "cashOutWithAuthorization",
+        _signed_cash_out,
+        "SETTLER_ROLE",
+        state=lambda f: (
+            f.token.balanceOf(f.merchant),
+            f.treasury.cashOutAuthorizationUsed(f.merchant, REFERENCE),
+        ),
+        setup=lambda f: f.token.transfer(f.merchant, 10_000, {"from": f.resident}),
     ),
     Gate(
         "CityTreasury",

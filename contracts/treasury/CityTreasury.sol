@@ -2,6 +2,9 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
 import {ICityToken} from "../../interfaces/ICityToken.sol";
@@ -13,12 +16,14 @@ import {KoreanCalendar} from "../libraries/KoreanCalendar.sol";
 /// issuance cap, each resident's monthly purchase limit and holding cap, with the city's incentive
 /// on top. Every burned won ends as a settled bank transfer or is returned: auditors check
 /// supply == issued - burned + returned.
-contract CityTreasury is ICityTreasury, AccessControl {
+contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     using SafeCast for uint256;
 
     bytes32 public constant ISSUER_ADMIN_ROLE = keccak256("ISSUER_ADMIN_ROLE");
     bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
+    bytes32 public constant CASH_OUT_AUTHORIZATION_TYPEHASH =
+        keccak256("CashOutAuthorization(address merchant,uint256 amount,uint256 validBefore,bytes32 nonce)");
 
     uint256 public constant MAX_BPS = 10_000;
     /// @notice A resident may ask for a refund once it used at least 60% of what it charged.
@@ -33,6 +38,7 @@ contract CityTreasury is ICityTreasury, AccessControl {
     mapping(address issuer => uint256 allowance) private _issuerAllowance;
     mapping(bytes32 depositReference => bool) private _depositIssued;
     mapping(address resident => ResidentTally) private _tallies;
+    mapping(address merchant => mapping(bytes32 nonce => bool)) private _cashOutAuthorizationUsed;
     Redemption[] private _redemptions;
 
     /// @dev The fiscal year `_issuedInFiscalYear` counts; a new year starts it from zero.
@@ -48,7 +54,12 @@ contract CityTreasury is ICityTreasury, AccessControl {
 
     /// @param fiscalYearStartMonth_ 1 for a fiscal year that starts on 1 January (Korean
     /// local governments' fiscal year).
-    constructor(ICityToken token_, address cityAdmin, Policy memory policy_, uint8 fiscalYearStartMonth_) {
+    /// The EIP-712 domain is "<token name> Treasury" (e.g. "Gimpo Pay Treasury"), version "1":
+    /// read from the token so the deployment needs no extra argument and a wallet sees which city
+    /// it authorizes a cash-out in.
+    constructor(ICityToken token_, address cityAdmin, Policy memory policy_, uint8 fiscalYearStartMonth_)
+        EIP712(string.concat(IERC20Metadata(address(token_)).name(), " Treasury"), "1")
+    {
         if (fiscalYearStartMonth_ < 1 || fiscalYearStartMonth_ > 12) revert CityTreasuryInvalidMonth(fiscalYearStartMonth_);
         token = token_;
         fiscalYearStartMonth = fiscalYearStartMonth_;
@@ -123,11 +134,32 @@ contract CityTreasury is ICityTreasury, AccessControl {
 
     /// @inheritdoc ICityTreasury
     function cashOut(uint256 amount) external returns (uint256 id) {
-        if (amount == 0) revert CityTreasuryZeroAmount();
-        if (token.accountKind(msg.sender) != ICityToken.AccountKind.Merchant) revert CityTreasuryNotMerchant(msg.sender);
-        bytes32 payoutAccount = ICityRegistry(token.registry()).merchantOf(msg.sender).payoutAccountHash;
-        // Fee-free: the bank transfer pays every burned won.
-        id = _openRedemption(msg.sender, RedemptionKind.CashOut, amount, amount, payoutAccount);
+        id = _cashOut(msg.sender, amount);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function cashOutWithAuthorization(
+        address merchant,
+        uint256 amount,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external onlyRole(SETTLER_ROLE) returns (uint256 id) {
+        // Merchants cannot send transactions on the permissioned network: the settler relays
+        // the merchant's signed request, so the merchant alone decides the amount.
+        if (block.timestamp >= validBefore) {
+            revert CityTreasuryAuthorizationExpired(merchant, validBefore, block.timestamp);
+        }
+        if (_cashOutAuthorizationUsed[merchant][nonce]) revert CityTreasuryAuthorizationUsed(merchant, nonce);
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(CASH_OUT_AUTHORIZATION_TYPEHASH, merchant, amount, validBefore, nonce)));
+        if (!SignatureChecker.isValidSignatureNow(merchant, digest, signature)) {
+            revert CityTreasuryInvalidSignature(merchant, nonce);
+        }
+        _cashOutAuthorizationUsed[merchant][nonce] = true;
+        id = _cashOut(merchant, amount);
+        // Ties the nonce to the redemption id, so a relayer that crashed after sending finds it.
+        emit CashOutAuthorized(id, merchant, nonce);
     }
 
     /// @inheritdoc ICityTreasury
@@ -270,6 +302,11 @@ contract CityTreasury is ICityTreasury, AccessControl {
     }
 
     /// @inheritdoc ICityTreasury
+    function cashOutAuthorizationUsed(address merchant, bytes32 nonce) external view returns (bool) {
+        return _cashOutAuthorizationUsed[merchant][nonce];
+    }
+
+    /// @inheritdoc ICityTreasury
     function residentTally(address resident) external view returns (ResidentTally memory) {
         return _currentTally(resident);
     }
@@ -306,6 +343,15 @@ contract CityTreasury is ICityTreasury, AccessControl {
             tally.purchasedThisMonth = 0;
             tally.incentiveThisMonth = 0;
         }
+    }
+
+    /// @dev The merchant's own cash-out and the relayed one: the same checks and event.
+    function _cashOut(address merchant, uint256 amount) private returns (uint256 id) {
+        if (amount == 0) revert CityTreasuryZeroAmount();
+        if (token.accountKind(merchant) != ICityToken.AccountKind.Merchant) revert CityTreasuryNotMerchant(merchant);
+        bytes32 payoutAccount = ICityRegistry(token.registry()).merchantOf(merchant).payoutAccountHash;
+        // Fee-free: the bank transfer pays every burned won.
+        id = _openRedemption(merchant, RedemptionKind.CashOut, amount, amount, payoutAccount);
     }
 
     function _openRedemption(
