@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from web3 import Web3
 
-from citypay.api.routes import auth, health, payments, qr
+from citypay.api.routes import auth, cards, cities, health, payments, qr
 from citypay.api.state import Platform
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import signer_for
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth, qr, payments):
+    for module in (health, auth, qr, payments, cards, cities):
         app.include_router(module.router)
     return app
 

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
     # development key of the address the manifest names for that duty.
     RELAYER_PRIVATE_KEY: SecretStr | None = None
+    REGISTRAR_PRIVATE_KEY: SecretStr | None = None  # registers card holders' wallets as residents
 
     # Relay batching: the submitter sends what is queued every RELAY_INTERVAL seconds, at most
     # RELAY_BATCH_SIZE authorizations a transaction.
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     RELAY_MIN_VALIDITY: int = 30
 
     BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
+    # Seals the wallet keys the backend keeps for cards (AES-GCM): 32 bytes, hex or base64.
+    CARD_KEY_ENCRYPTION_KEY: SecretStr = SecretStr(PLACEHOLDER)
+    # Consecutive wrong PINs that lock a card until an operator unlocks it.
+    CARD_PIN_ATTEMPTS: int = 5
 
     # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
     # how long a session lasts, in seconds.
@@ -48,7 +53,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.ENVIRONMENT != "development":
-            for name in ("BANK_WEBHOOK_SECRET",):
+            for name in ("BANK_WEBHOOK_SECRET", "CARD_KEY_ENCRYPTION_KEY"):
                 if getattr(self, name).get_secret_value() == PLACEHOLDER:
                     raise ValueError(
                         f"{name} is still '{PLACEHOLDER}': set a secret for production"
