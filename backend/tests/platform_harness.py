@@ -19,6 +19,7 @@ from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
+BANK_WEBHOOK_SECRET = "test-bank-webhook-secret"  # the backend's, so tests sign deposits
 
 
 def free_port() -> int:
@@ -144,6 +145,7 @@ class BackendUnderTest:
             "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
             "MANIFEST_PATH": str(self.chain.manifest),
             "RELAY_INTERVAL": "0.1",
+            "BANK_WEBHOOK_SECRET": BANK_WEBHOOK_SECRET,
         }
 
     def create_api_key(self, name: str, role: str, city: str | None = None) -> str:

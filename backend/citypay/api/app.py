@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from web3 import Web3
 
-from citypay.api.routes import auth, cards, cities, health, payments, qr
+from citypay.api.routes import auth, cards, cities, deposits, health, payments, qr
 from citypay.api.state import Platform
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import signer_for
+from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
 from citypay.db.migrate import upgrade
@@ -50,6 +51,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         deployment=deployment,
         payments=PaymentService(db, deployment, settings),
         relayer=relayer,
+        charging=ChargingService(db, deployment, settings),
     )
 
 
@@ -62,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.platform = platform
         if platform.relayer is not None:
             platform.relayer.start()
+        platform.charging.start()  # issues deposits left pending, e.g. by a crash
         yield
+        platform.charging.stop()
         if platform.relayer is not None:
             platform.relayer.stop()
 
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth, qr, payments, cards, cities):
+    for module in (health, auth, qr, payments, cards, cities, deposits):
         app.include_router(module.router)
     return app
 

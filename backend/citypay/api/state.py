@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from web3 import Web3
 
@@ -11,6 +12,9 @@ from citypay.core.config import Settings
 from citypay.db.session import Database
 from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
+
+if TYPE_CHECKING:  # charging's notices use api.deps, which imports this module
+    from citypay.charging.service import ChargingService
 
 
 @dataclass
@@ -21,3 +25,4 @@ class Platform:
     deployment: Deployment
     payments: PaymentService
     relayer: Relayer | None
+    charging: ChargingService | None = None

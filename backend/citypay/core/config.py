@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
     # development key of the address the manifest names for that duty.
     RELAYER_PRIVATE_KEY: SecretStr | None = None
+    ISSUER_PRIVATE_KEY: SecretStr | None = None
     REGISTRAR_PRIVATE_KEY: SecretStr | None = None  # registers card holders' wallets as residents
 
     # Relay batching: the submitter sends what is queued every RELAY_INTERVAL seconds, at most
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     RELAY_MIN_VALIDITY: int = 30
 
     BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
+    # A deposit notification signed longer ago than this (seconds, either way) is refused as stale.
+    DEPOSIT_TIMESTAMP_TOLERANCE: int = 300
+    # How often the charging worker retries deposits recorded but not yet issued (seconds).
+    CHARGING_RETRY_INTERVAL: float = 5.0
     # Seals the wallet keys the backend keeps for cards (AES-GCM): 32 bytes, hex or base64.
     CARD_KEY_ENCRYPTION_KEY: SecretStr = SecretStr(PLACEHOLDER)
     # Consecutive wrong PINs that lock a card until an operator unlocks it.

@@ -1,0 +1,99 @@
+"""Charging (충전): the bank's signed deposit notification, and the deposits to pay back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from citypay.api.auth import PrincipalDep, allow
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.auth.models import Role
+from citypay.charging import notifications
+from citypay.charging.models import Deposit, DepositStatus
+
+router = APIRouter(tags=["charging"])
+
+
+class DepositPublic(BaseModel):
+    city: str
+    bank: str
+    depositId: str
+    resident: str
+    amount: int
+    reference: str
+    status: DepositStatus
+    incentive: int | None
+    txHash: str | None
+    blockNumber: int | None
+    # Why the chain refused the charge: the amount is to be returned to the resident.
+    refusal: str | None
+    createdAt: datetime
+
+    @classmethod
+    def of(cls, deposit: Deposit) -> DepositPublic:
+        return cls(
+            city=deposit.city,
+            bank=deposit.bank,
+            depositId=deposit.deposit_id,
+            resident=deposit.resident,
+            amount=deposit.amount,
+            reference=deposit.reference,
+            status=deposit.status,
+            incentive=deposit.incentive,
+            txHash=deposit.tx_hash,
+            blockNumber=deposit.block_number,
+            refusal=deposit.refusal,
+            createdAt=deposit.created_at,
+        )
+
+
+@router.post(
+    "/v1/cities/{city}/deposits",
+    response_model=DepositPublic,
+    responses={202: {"description": "recorded; issuance is pending and will be retried"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": notifications.DepositNotice.model_json_schema()}
+            },
+        }
+    },
+)
+async def notify_deposit(
+    city: CityDep, request: Request, response: Response, platform: PlatformDep, bank: PrincipalDep
+):
+    """A bank's deposit notification, signed with the webhook secret (see charging.notifications):
+    200 with the deposit, issued or refused (to be returned); 202 while issuance is pending. The
+    same deposit posted again answers the same."""
+    allow(bank, city=city.code, roles={Role.BANK})
+    body = await request.body()
+    notifications.verify(
+        platform.settings.BANK_WEBHOOK_SECRET.get_secret_value(),
+        request.headers.get(notifications.TIMESTAMP_HEADER),
+        request.headers.get(notifications.SIGNATURE_HEADER),
+        body,
+        tolerance=platform.settings.DEPOSIT_TIMESTAMP_TOLERANCE,
+    )
+    notice = notifications.parse(body)
+    deposit = await run_in_threadpool(platform.charging.charge, city, bank, notice)
+    if deposit.status is DepositStatus.PENDING:
+        response.status_code = 202
+    return DepositPublic.of(deposit)
+
+
+@router.get("/v1/cities/{city}/deposits", response_model=list[DepositPublic])
+def list_deposits(
+    city: CityDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    status: DepositStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    """The city's deposits, oldest first; `status=refused` lists the KRW to return."""
+    allow(principal, city=city.code, roles={Role.BANK, Role.OPERATOR})
+    return [DepositPublic.of(d) for d in platform.charging.deposits(city.code, status, limit)]
