@@ -1,0 +1,180 @@
+"""A small wallet: pays a city's EIP-681 QR code with a gasless EIP-3009 authorization.
+
+It reads the QR's URI, checks the URI's chain id and token against the city the backend serves
+(a QR for another chain or token is refused before anything is signed or posted), signs
+TransferWithAuthorization with eth-account, posts it to the relay and waits for the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from citypay.authorization import SignedAuthorization, TokenDomain, sign_authorization
+from citypay.qr.eip681 import PaymentRequest, parse
+
+DONE = ("included", "failed")
+# How long the signed authorization stays valid: the relay refuses one closer than 30 s to expiry.
+AUTHORIZATION_LIFETIME = 10 * 60
+
+
+class WalletError(RuntimeError):
+    """The wallet refused to pay, or the backend refused the payment (its error, as sent)."""
+
+    def __init__(self, message: str, error: dict | None = None) -> None:
+        super().__init__(message)
+        self.error = error or {}
+
+
+@dataclass(frozen=True)
+class CityInfo:
+    code: str
+    name: str
+    chain_id: int
+    token: str
+    domain: TokenDomain
+
+
+class WalletClient:
+    def __init__(
+        self,
+        base_url: str,
+        account: LocalAccount,
+        *,
+        city: str = "gimpo",
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.account = account
+        self.city = city
+        self._owns_http = http is None
+        self.http = http or httpx.Client(base_url=base_url, timeout=30)
+        self._info: CityInfo | None = None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> WalletClient:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def city_info(self) -> CityInfo:
+        if self._info is None:
+            body = self._json(self.http.get(f"/v1/cities/{self.city}"), "reading the city")
+            domain = body["domain"]
+            self._info = CityInfo(
+                code=body["code"],
+                name=body["name"],
+                chain_id=body["chainId"],
+                token=body["token"],
+                domain=TokenDomain(
+                    name=domain["name"],
+                    version=domain["version"],
+                    chain_id=domain["chainId"],
+                    verifying_contract=domain["verifyingContract"],
+                ),
+            )
+        return self._info
+
+    def request(self, uri: str, amount: int | None = None) -> tuple[PaymentRequest, int]:
+        """The URI's payment request and the amount to pay, checked against the city."""
+        try:
+            request = parse(uri)
+        except ValueError as wrong:
+            raise WalletError(f"not a payment QR: {wrong}") from None
+        info = self.city_info()
+        if request.chain_id != info.chain_id:
+            raise WalletError(
+                f"the QR asks for chain id {request.chain_id}, but {info.name} runs on chain id "
+                f"{info.chain_id}: refusing to sign for another chain"
+            )
+        if request.token.lower() != info.token.lower():
+            raise WalletError(
+                f"the QR asks for token {request.token}, but {info.name}'s token is {info.token}: "
+                "refusing to pay another token"
+            )
+        if request.amount is None:
+            if amount is None or amount <= 0:
+                raise WalletError("the QR names no amount: give the amount to pay (KRW, > 0)")
+            return request, amount
+        if amount is not None and amount != request.amount:
+            raise WalletError(
+                f"the invoice asks for {request.amount:,} KRW, not {amount:,}: "
+                "pay the invoice's amount or leave the amount out"
+            )
+        return request, request.amount
+
+    def sign(self, uri: str, amount: int | None = None) -> SignedAuthorization:
+        request, value = self.request(uri, amount)
+        nonce = None  # a static QR: a fresh random nonce
+        if request.invoice_id is not None:
+            nonce = _bytes32(request.invoice_id)  # the invoice id is the nonce: it pays the invoice
+        return sign_authorization(
+            self.account.key,
+            self.city_info().domain,
+            to=request.merchant,
+            value=value,
+            valid_before=int(time.time()) + AUTHORIZATION_LIFETIME,
+            nonce=nonce,
+        )
+
+    def post(self, authorization: SignedAuthorization) -> dict:
+        response = self.http.post(f"/v1/cities/{self.city}/payments", json=_body(authorization))
+        return self._json(response, "posting the payment")
+
+    def wait(self, payment: dict, timeout: float = 60) -> dict:
+        """Polls the payment's public status until it is included or failed."""
+        path = f"/v1/cities/{payment['city']}/payments/{payment['payer']}/{payment['nonce']}"
+        deadline = time.monotonic() + timeout
+        while payment["status"] not in DONE:
+            if time.monotonic() > deadline:
+                raise WalletError(
+                    f"payment {payment['id']} still {payment['status']} after {timeout} s"
+                )
+            time.sleep(0.2)
+            payment = self._json(self.http.get(path), "reading the payment's status")
+        return payment
+
+    def pay(self, uri: str, amount: int | None = None, *, wait: bool = True, timeout: float = 60):
+        """Pays the QR's URI; returns the payment, included or failed unless wait is False."""
+        payment = self.post(self.sign(uri, amount))
+        return self.wait(payment, timeout) if wait else payment
+
+    @staticmethod
+    def _json(response: httpx.Response, doing: str) -> dict:
+        if response.is_success:
+            return response.json()
+        try:
+            error = response.json().get("error", {})
+        except ValueError:
+            error = {}
+        message = error.get("message") or response.text[:200]
+        raise WalletError(f"{doing}: HTTP {response.status_code}: {message}", error)
+
+
+def _bytes32(value: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x"))
+    if len(raw) != 32:
+        raise WalletError(f"the invoice id {value} is not 32 bytes")
+    return raw
+
+
+def _body(authorization: SignedAuthorization) -> dict:
+    return {
+        "from": authorization.from_,
+        "to": authorization.to,
+        "value": authorization.value,
+        "validAfter": authorization.valid_after,
+        "validBefore": authorization.valid_before,
+        "nonce": "0x" + authorization.nonce.hex(),
+        "signature": "0x" + authorization.signature.hex(),
+    }
