@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,20 +36,63 @@ class ChainView:
     merchant_frozen: bool
 
 
+# The views the check reads, encoded by hand: web3.py's contract-call machinery re-validates the
+# whole ABI on every call, which cost about 5 ms a call; these are nine plain eth_calls.
+_VIEWS = {
+    name: (function_signature_to_4byte_selector(signature), types)
+    for name, signature, types in (
+        ("paused", "paused()", []),
+        ("authorizationState", "authorizationState(address,bytes32)", ["address", "bytes32"]),
+        ("accountKind", "accountKind(address)", ["address"]),
+        ("isActive", "isActive(address)", ["address"]),
+        ("isFrozen", "isFrozen(address)", ["address"]),
+        ("balanceOf", "balanceOf(address)", ["address"]),
+    )
+}
+
+
+def _eth_call(token: str, view: str, *args) -> tuple[str, list]:
+    selector, types = _VIEWS[view]
+    data = "0x" + (selector + encode(types, args)).hex()
+    return "eth_call", [{"to": token, "data": data}, "latest"]
+
+
 def read_chain(city: City, authorization: SignedAuthorization) -> ChainView:
-    token, payer, merchant = city.token, authorization.from_, authorization.to
-    functions = token.functions
-    with token.w3.batch_requests() as batch:
-        batch.add(functions.paused())
-        batch.add(functions.authorizationState(payer, authorization.nonce))
-        batch.add(functions.accountKind(payer))
-        batch.add(functions.isActive(payer))
-        batch.add(functions.isFrozen(payer))
-        batch.add(functions.balanceOf(payer))
-        batch.add(functions.accountKind(merchant))
-        batch.add(functions.isActive(merchant))
-        batch.add(functions.isFrozen(merchant))
-        return ChainView(*batch.execute())
+    """Every word the check needs, in one JSON-RPC batch; each view returns one 32-byte word."""
+    token, payer, merchant = city.token.address, authorization.from_, authorization.to
+    requests = [
+        _eth_call(token, "paused"),
+        _eth_call(token, "authorizationState", payer, authorization.nonce),
+        *(
+            _eth_call(token, view, party)
+            for party in (payer, merchant)
+            for view in ("accountKind", "isActive", "isFrozen", "balanceOf")
+        ),
+    ]
+    responses = city.token.w3.provider.make_batch_request(requests)
+    if not isinstance(responses, list):  # the node refused the whole batch
+        raise RuntimeError(f"the node refused the check's batch: {responses}")
+    words = []
+    for response in responses:
+        if "error" in response:
+            raise RuntimeError(f"the node refused a check's view: {response['error']}")
+        words.append(int(response["result"], 16))
+    paused, used, *parties = words
+    (p_kind, p_active, p_frozen, p_balance), (m_kind, m_active, m_frozen, _) = (
+        parties[:4],
+        parties[4:],
+    )
+    return ChainView(
+        paused=bool(paused),
+        nonce_used=bool(used),
+        payer_kind=p_kind,
+        payer_active=bool(p_active),
+        payer_frozen=bool(p_frozen),
+        payer_balance=p_balance,
+        merchant_kind=m_kind,
+        merchant_active=bool(m_active),
+        merchant_frozen=bool(m_frozen),
+    )
 
 
 def domain_of(city: City) -> TokenDomain:
