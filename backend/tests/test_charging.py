@@ -196,6 +196,17 @@ def test_only_the_citys_bank_may_notify(api, backend, keys, idle_resident):
     assert elsewhere.status_code == 404
 
 
+def test_deposit_ids_are_per_bank_and_banks_see_their_own(api, backend, keys, idle_resident):
+    other_bank = backend.create_api_key("test-bank-2", "bank", CITY)
+    body = notice(idle_resident, 1_000)
+    ours, theirs = post(api, keys["bank"], body).json(), post(api, other_bank, body).json()
+    assert ours["status"] == theirs["status"] == "issued"
+    assert ours["reference"] != theirs["reference"]
+    assert api.get(DEPOSITS, headers=bearer(other_bank)).json() == [theirs]
+    listed = api.get(DEPOSITS, headers=bearer(keys["operator"])).json()
+    assert ours in listed and theirs in listed
+
+
 # --- crashes: the backend is killed while its issuance transaction waits for a block ----------
 
 

@@ -113,15 +113,22 @@ class ChargingService:
                 return deposit
             city = self.deployment.city(deposit.city)
             reference = bytes.fromhex(deposit.reference[2:])
+            sender = self._sender(city)
+            call = city.treasury.functions.issue(deposit.resident, deposit.amount, reference)
             try:
                 if not city.treasury.functions.depositIssued(reference).call():
-                    receipt = self._sender(city).send(
-                        city.treasury.functions.issue(deposit.resident, deposit.amount, reference)
-                    )
+                    receipt = sender.send(call)
                     return self._issued(deposit_pk, _issued_events(city, receipt)[0])
-            except ChainRefusal as refusal:
+            except ChainRefusal:
                 if not city.treasury.functions.depositIssued(reference).call():
-                    return self._refused(deposit_pk, refusal.reason)
+                    # Simulated again for the contract's own error: a transaction that reverted
+                    # in its block says only that. If it now passes, the refusal was a race
+                    # (raised: the deposit stays pending and is retried).
+                    try:
+                        sender.simulate(call)
+                    except ChainRefusal as refusal:
+                        return self._refused(deposit_pk, refusal.reason)
+                    raise
             # Issued before this attempt: by a process that crashed before recording it, or by
             # another replica.
             return self._issued(deposit_pk, _issuance_of(city, reference))
@@ -158,8 +165,12 @@ class ChargingService:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def deposits(self, city: str, status: DepositStatus | None, limit: int) -> list[Deposit]:
+    def deposits(
+        self, city: str, status: DepositStatus | None, limit: int, *, bank: str | None = None
+    ) -> list[Deposit]:
         query = select(Deposit).where(Deposit.city == city)
+        if bank is not None:
+            query = query.where(Deposit.bank == bank)
         if status is not None:
             query = query.where(Deposit.status == status)
         with self.db.session() as session:

@@ -94,6 +94,9 @@ def list_deposits(
     status: DepositStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):
-    """The city's deposits, oldest first; `status=refused` lists the KRW to return."""
+    """The city's deposits, oldest first; `status=refused` lists the KRW to return. A bank sees
+    the deposits it notified; the city's operators see every bank's."""
     allow(principal, city=city.code, roles={Role.BANK, Role.OPERATOR})
-    return [DepositPublic.of(d) for d in platform.charging.deposits(city.code, status, limit)]
+    bank = principal.name if principal.role is Role.BANK else None
+    deposits = platform.charging.deposits(city.code, status, limit, bank=bank)
+    return [DepositPublic.of(deposit) for deposit in deposits]
