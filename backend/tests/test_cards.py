@@ -94,6 +94,11 @@ def test_a_card_pays_an_invoice_and_a_retried_request_is_the_same_payment(
     assert first.status_code == 202 and first.json()["invoiceId"] == invoice["invoiceId"]
     again = pay(api, keys, charged_card["number"], merchant, 7_000, invoiceId=invoice["invoiceId"])
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    other = issue(api, keys).json()
+    taken = error(
+        pay(api, keys, other["number"], merchant, 7_000, invoiceId=invoice["invoiceId"]), 409
+    )
+    assert (taken["code"], taken["field"]) == ("invoice_already_paid", "invoiceId")
     sale = {"requestId": "till-7-sale-000123"}
     spaced = " ".join(charged_card["number"][i : i + 4] for i in range(0, 16, 4))
     one, two = (

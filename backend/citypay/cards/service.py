@@ -234,7 +234,7 @@ class CardService:
         card = self.check_pin(city, number, pin)
         if invoice_id is not None:
             nonce = bytes.fromhex(invoice_id[2:])
-            self._require_invoice(city, invoice_id.lower())
+            self._require_open_invoice(city, invoice_id.lower(), card.wallet)
         elif request_id is not None:
             nonce = keccak(text=f"citypay-card-payment:{city.code}:{number}:{request_id}")
         else:
@@ -264,9 +264,10 @@ class CardService:
                 )
             )
 
-    def _require_invoice(self, city: City, invoice_id: str) -> None:
+    def _require_open_invoice(self, city: City, invoice_id: str, wallet: str) -> None:
         with self.db.session() as session:
             invoice = session.get(Invoice, invoice_id)
+            paid_by = session.scalar(select(Payment.payer).where(Payment.invoice_id == invoice_id))
         if invoice is None or invoice.city != city.code:
             raise NotFound(
                 "unknown_invoice",
@@ -274,6 +275,14 @@ class CardService:
                 field="invoiceId",
                 value=invoice_id,
                 accepted="the id of an invoice created for this sale",
+            )
+        if paid_by not in (None, wallet):  # the relay's unique invoice_id would refuse it later
+            raise Conflict(
+                "invoice_already_paid",
+                f"invoice {invoice_id} is already paid by {paid_by}",
+                field="invoiceId",
+                value=invoice_id,
+                accepted="an invoice not yet paid: ask the merchant for a new one",
             )
 
     # --- reading -----------------------------------------------------------------------------
