@@ -201,3 +201,24 @@ def test_hundreds_of_payments_in_flight_are_each_included_once(api, city, chain,
     nonces = sorted(chain.w3.eth.get_transaction(h)["nonce"] for h in batches)
     assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
     assert nonces[0] >= relayer_nonce_before
+
+
+def test_an_invoice_paid_by_one_payer_is_refused_to_another(api, city, chain, merchant, keys):
+    from conftest import bearer
+    from platform_harness import new_wallet
+
+    invoice = api.post(
+        f"/v1/cities/{CITY}/invoices",
+        json={"merchant": merchant.address, "amount": 2_500},
+        headers=bearer(keys["pos"]),
+    ).json()
+    first, second = (new_wallet(f"invoice-payer-{n}-{time.time_ns()}") for n in range(2))
+    for payer in (first, second):
+        chain.register_resident(CITY, payer)
+        chain.charge(CITY, payer, 10_000)
+    nonce = bytes.fromhex(invoice["invoiceId"][2:])
+    assert post(api, signed(city, first, merchant, 2_500, nonce=nonce)).status_code == 202
+    refused = post(api, signed(city, second, merchant, 2_500, nonce=nonce))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "invoice_paid"
+    assert refused.json()["error"]["value"] == invoice["invoiceId"]

@@ -56,6 +56,14 @@ class PaymentService:
             invoice = session.get(Invoice, nonce)
             if invoice is not None:
                 _check_invoice(invoice, city, authorization)
+                if session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id)):
+                    raise Conflict(
+                        "invoice_paid",
+                        f"invoice {invoice.id} is already paid by another payer",
+                        field="nonce",
+                        value=nonce,
+                        accepted="an invoice that is not paid yet",
+                    )
             payment = Payment(
                 city=city.code,
                 payer=authorization.from_,
@@ -84,7 +92,14 @@ class PaymentService:
                     session, city.code, authorization.from_, _hex(authorization.nonce)
                 )
                 if existing is None:
-                    raise
+                    # Another payer's payment took the invoice between the check and the insert.
+                    raise Conflict(
+                        "invoice_paid",
+                        "the invoice this nonce names was paid by another payer meanwhile",
+                        field="nonce",
+                        value=_hex(authorization.nonce),
+                        accepted="an invoice that is not paid yet",
+                    ) from None
                 return self._same_or_refuse(existing, authorization), False
 
     def get(self, payment_id: int) -> Payment:
