@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile day contract-day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -13,7 +13,13 @@ setup:
 compile: setup
 	$(BROWNIE) compile
 
+# The main job: starts the chain, deploys the cities, starts the backend and runs a day through
+# the HTTP API (DAY_ARGS=--keep-serving leaves the backend up).
 day: setup
+	.venv-backend/bin/python -m citypay.day $(DAY_ARGS)
+
+# The contracts alone on a fresh Brownie chain: the same day, contract call by contract call.
+contract-day: setup
 	$(BROWNIE) run scripts/day.py
 
 # Contract and deployment tests run under Brownie (.venv); the backend's under its own

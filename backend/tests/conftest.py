@@ -11,7 +11,7 @@ import time
 
 import httpx
 import pytest
-from platform_harness import BackendUnderTest, ChainUnderTest, new_wallet
+from platform_harness import BackendUnderTest, BankUnderTest, ChainUnderTest, new_wallet
 from sqlalchemy import create_engine, text
 
 CITY = "gimpo"
@@ -39,10 +39,20 @@ def _database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def backend(chain, tmp_path_factory):
+def bank(tmp_path_factory):
+    """The sandbox bank the backend pays cash-outs through."""
+    bank = BankUnderTest(tmp_path_factory.mktemp("bank"))
+    bank.start()
+    yield bank
+    bank.stop()
+
+
+@pytest.fixture(scope="session")
+def backend(chain, bank, tmp_path_factory):
     server = BackendUnderTest(
         chain, _database_url(tmp_path_factory), tmp_path_factory.mktemp("log") / "backend.log"
     )
+    server.extra_env["BANK_URL"] = bank.url
     server.start()
     yield server
     server.stop()

@@ -136,6 +136,8 @@ class BackendUnderTest:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        # Set by fixtures and tests before start(): BANK_URL, CITYPAY_CRASH_AT, ...
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict:
         return {
@@ -146,6 +148,9 @@ class BackendUnderTest:
             "MANIFEST_PATH": str(self.chain.manifest),
             "RELAY_INTERVAL": "0.1",
             "BANK_WEBHOOK_SECRET": BANK_WEBHOOK_SECRET,
+            "CASHOUT_RETRY_INTERVAL": "0.5",
+            "BANK_TIMEOUT": "2",
+            **self.extra_env,
         }
 
     def create_api_key(self, name: str, role: str, city: str | None = None) -> str:
@@ -208,3 +213,47 @@ class BackendUnderTest:
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=15)
+
+
+class BankUnderTest:
+    """The sandbox bank (python -m citypay.bank.sandbox) on a free port, with its own books."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--database", str(self.data_dir / "bank.sqlite3")]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "citypay.bank.sandbox", *args],
+            cwd=ROOT,
+            stdout=(self.data_dir / "bank.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the sandbox bank exited: see {self.data_dir / 'bank.log'}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the sandbox bank did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def transfers(self, order_id: str | None = None) -> list[dict]:
+        """Every transfer the bank booked (of one order id)."""
+        booked = httpx.get(f"{self.url}/transfers", timeout=10).json()
+        return [t for t in booked if order_id is None or t["order_id"] == order_id]
+
+    def faults(self, **faults) -> None:
+        """fail_accounts=[...], fail_next=N, delay=seconds; no arguments: a healthy bank."""
+        httpx.put(f"{self.url}/control", json=faults, timeout=10).raise_for_status()

@@ -27,7 +27,12 @@ def authorize(treasury_domain):
         nonce = os.urandom(32) if nonce is None else nonce
         key = (signer or merchant).private_key
         signature = sign_cash_out(
-            key, treasury_domain, amount=amount, valid_before=valid_before, nonce=nonce
+            key,
+            treasury_domain,
+            amount=amount,
+            valid_before=valid_before,
+            nonce=nonce,
+            merchant=merchant.address,
         )
         return [merchant, amount, valid_before, nonce, signature]
 

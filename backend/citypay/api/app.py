@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from web3 import Web3
 
-from citypay.api.routes import auth, cards, cities, deposits, health, payments, qr
+from citypay.api.routes import auth, cards, cashouts, cities, deposits, health, payments, qr
 from citypay.api.state import Platform
+from citypay.bank.adapter import HttpBank
+from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import signer_for
 from citypay.charging.service import ChargingService
@@ -52,6 +54,9 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         payments=PaymentService(db, deployment, settings),
         relayer=relayer,
         charging=ChargingService(db, deployment, settings),
+        cashouts=CashOutService(
+            db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
+        ),
     )
 
 
@@ -65,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if platform.relayer is not None:
             platform.relayer.start()
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
+        platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         yield
+        platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:
             platform.relayer.stop()
@@ -80,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth, qr, payments, cards, cities, deposits):
+    for module in (health, auth, qr, payments, cards, cities, deposits, cashouts):
         app.include_router(module.router)
     return app
 

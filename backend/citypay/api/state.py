@@ -14,6 +14,7 @@ from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
 
 if TYPE_CHECKING:  # charging's notices use api.deps, which imports this module
+    from citypay.cashout.service import CashOutService
     from citypay.charging.service import ChargingService
 
 
@@ -26,3 +27,4 @@ class Platform:
     payments: PaymentService
     relayer: Relayer | None
     charging: ChargingService | None = None
+    cashouts: CashOutService | None = None

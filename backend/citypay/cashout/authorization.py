@@ -73,9 +73,11 @@ def sign_cash_out(
     amount: int,
     valid_before: int,
     nonce: bytes,
+    merchant: str | None = None,
 ) -> bytes:
-    """The merchant's 65-byte signature (r, s, v) of a cash-out of `amount`."""
-    merchant = Account.from_key(private_key).address
+    """The 65-byte signature (r, s, v) of a cash-out of `amount` by `merchant`, the key's own
+    address unless given (a key signing for another merchant is what a forgery looks like)."""
+    merchant = merchant or Account.from_key(private_key).address
     signed = Account.sign_message(
         _typed(domain, merchant, amount, valid_before, nonce), private_key
     )

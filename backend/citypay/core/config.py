@@ -25,11 +25,12 @@ class Settings(BaseSettings):
     DATABASE_URL: str = "sqlite:///data/backend/citypay.sqlite3"
     RPC_URL: str = "http://127.0.0.1:8546"
     CHAIN_ID: int = EMBEDDED_CHAIN_ID
-    MANIFEST_PATH: Path = Path("data/chain/manifest.json")
+    MANIFEST_PATH: Path = Path("data/deployments/58210.json")
 
     # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
     # development key of the address the manifest names for that duty.
     RELAYER_PRIVATE_KEY: SecretStr | None = None
+    SETTLER_PRIVATE_KEY: SecretStr | None = None  # relays cash-outs, records bank payouts
     ISSUER_PRIVATE_KEY: SecretStr | None = None
     REGISTRAR_PRIVATE_KEY: SecretStr | None = None  # registers card holders' wallets as residents
 
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     CARD_KEY_ENCRYPTION_KEY: SecretStr = SecretStr(PLACEHOLDER)
     # Consecutive wrong PINs that lock a card until an operator unlocks it.
     CARD_PIN_ATTEMPTS: int = 5
+
+    # Cash-out payouts: the bank's transfer API (the sandbox bank: python -m citypay.bank.sandbox),
+    # how long to wait for its answer, and how often unfinished cash-outs are retried (seconds).
+    BANK_URL: str = "http://127.0.0.1:8548"
+    BANK_TIMEOUT: float = 10.0
+    CASHOUT_RETRY_INTERVAL: float = 5.0
 
     # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
     # how long a session lasts, in seconds.

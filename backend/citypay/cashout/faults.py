@@ -1,0 +1,21 @@
+"""Fault injection for the crash tests: CITYPAY_CRASH_AT=<point> makes the backend die at that
+point, as kill -9 would, so a test can crash it exactly between two steps of a cash-out.
+
+Read from the process environment only (never from settings or a .env file), and a no-op when
+unset; the points are named where they are called (service.py): after_redemption (burned on
+chain, not yet recorded) and after_payout (paid by the bank, not yet recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+CRASH_EXIT_CODE = 86
+log = logging.getLogger(__name__)
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get("CITYPAY_CRASH_AT") == name:
+        log.error("CITYPAY_CRASH_AT=%s: exiting now (fault injection)", name)
+        os._exit(CRASH_EXIT_CODE)  # no cleanup, no commit: like a killed process

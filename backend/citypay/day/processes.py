@@ -1,0 +1,109 @@
+"""The platform's processes for the main job: the project's chain and its deployment (run with the
+chain tools' environment, .venv), and the backend as a uvicorn process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[3]
+CHAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def chain_tool(*args: str, env: dict | None = None, timeout: float = 600) -> str:
+    """Runs `python -m scripts.<tool> ...` with the chain tools; its output, or RuntimeError."""
+    environment = {
+        **os.environ,
+        **(env or {}),
+        "PATH": f"{ROOT / '.toolchain' / 'bin'}:{os.environ['PATH']}",
+        "SOLCX_BINARY_PATH": str(ROOT / ".toolchain" / "solc"),
+    }
+    done = subprocess.run(
+        [str(CHAIN_PYTHON), "-m", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+class BackendProcess:
+    """The backend as a real uvicorn process, with its settings in the environment."""
+
+    def __init__(self, port: int, env: dict, log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "citypay.api.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the backend exited with {self.process.returncode}: see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the backend did not answer within {timeout} s: see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+    def api_key(self, name: str, role: str, city: str | None = None) -> str:
+        """An API key made with the operators' command, as a city's staff would."""
+        args = [sys.executable, "-m", "citypay.auth", "create", name, "--role", role]
+        done = subprocess.run(
+            [*args, *(["--city", city] if city else [])],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"creating API key {name} failed: {done.stderr}")
+        return done.stdout.strip()
