@@ -18,10 +18,11 @@ import secrets
 import sys
 import time
 
-from citypay.day.processes import ROOT, BackendProcess, chain_tool
+from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool
 from citypay.day.script import Day
 
 PORT = int(os.environ.get("CITYPAY_PORT", "8000"))
+BANK_PORT = int(os.environ.get("CITYPAY_BANK_PORT", "8548"))
 DATA = ROOT / "data"
 
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     print(chain_tool("scripts.chain", "start").strip())
     print(chain_tool("scripts.deploy").strip().splitlines()[-1])
     manifest = DATA / "deployments" / "58210.json"
+    bank = SandboxBank(BANK_PORT, DATA / "bank" / "sandbox.sqlite3", DATA / "bank" / "bank.log")
+    bank.start()
+    print(f"sandbox bank: {bank.url} (books in {DATA / 'bank'})")
     backend = BackendProcess(
         PORT,
         {
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 "DATABASE_URL", f"sqlite:///{DATA / 'backend' / 'citypay.sqlite3'}"
             ),
             "MANIFEST_PATH": str(manifest),
+            "BANK_URL": bank.url,
             # The day plays the bank: it must know the secret the backend checks deposits with.
             "BANK_WEBHOOK_SECRET": os.environ.get("BANK_WEBHOOK_SECRET") or secrets.token_hex(32),
         },
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     backend.start()
     print(f"backend: {backend.url} (OpenAPI docs at {backend.url}/docs, log {backend.log_path})")
     try:
-        Day(backend, manifest, run=time.strftime("%Y%m%d-%H%M%S")).run()
+        Day(backend, bank, manifest, run=time.strftime("%Y%m%d-%H%M%S")).run()
         if args.keep_serving:
             print("the platform keeps serving; Ctrl-C stops the backend (the chain keeps running)")
             while backend.process.poll() is None:
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         backend.stop()
+        bank.stop()
     return 0
 
 

@@ -36,10 +36,11 @@ def chain_tool(*args: str, env: dict | None = None, timeout: float = 600) -> str
     return done.stdout
 
 
-class BackendProcess:
-    """The backend as a real uvicorn process, with its settings in the environment."""
+class ServiceProcess:
+    """A Python service module run as its own process, up once its /health answers."""
 
-    def __init__(self, port: int, env: dict, log_path: Path) -> None:
+    def __init__(self, args: list[str], port: int, env: dict, log_path: Path) -> None:
+        self.args = args
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, **env}
@@ -48,31 +49,18 @@ class BackendProcess:
 
     def start(self, timeout: float = 60) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "citypay.api.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            [sys.executable, "-m", *self.args],
             cwd=ROOT,
             env=self.env,
-            stdout=log,
+            stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"the backend exited with {self.process.returncode}: see {self.log_path}"
+                    f"{self.args[0]} exited with {self.process.returncode}: see {self.log_path}"
                 )
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
@@ -80,7 +68,7 @@ class BackendProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the backend did not answer within {timeout} s: see {self.log_path}")
+        raise RuntimeError(f"{self.args[0]} did not answer within {timeout} s: see {self.log_path}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -92,6 +80,28 @@ class BackendProcess:
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=15)
+
+
+class SandboxBank(ServiceProcess):
+    """The sandbox bank with its own books (python -m citypay.bank.sandbox)."""
+
+    def __init__(self, port: int, books: Path, log_path: Path) -> None:
+        args = ["citypay.bank.sandbox", "--port", str(port), "--database", str(books)]
+        super().__init__(args, port, {}, log_path)
+
+    def faults(self, **faults) -> None:
+        """fail_accounts=[...], fail_next=N, delay=seconds; no arguments: a healthy bank."""
+        httpx.put(f"{self.url}/control", json=faults, timeout=10).raise_for_status()
+
+
+class BackendProcess(ServiceProcess):
+    """The backend as a real uvicorn process, with its settings in the environment."""
+
+    def __init__(self, port: int, env: dict, log_path: Path) -> None:
+        args = ["uvicorn", "--factory", "citypay.api.app:app", "--host", "127.0.0.1"]
+        super().__init__(
+            [*args, "--port", str(port), "--log-level", "warning"], port, env, log_path
+        )
 
     def api_key(self, name: str, role: str, city: str | None = None) -> str:
         """An API key made with the operators' command, as a city's staff would."""

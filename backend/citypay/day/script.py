@@ -23,7 +23,7 @@ from citypay.chain.deployment import Deployment
 from citypay.chain.duty_sender import DutySender
 from citypay.chain.keys import development_account
 from citypay.charging.notifications import sign as sign_deposit
-from citypay.day.processes import BackendProcess
+from citypay.day.processes import BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
 
@@ -42,8 +42,11 @@ CARD_PIN = "4826"
 
 
 class Day:
-    def __init__(self, backend: BackendProcess, manifest: Path, *, run: str) -> None:
+    def __init__(
+        self, backend: BackendProcess, bank: SandboxBank, manifest: Path, *, run: str
+    ) -> None:
         self.backend = backend
+        self.bank = bank
         self.run_id = run
         self.console = Console()
         self.w3 = Web3(Web3.HTTPProvider(backend.env.get("RPC_URL", "http://127.0.0.1:8546")))
@@ -95,7 +98,7 @@ class Day:
     def keys(self) -> None:
         make = self.backend.api_key
         self.operator = make(f"gimpo-office-{self.run_id}", "operator", CITY)
-        self.bank = make(f"nonghyup-{self.run_id}", "bank", CITY)
+        self.bank_key = make(f"nonghyup-{self.run_id}", "bank", CITY)
         self.pos = make(f"till-{self.run_id}", "pos", CITY)
         self.say("operator, bank and till keys created (python -m citypay.auth create ...)")
 
@@ -131,7 +134,7 @@ class Day:
             f"/v1/cities/{CITY}/deposits",
             content=body,
             headers={
-                "Authorization": f"Bearer {self.bank}",
+                "Authorization": f"Bearer {self.bank_key}",
                 "Content-Type": "application/json",
                 "X-Citypay-Timestamp": str(timestamp),
                 "X-Citypay-Signature": sign_deposit(self.secret, timestamp, body),
@@ -269,7 +272,9 @@ class Day:
 
     def cash_out(self) -> None:
         domain = self.http.get(f"/v1/cities/{CITY}/cashout-domain").json()
-        for name in ("Haneul Bakery", "Riverside Books"):
+        for name, bank_fails in (("Haneul Bakery", False), ("Riverside Books", True)):
+            # The bank refuses one transfer (a closed account, say): its tokens come back.
+            self.bank.faults(fail_next=1 if bank_fails else 0)
             merchant = self.merchants[name]
             balance = self.city.token.functions.balanceOf(merchant.address).call()
             nonce = os.urandom(32)
