@@ -1152,20 +1152,26 @@ class CityMachine:
                 f"redemption {redemption_id} went from {before.name} to {status.name}"
             )
             self.seen_status[redemption_id] = status
+            # (account, kind, status, requestedAt, closedAt, burned, chargedBefore, payout,
+            #  incentiveBefore, payoutAccountHash, closingReference)
             assert (
                 chained[0],
                 chained[1],
                 status,
                 chained[5],
                 chained[6],
-                hex_bytes(chained[7]),
-                hex_bytes(chained[8]),
+                chained[7],
+                chained[8],
+                hex_bytes(chained[9]),
+                hex_bytes(chained[10]),
             ) == (
                 model.account,
                 model.kind,
                 model.status,
                 model.burned,
+                model.charged_before,
                 model.payout,
+                model.incentive_before,
                 model.payout_account,
                 model.closing_reference,
             )
