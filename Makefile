@@ -37,7 +37,7 @@ lint: setup
 	.venv/bin/ruff format --check .
 
 gas: setup
-	$(BROWNIE) run bench/gas.py
+	$(BROWNIE) run $(CURDIR)/bench/gas.py
 
 # Relayed payments per second end to end against raw ERC-20 transfers (BENCH_PAYMENTS, BENCH_CLIENTS).
 bench-relay: setup
