@@ -32,7 +32,8 @@ interface ICityToken is IERC20, IERC3009 {
     event Paid(address indexed payer, address indexed merchant, bytes32 indexed paymentId, uint256 value);
     /// @notice A merchant refunded (part of) a payment to the customer who made it.
     event Refunded(address indexed merchant, address indexed payer, bytes32 indexed paymentId, uint256 value);
-    /// @notice An authorization in a batch was skipped; `reason` is the revert data it raised.
+    /// @notice An authorization in a batch was skipped; `reason` is the revert data
+    /// transferWithAuthorization would raise for it (its custom error, ABI-encoded).
     event AuthorizationFailed(address indexed authorizer, bytes32 indexed nonce, bytes reason);
     event AccountFrozen(address indexed account, address indexed by);
     event AccountUnfrozen(address indexed account, address indexed by);
@@ -61,7 +62,7 @@ interface ICityToken is IERC20, IERC3009 {
     error CityTokenRefundExceedsPayment(address payer, bytes32 paymentId, uint256 refundable, uint256 requested);
     error CityTokenSupplyCapExceeded(uint256 supply, uint256 value, uint256 cap);
     error CityTokenReplacementInUse(address replacement);
-    /// @notice Only the token itself calls the per-authorization step of a batch.
+    /// @notice Only the token itself may call settleAuthorization.
     error CityTokenSelfCallOnly(address caller);
 
     /// @notice Pays `merchant` with an invoice id. An EIP-681 URI names this function with its
@@ -86,7 +87,9 @@ interface ICityToken is IERC20, IERC3009 {
         external
         returns (uint256 settled);
 
-    /// @notice One step of a batch, called by the token on itself so a revert is contained.
+    /// @notice One step of a batch as an external call, reverting with the step's error. Only the
+    /// token itself may call it, and it no longer does: the batch checks each step in place (see
+    /// CityToken.transferWithAuthorizationBatch). Kept so the ABI and its gate stay as they were.
     function settleAuthorization(TransferAuthorization calldata authorization) external;
 
     function accountKind(address account) external view returns (AccountKind);

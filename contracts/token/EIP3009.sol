@@ -2,13 +2,16 @@
 pragma solidity 0.8.28;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IERC3009} from "../../interfaces/IERC3009.sol";
 import {PaymentRecord} from "../libraries/PaymentRecord.sol";
+import {Refusal} from "../libraries/Refusal.sol";
 
-/// @notice EIP-3009 as internal steps that the token wraps with its own guards, in USDC's order:
-/// time window, nonce unused, signature, mark used, then move money.
+/// @notice EIP-3009 as internal steps that the token completes with its own rules, in USDC's order:
+/// time window, nonce unused, signature, then the token's rules, mark used, move money. The
+/// (v, r, s) form, every gasless payment's path, reverts for nothing: it returns the refusal (see
+/// Refusal) of the first check that fails, which the token's single calls revert with and its batch
+/// reports.
 abstract contract EIP3009 is IERC3009, EIP712 {
     /// @dev keccak256("TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)")
     bytes32 public constant TRANSFER_WITH_AUTHORIZATION_TYPEHASH =
@@ -29,11 +32,21 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         return _authorizations[authorizer][nonce] != 0;
     }
 
-    /// @dev Moves the money of a used authorization; the token applies its transfer rules here
-    /// (and may refuse a nonce it gives another meaning).
-    function _executeAuthorizedTransfer(address from, address to, uint256 value, bytes32 nonce) internal virtual;
+    /// @dev secp256k1n / 2: a larger `s` is the malleable twin of a valid signature (ECDSA.sol).
+    uint256 private constant MAX_SIGNATURE_S = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
-    function _useAuthorization(
+    /// @dev The token's part of an authorization that passed EIP-3009's checks: if the token's rules
+    /// allow the transfer, marks the nonce used (`_markUsed`) and moves the money; otherwise changes
+    /// nothing and returns the refusal.
+    function _tryAuthorizedTransfer(address from, address to, uint256 value, bytes32 nonce)
+        internal
+        virtual
+        returns (bytes memory refusal);
+
+    /// @dev An authorization signed with (v, r, s), from end to end, reverting for nothing: empty
+    /// if it was used and the money moved, else the refusal of the first check it failed.
+    function _tryUseAuthorization(
+        bytes32 domainSeparator,
         bytes32 typeHash,
         address from,
         address to,
@@ -44,14 +57,34 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         uint8 v,
         bytes32 r,
         bytes32 s
-    ) internal {
-        bytes32 digest = _checkUnusedAuthorization(typeHash, from, to, value, validAfter, validBefore, nonce);
-        // No ERC-1271 look-up on this path: it would cost a cold EXTCODESIZE on every payment.
-        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, v, r, s);
-        if (error != ECDSA.RecoverError.NoError || signer != from) revert EIP3009InvalidSignature(from);
-        _markUsedAndTransfer(from, to, value, nonce);
+    ) internal returns (bytes memory refusal) {
+        bytes32 digest;
+        (digest, refusal) =
+            _unusedAuthorizationDigest(domainSeparator, typeHash, from, to, value, validAfter, validBefore, nonce);
+        if (refusal.length != 0) return refusal;
+        // ECDSA.tryRecover's checks (s in the lower half order, a signer recovered), written out on
+        // this hot path. No ERC-1271 look-up either: it would cost a cold EXTCODESIZE every payment.
+        address signer;
+        if (uint256(s) <= MAX_SIGNATURE_S) {
+            assembly ("memory-safe") {
+                let m := mload(0x40)
+                mstore(m, digest)
+                mstore(add(m, 0x20), and(v, 0xff))
+                mstore(add(m, 0x40), r)
+                mstore(add(m, 0x60), s)
+                mstore(0x00, 0) // the precompile returns nothing when no key recovers
+                if iszero(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20)) { revert(0, 0) }
+                signer := mload(0x00)
+            }
+        }
+        if (signer == address(0) || signer != from) {
+            return abi.encodeWithSelector(EIP3009InvalidSignature.selector, from);
+        }
+        return _tryAuthorizedTransfer(from, to, value, nonce);
     }
 
+    /// @dev An authorization with its signature as bytes (ECDSA, or ERC-1271 for a contract
+    /// wallet): the same checks, reverting with the first that fails.
     function _useAuthorization(
         bytes32 typeHash,
         address from,
@@ -62,13 +95,15 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         bytes32 nonce,
         bytes memory signature
     ) internal {
-        bytes32 digest = _checkUnusedAuthorization(typeHash, from, to, value, validAfter, validBefore, nonce);
+        (bytes32 digest, bytes memory refusal) =
+            _unusedAuthorizationDigest(_domainSeparatorV4(), typeHash, from, to, value, validAfter, validBefore, nonce);
+        Refusal.revertIfAny(refusal);
         if (!SignatureChecker.isValidSignatureNow(from, digest, signature)) revert EIP3009InvalidSignature(from);
-        _markUsedAndTransfer(from, to, value, nonce);
+        Refusal.revertIfAny(_tryAuthorizedTransfer(from, to, value, nonce));
     }
 
     function _cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) internal {
-        _requireUnused(authorizer, nonce);
+        Refusal.revertIfAny(_usedRefusal(authorizer, nonce));
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)));
         if (!SignatureChecker.isValidSignatureNow(authorizer, digest, signature)) {
             revert EIP3009InvalidSignature(authorizer);
@@ -77,8 +112,10 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         emit AuthorizationCanceled(authorizer, nonce);
     }
 
-    /// @dev Checks the window and the nonce and returns the EIP-712 digest to verify.
-    function _checkUnusedAuthorization(
+    /// @dev The time window, then the nonce unused: the EIP-712 digest to verify, or the refusal of
+    /// the first of these checks that fails.
+    function _unusedAuthorizationDigest(
+        bytes32 domainSeparator,
         bytes32 typeHash,
         address from,
         address to,
@@ -86,20 +123,43 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         uint256 validAfter,
         uint256 validBefore,
         bytes32 nonce
-    ) private view returns (bytes32) {
-        if (block.timestamp <= validAfter) revert EIP3009AuthorizationNotYetValid(validAfter, block.timestamp);
-        if (block.timestamp >= validBefore) revert EIP3009AuthorizationExpired(validBefore, block.timestamp);
-        _requireUnused(from, nonce);
-        return _hashTypedDataV4(keccak256(abi.encode(typeHash, from, to, value, validAfter, validBefore, nonce)));
+    ) private view returns (bytes32 digest, bytes memory refusal) {
+        if (block.timestamp <= validAfter) {
+            return (0, abi.encodeWithSelector(EIP3009AuthorizationNotYetValid.selector, validAfter, block.timestamp));
+        }
+        if (block.timestamp >= validBefore) {
+            return (0, abi.encodeWithSelector(EIP3009AuthorizationExpired.selector, validBefore, block.timestamp));
+        }
+        refusal = _usedRefusal(from, nonce);
+        if (refusal.length != 0) return (0, refusal);
+        // _hashTypedDataV4(keccak256(abi.encode(typeHash, from, to, value, validAfter, validBefore,
+        // nonce))), hashed where it is written, past the free memory pointer: nothing is allocated.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            mstore(add(m, 0x20), and(from, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(m, 0x40), and(to, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(m, 0x60), value)
+            mstore(add(m, 0x80), validAfter)
+            mstore(add(m, 0xa0), validBefore)
+            mstore(add(m, 0xc0), nonce)
+            let structHash := keccak256(m, 0xe0)
+            mstore(m, 0x1901)
+            mstore(add(m, 0x20), domainSeparator)
+            mstore(add(m, 0x40), structHash)
+            digest := keccak256(add(m, 0x1e), 0x42)
+        }
     }
 
-    function _requireUnused(address authorizer, bytes32 nonce) internal view {
-        if (_authorizations[authorizer][nonce] != 0) revert EIP3009AuthorizationUsedOrCanceled(authorizer, nonce);
+    function _usedRefusal(address authorizer, bytes32 nonce) private view returns (bytes memory refusal) {
+        if (_authorizations[authorizer][nonce] != 0) {
+            refusal = abi.encodeWithSelector(EIP3009AuthorizationUsedOrCanceled.selector, authorizer, nonce);
+        }
     }
 
-    function _markUsedAndTransfer(address from, address to, uint256 value, bytes32 nonce) private {
+    /// @dev Marks the nonce used; the record keeps the payee and the refundable amount.
+    function _markUsed(address from, address to, uint256 value, bytes32 nonce) internal {
         _authorizations[from][nonce] = PaymentRecord.used(to, value);
         emit AuthorizationUsed(from, nonce);
-        _executeAuthorizedTransfer(from, to, value, nonce);
     }
 }
