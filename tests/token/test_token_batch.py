@@ -3,6 +3,7 @@ invalid one is skipped with AuthorizationFailed carrying its exact revert data."
 
 import dataclasses
 
+import brownie
 import pytest
 from brownie import chain
 
@@ -12,6 +13,8 @@ USED_OR_CANCELED = "EIP3009AuthorizationUsedOrCanceled(address,bytes32)"
 MERCHANT_NOT_ACTIVE = "CityTokenMerchantNotActive(address)"
 INSUFFICIENT_BALANCE = "ERC20InsufficientBalance(address,uint256,uint256)"
 NOT_ALLOWED = "CityTokenTransferNotAllowed(address,address)"
+NOT_YET_VALID = "EIP3009AuthorizationNotYetValid(uint256,uint256)"
+ZERO_PAYMENT_ID = "CityTokenZeroPaymentId()"
 
 
 def settle(token, relayer, *auths):
@@ -86,6 +89,57 @@ def test_batch_skips_an_expired_authorization_and_reports_expired(
         revert_data(EXPIRED, expired.valid_before, tx.timestamp),
     ]
     assert token.balanceOf(merchant) == 2_000
+
+
+def test_batch_skips_a_not_yet_valid_authorization_and_reports_not_yet_valid(
+    city, token, resident, merchant, relayer, sign, revert_data, hex32, pin_next_block_time
+):
+    now = pin_next_block_time()
+    early = sign(resident, merchant, 1_000, valid_after=now + 600, valid_before=now + 3600)
+    tx = settle(token, relayer, early, sign(resident, merchant, 2_000))
+    assert tx.return_value == 1
+    assert tx.events["AuthorizationFailed"].values() == [
+        resident.address,
+        hex32(early.nonce),
+        revert_data(NOT_YET_VALID, now + 600, tx.timestamp),
+    ]
+    assert token.authorizationState(resident, early.nonce) is False
+
+
+def test_batch_skips_a_zero_nonce_and_reports_zero_payment_id(
+    city, token, resident, merchant, relayer, sign, revert_data, hex32
+):
+    unrefundable = sign(resident, merchant, 1_000, nonce=bytes(32))
+    tx = settle(token, relayer, unrefundable, sign(resident, merchant, 2_000))
+    assert tx.return_value == 1
+    assert tx.events["AuthorizationFailed"].values() == [
+        resident.address,
+        hex32(bytes(32)),
+        revert_data(ZERO_PAYMENT_ID),
+    ]
+    assert token.authorizationState(resident, bytes(32)) is False
+    assert token.balanceOf(merchant) == 2_000
+
+
+def test_batch_with_an_entry_past_its_abi_types_reverts_whole(
+    city, token, resident, merchant, relayer, sign, balances
+):
+    # The batch reads its entries from calldata itself; it keeps the ABI decoder's checks, so an
+    # address with its upper bytes set reverts the call instead of being cut to 20 bytes.
+    auth = sign(resident, merchant, 1_000)
+    encoded = token.transferWithAuthorizationBatch.encode_input([auth.as_args()])
+    data = bytearray(bytes.fromhex(encoded[2:]))
+    # selector, array offset, array length, then the first entry's `from` word
+    data[4 + 32 + 32] = 0x01
+    before = balances(resident, merchant)
+    with brownie.reverts():
+        relayer.transfer(token, 0, data=bytes(data))
+    assert balances(resident, merchant) == before
+    assert token.authorizationState(resident, auth.nonce) is False
+    # The same call data with that byte clean settles.
+    data[4 + 32 + 32] = 0
+    relayer.transfer(token, 0, data=bytes(data))
+    assert token.authorizationState(resident, auth.nonce) is True
 
 
 def test_batch_skips_a_payment_to_a_suspended_merchant_and_reports_merchant_not_active(
