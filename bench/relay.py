@@ -173,20 +173,7 @@ def run_relayed(backend, chain, payers, merchants, api_key: str) -> dict:
         )
         for i in range(PAYMENTS)
     ]
-    bodies = [
-        {
-            "from": a.from_,
-            "to": a.to,
-            "value": a.value,
-            "validAfter": a.valid_after,
-            "validBefore": a.valid_before,
-            "nonce": "0x" + a.nonce.hex(),
-            "v": a.v,
-            "r": "0x" + a.r.hex(),
-            "s": "0x" + a.s.hex(),
-        }
-        for a in authorizations
-    ]
+    bodies = [a.as_json() for a in authorizations]
     watcher = IncludedWatcher(backend.url, api_key, merchants)
     time.sleep(1)
     posted: dict[int, float] = {}
@@ -320,7 +307,7 @@ def main() -> None:
         merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
         _populate(chain, payers, merchants)
         backend.start()
-        api_key = backend.create_api_key(f"bench-{os.getpid()}", "operator", CITY)
+        api_key = backend.api_key(f"bench-{os.getpid()}", "operator", CITY)
         relayed = run_relayed(backend, chain, payers, merchants, api_key)
         raw = run_raw(chain, payers, merchants)
     finally:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import brownie
 import pytest
 from brownie import CityDirectory
-from citypay.cashout.authorization import TreasuryDomain, sign_cash_out
+from citypay.cashout.authorization import sign_cash_out, treasury_domain_for
 from eth_utils import keccak
 from hexbytes import HexBytes
 from treasury.conftest import error_message
@@ -97,7 +97,7 @@ def _cash_out(f):
 
 def _signed_cash_out(f):
     """A merchant's valid cash-out authorization: only the caller's role can refuse it."""
-    domain = TreasuryDomain.for_token_name(f.token.name(), brownie.chain.id, f.treasury.address)
+    domain = treasury_domain_for(f.token.name(), brownie.chain.id, f.treasury.address)
     valid_before = brownie.chain.time() + 3600
     signature = sign_cash_out(
         f.merchant.private_key, domain, amount=1_000, valid_before=valid_before, nonce=REFERENCE

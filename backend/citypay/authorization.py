@@ -39,12 +39,19 @@ _PERMIT_FIELDS = [
 
 @dataclass(frozen=True)
 class TokenDomain:
-    """The EIP-712 domain of one city's token."""
+    """An EIP-712 domain: a city's token's, or its treasury's (cash-out authorizations)."""
 
     name: str
     version: str
     chain_id: int
     verifying_contract: str
+
+    @classmethod
+    def from_dict(cls, domain: dict) -> TokenDomain:
+        """The domain from its EIP-712 JSON form (what the API publishes)."""
+        return cls(
+            domain["name"], domain["version"], domain["chainId"], domain["verifyingContract"]
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -73,6 +80,21 @@ class SignedAuthorization:
     def signature(self) -> bytes:
         return self.r + self.s + bytes([self.v])
 
+    def as_json(self, *, joined: bool = False) -> dict:
+        """The body the relay takes (POST /v1/cities/{city}/payments): the signature as v, r and
+        s, or `joined` into one 65-byte hex string."""
+        body = {
+            "from": self.from_,
+            "to": self.to,
+            "value": self.value,
+            "validAfter": self.valid_after,
+            "validBefore": self.valid_before,
+            "nonce": "0x" + self.nonce.hex(),
+        }
+        if joined:
+            return body | {"signature": "0x" + self.signature.hex()}
+        return body | {"v": self.v, "r": "0x" + self.r.hex(), "s": "0x" + self.s.hex()}
+
     def as_args(self) -> tuple:
         """The arguments of transferWithAuthorization, from `from` to `s`."""
         return (
@@ -93,7 +115,7 @@ def random_nonce() -> bytes:
     return os.urandom(32)
 
 
-def _typed(domain: TokenDomain, primary_type: str, fields: list, message: dict):
+def typed_message(domain: TokenDomain, primary_type: str, fields: list, message: dict):
     return encode_typed_data(
         full_message={
             "types": {
@@ -115,7 +137,7 @@ def _typed(domain: TokenDomain, primary_type: str, fields: list, message: dict):
 def _sign(
     private_key: str | bytes, domain: TokenDomain, primary_type: str, fields: list, message: dict
 ):
-    return Account.sign_message(_typed(domain, primary_type, fields, message), private_key)
+    return Account.sign_message(typed_message(domain, primary_type, fields, message), private_key)
 
 
 def recover_authorizer(
@@ -133,7 +155,7 @@ def recover_authorizer(
         "validBefore": authorization.valid_before,
         "nonce": authorization.nonce,
     }
-    signable = _typed(domain, primary_type, _AUTHORIZATION_FIELDS, message)
+    signable = typed_message(domain, primary_type, _AUTHORIZATION_FIELDS, message)
     vrs = (
         authorization.v,
         int.from_bytes(authorization.r, "big"),

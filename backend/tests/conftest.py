@@ -52,7 +52,7 @@ def backend(chain, bank, tmp_path_factory):
     server = BackendUnderTest(
         chain, _database_url(tmp_path_factory), tmp_path_factory.mktemp("log") / "backend.log"
     )
-    server.extra_env["BANK_URL"] = bank.url
+    server.settings["BANK_URL"] = bank.url
     server.start()
     yield server
     server.stop()
@@ -115,9 +115,9 @@ def wait_for_status(
 def keys(backend):
     """API keys by role, for Gimpo, plus a Gongju operator key."""
     return {
-        role: backend.create_api_key(f"test-{role}", role, CITY)
+        role: backend.api_key(f"test-{role}", role, CITY)
         for role in ("operator", "bank", "auditor", "pos")
-    } | {"gongju-operator": backend.create_api_key("test-gongju-operator", "operator", "gongju")}
+    } | {"gongju-operator": backend.api_key("test-gongju-operator", "operator", "gongju")}
 
 
 def bearer(token: str) -> dict:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,12 +10,11 @@ import httpx
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import development_account
 from citypay.core.config import EMBEDDED_CHAIN_ID
+from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool  # noqa: F401
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 
-ROOT = Path(__file__).resolve().parents[2]
-CHAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
 BANK_WEBHOOK_SECRET = "test-bank-webhook-secret"  # the backend's, so tests sign deposits
 
 
@@ -28,29 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _chain_env(port: int, data_dir: Path) -> dict:
+def _chain_settings(port: int, data_dir: Path) -> dict:
     return {
-        **os.environ,
         "CITY_CHAIN_PORT": str(port),
         "CITY_CHAIN_ID": str(EMBEDDED_CHAIN_ID),
         "CITY_CHAIN_DATA": str(data_dir),
-        "PATH": f"{ROOT / '.toolchain' / 'bin'}:{os.environ['PATH']}",
-        "SOLCX_BINARY_PATH": str(ROOT / ".toolchain" / "solc"),
     }
-
-
-def run_chain_command(args: list[str], port: int, data_dir: Path) -> str:
-    done = subprocess.run(
-        [str(CHAIN_PYTHON), *args],
-        cwd=ROOT,
-        env=_chain_env(port, data_dir),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 class ChainUnderTest:
@@ -63,17 +42,21 @@ class ChainUnderTest:
         self.manifest = data_dir / "manifest.json"
 
     def start_and_deploy(self) -> None:
-        run_chain_command(["-m", "scripts.chain", "start"], self.port, self.data_dir)
-        run_chain_command(
-            ["-m", "scripts.deploy", "--network", "embedded", "--manifest", str(self.manifest)],
-            self.port,
-            self.data_dir,
+        settings = _chain_settings(self.port, self.data_dir)
+        chain_tool("scripts.chain", "start", env=settings)
+        chain_tool(
+            "scripts.deploy",
+            "--network",
+            "embedded",
+            "--manifest",
+            str(self.manifest),
+            env=settings,
         )
         self.w3 = Web3(Web3.HTTPProvider(self.rpc_url))
         self.deployment = Deployment(self.manifest, self.w3, chain_id=EMBEDDED_CHAIN_ID)
 
     def stop(self) -> None:
-        run_chain_command(["-m", "scripts.chain", "stop"], self.port, self.data_dir)
+        chain_tool("scripts.chain", "stop", env=_chain_settings(self.port, self.data_dir))
 
     # --- the city's duties, signed with the development keys the deployment named ---------
 
@@ -126,134 +109,36 @@ def new_wallet(seed: str):
     return Account.from_key(keccak(text=f"backend-test-wallet:{seed}"))
 
 
-class BackendUnderTest:
-    """The backend as a real uvicorn process on a free port."""
+class BackendUnderTest(BackendProcess):
+    """The backend on a free port, set up for the chain under test and a database. Fixtures and
+    tests add to `settings` before start() (BANK_URL, CITYPAY_CRASH_AT)."""
 
     def __init__(self, chain: ChainUnderTest, database_url: str, log_path: Path) -> None:
         self.chain = chain
         self.database_url = database_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-        # Set by fixtures and tests before start(): BANK_URL, CITYPAY_CRASH_AT, ...
-        self.extra_env: dict[str, str] = {}
-
-    def env(self) -> dict:
-        return {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "RPC_URL": self.chain.rpc_url,
-            "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
-            "MANIFEST_PATH": str(self.chain.manifest),
-            "RELAY_INTERVAL": "0.1",
-            "BANK_WEBHOOK_SECRET": BANK_WEBHOOK_SECRET,
-            "CASHOUT_RETRY_INTERVAL": "0.5",
-            "BANK_TIMEOUT": "2",
-            **self.extra_env,
-        }
-
-    def create_api_key(self, name: str, role: str, city: str | None = None) -> str:
-        """An API key made with the operators' command, as a city's staff would."""
-        args = [sys.executable, "-m", "citypay.auth", "create", name, "--role", role]
-        done = subprocess.run(
-            [*args, *(["--city", city] if city else [])],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        super().__init__(
+            free_port(),
+            {
+                "DATABASE_URL": database_url,
+                "RPC_URL": chain.rpc_url,
+                "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
+                "MANIFEST_PATH": str(chain.manifest),
+                "RELAY_INTERVAL": "0.1",
+                "BANK_WEBHOOK_SECRET": BANK_WEBHOOK_SECRET,
+                "CASHOUT_RETRY_INTERVAL": "0.5",
+                "BANK_TIMEOUT": "2",
+            },
+            log_path,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"creating API key {name} failed: {done.stderr}")
-        return done.stdout.strip()
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "citypay.api.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the backend exited with {self.process.returncode}: see {self.log_path}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the backend did not answer within 60 s: see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-
-    def kill(self) -> None:
-        """kill -9: no shutdown code runs."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=15)
 
 
-class BankUnderTest:
-    """The sandbox bank (python -m citypay.bank.sandbox) on a free port, with its own books."""
+class BankUnderTest(SandboxBank):
+    """The sandbox bank on a free port, with its own books in `data_dir`."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--database", str(self.data_dir / "bank.sqlite3")]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "citypay.bank.sandbox", *args],
-            cwd=ROOT,
-            stdout=(self.data_dir / "bank.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the sandbox bank exited: see {self.data_dir / 'bank.log'}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the sandbox bank did not answer within 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
+        super().__init__(free_port(), data_dir / "bank.sqlite3", data_dir / "bank.log")
 
     def transfers(self, order_id: str | None = None) -> list[dict]:
         """Every transfer the bank booked (of one order id)."""
         booked = httpx.get(f"{self.url}/transfers", timeout=10).json()
         return [t for t in booked if order_id is None or t["order_id"] == order_id]
-
-    def faults(self, **faults) -> None:
-        """fail_accounts=[...], fail_next=N, delay=seconds; no arguments: a healthy bank."""
-        httpx.put(f"{self.url}/control", json=faults, timeout=10).raise_for_status()

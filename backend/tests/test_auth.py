@@ -45,7 +45,7 @@ def test_an_api_key_identifies_its_role_and_city(api, keys):
 
 
 def test_a_revoked_api_key_is_refused(api, backend):
-    key = backend.create_api_key("soon-revoked", "operator", CITY)
+    key = backend.api_key("soon-revoked", "operator", CITY)
     assert api.get("/v1/auth/me", headers=bearer(key)).status_code == 200
     import subprocess
     import sys
@@ -55,7 +55,7 @@ def test_a_revoked_api_key_is_refused(api, backend):
     subprocess.run(
         [sys.executable, "-m", "citypay.auth", "revoke", "soon-revoked"],
         cwd=ROOT,
-        env=backend.env(),
+        env=backend.environment(),
         check=True,
         capture_output=True,
     )

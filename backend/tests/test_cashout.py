@@ -10,7 +10,8 @@ import time
 
 import httpx
 import pytest
-from citypay.cashout.authorization import TreasuryDomain, sign_cash_out
+from citypay.authorization import TokenDomain
+from citypay.cashout.authorization import sign_cash_out
 from citypay.core.config import EMBEDDED_CHAIN_ID
 from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer
@@ -26,9 +27,9 @@ PAID_TO_MERCHANT = 60_000
 
 
 @pytest.fixture(scope="module")
-def domain(api) -> TreasuryDomain:
+def domain(api) -> TokenDomain:
     d = api.get(f"/v1/cities/{CITY}/cashout-domain").json()
-    return TreasuryDomain(d["name"], d["chainId"], d["verifyingContract"], d["version"])
+    return TokenDomain.from_dict(d)
 
 
 @pytest.fixture
@@ -229,7 +230,7 @@ def test_a_crash_between_steps_pays_exactly_once(
     api, chain, city, bank, backend, domain, shop, session, point
 ):
     backend.kill()
-    backend.extra_env["CITYPAY_CRASH_AT"] = point
+    backend.settings["CITYPAY_CRASH_AT"] = point
     try:
         backend.start()
         # The worker may die before or after the response goes out.
@@ -237,7 +238,7 @@ def test_a_crash_between_steps_pays_exactly_once(
             api.post(_path(shop), json=_request(chain, domain, shop, 20_000), headers=session)
         assert backend.process.wait(timeout=30) == 86, "the backend did not crash at the point"
     finally:
-        backend.extra_env.pop("CITYPAY_CRASH_AT")
+        backend.settings.pop("CITYPAY_CRASH_AT")
         if backend.process.poll() is not None:
             backend.start()
     # Burned on chain before the crash; paid already if the crash came after the payout.

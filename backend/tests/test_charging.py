@@ -186,7 +186,7 @@ def test_only_the_citys_bank_may_notify(api, backend, keys, idle_resident):
     anonymous = api.post(DEPOSITS, content=body, headers={"X-Citypay-Timestamp": "1"})
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "missing_credentials"
-    gongju_bank = backend.create_api_key("test-gongju-bank", "bank", "gongju")
+    gongju_bank = backend.api_key("test-gongju-bank", "bank", "gongju")
     for key in (keys["operator"], keys["auditor"], gongju_bank):
         response = post(api, key, body)
         assert response.status_code == 403, response.text
@@ -197,7 +197,7 @@ def test_only_the_citys_bank_may_notify(api, backend, keys, idle_resident):
 
 
 def test_deposit_ids_are_per_bank_and_banks_see_their_own(api, backend, keys, idle_resident):
-    other_bank = backend.create_api_key("test-bank-2", "bank", CITY)
+    other_bank = backend.api_key("test-bank-2", "bank", CITY)
     body = notice(idle_resident, 1_000)
     ours, theirs = post(api, keys["bank"], body).json(), post(api, other_bank, body).json()
     assert ours["status"] == theirs["status"] == "issued"

@@ -14,17 +14,7 @@ def domain(city, chain_id: int = 58210) -> TokenDomain:
 
 
 def body(auth) -> dict:
-    return {
-        "from": auth.from_,
-        "to": auth.to,
-        "value": auth.value,
-        "validAfter": auth.valid_after,
-        "validBefore": auth.valid_before,
-        "nonce": "0x" + auth.nonce.hex(),
-        "v": auth.v,
-        "r": "0x" + auth.r.hex(),
-        "s": "0x" + auth.s.hex(),
-    }
+    return auth.as_json()
 
 
 def signed(city, payer, merchant, value: int, **kwargs):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from brownie import chain, web3
-from citypay.cashout.authorization import TreasuryDomain, sign_cash_out
+from citypay.cashout.authorization import sign_cash_out, treasury_domain_for
 from eth_utils import keccak
 from hexbytes import HexBytes
 
@@ -15,7 +15,7 @@ CASH_OUT, PENDING = 0, 1
 
 @pytest.fixture(scope="module")
 def treasury_domain(treasury, token):
-    return TreasuryDomain.for_token_name(token.name(), chain.id, treasury.address)
+    return treasury_domain_for(token.name(), chain.id, treasury.address)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from citypay.api.state import Platform
 from citypay.chain.deployment import City
+from citypay.core.errors import Unprocessable
 
 
 def get_platform(request: Request) -> Platform:
@@ -34,3 +35,17 @@ def checked_address(value: str) -> str:
     if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
         raise ValueError("mixed-case address with a wrong EIP-55 checksum")
     return to_checksum_address(value)
+
+
+def path_address(value: str, field: str) -> str:
+    """checked_address for an address in a URL path: a 422 naming the path segment."""
+    try:
+        return checked_address(value)
+    except ValueError as wrong:
+        raise Unprocessable(
+            "invalid_address",
+            str(wrong),
+            field=field,
+            value=value,
+            accepted="a 0x-prefixed 20-byte hex address (EIP-55 checksum if mixed case)",
+        ) from None

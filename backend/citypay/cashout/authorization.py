@@ -6,10 +6,9 @@ merchant signs it in its wallet, the backend's settler relays it with cashOutWit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+
+from citypay.authorization import TokenDomain, typed_message
 
 CASH_OUT_AUTHORIZATION = "CashOutAuthorization"
 DOMAIN_VERSION = "1"
@@ -20,55 +19,21 @@ _FIELDS = [
     {"name": "validBefore", "type": "uint256"},
     {"name": "nonce", "type": "bytes32"},
 ]
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
-@dataclass(frozen=True)
-class TreasuryDomain:
-    """The EIP-712 domain of one city's treasury."""
-
-    name: str
-    chain_id: int
-    verifying_contract: str
-    version: str = DOMAIN_VERSION
-
-    @classmethod
-    def for_token_name(cls, token_name: str, chain_id: int, treasury: str) -> TreasuryDomain:
-        return cls(f"{token_name} Treasury", chain_id, treasury)
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "chainId": self.chain_id,
-            "verifyingContract": self.verifying_contract,
-        }
+def treasury_domain_for(token_name: str, chain_id: int, treasury: str) -> TokenDomain:
+    """The treasury's EIP-712 domain, as its constructor names it."""
+    return TokenDomain(f"{token_name} Treasury", DOMAIN_VERSION, chain_id, treasury)
 
 
-def _typed(domain: TreasuryDomain, merchant: str, amount: int, valid_before: int, nonce: bytes):
-    return encode_typed_data(
-        full_message={
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, CASH_OUT_AUTHORIZATION: _FIELDS},
-            "primaryType": CASH_OUT_AUTHORIZATION,
-            "domain": domain.as_dict(),
-            "message": {
-                "merchant": merchant,
-                "amount": amount,
-                "validBefore": valid_before,
-                "nonce": nonce,
-            },
-        }
-    )
+def _typed(domain: TokenDomain, merchant: str, amount: int, valid_before: int, nonce: bytes):
+    message = {"merchant": merchant, "amount": amount, "validBefore": valid_before, "nonce": nonce}
+    return typed_message(domain, CASH_OUT_AUTHORIZATION, _FIELDS, message)
 
 
 def sign_cash_out(
     private_key: str | bytes,
-    domain: TreasuryDomain,
+    domain: TokenDomain,
     *,
     amount: int,
     valid_before: int,
@@ -85,7 +50,7 @@ def sign_cash_out(
 
 
 def recover_cash_out_signer(
-    domain: TreasuryDomain,
+    domain: TokenDomain,
     *,
     merchant: str,
     amount: int,

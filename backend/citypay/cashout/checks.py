@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from citypay.cashout.authorization import TreasuryDomain, recover_cash_out_signer
+from citypay.authorization import TokenDomain
+from citypay.cashout.authorization import recover_cash_out_signer
 from citypay.chain.deployment import City
 from citypay.chain.duty_sender import ChainRefusal, DutySender
 from citypay.core.errors import Conflict, Unprocessable
@@ -25,14 +26,14 @@ class CashOutRequest:
         return (self.merchant, self.amount, self.valid_before, self.nonce, self.signature)
 
 
-def treasury_domain(city: City) -> TreasuryDomain:
+def treasury_domain(city: City) -> TokenDomain:
     """The domain as the treasury itself reports it (ERC-5267), so the check is the contract's."""
     _, name, version, chain_id, contract, _, _ = city.treasury.functions.eip712Domain().call()
-    return TreasuryDomain(name, chain_id, contract, version)
+    return TokenDomain(name, version, chain_id, contract)
 
 
 def check_request(
-    city: City, domain: TreasuryDomain, request: CashOutRequest, *, now: int, min_validity: int
+    city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, min_validity: int
 ) -> None:
     """Raises a 4xx naming the field, its value and what is accepted."""
     if request.valid_before < now + min_validity:

@@ -39,20 +39,24 @@ def chain_tool(*args: str, env: dict | None = None, timeout: float = 600) -> str
 class ServiceProcess:
     """A Python service module run as its own process, up once its /health answers."""
 
-    def __init__(self, args: list[str], port: int, env: dict, log_path: Path) -> None:
+    def __init__(self, args: list[str], port: int, settings: dict, log_path: Path) -> None:
         self.args = args
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, **env}
+        # Read at every start: a caller may change them between a stop and the next start.
+        self.settings = dict(settings)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+
+    def environment(self) -> dict:
+        return {**os.environ, **self.settings}
 
     def start(self, timeout: float = 60) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", *self.args],
             cwd=ROOT,
-            env=self.env,
+            env=self.environment(),
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
@@ -97,10 +101,10 @@ class SandboxBank(ServiceProcess):
 class BackendProcess(ServiceProcess):
     """The backend as a real uvicorn process, with its settings in the environment."""
 
-    def __init__(self, port: int, env: dict, log_path: Path) -> None:
+    def __init__(self, port: int, settings: dict, log_path: Path) -> None:
         args = ["uvicorn", "--factory", "citypay.api.app:app", "--host", "127.0.0.1"]
         super().__init__(
-            [*args, "--port", str(port), "--log-level", "warning"], port, env, log_path
+            [*args, "--port", str(port), "--log-level", "warning"], port, settings, log_path
         )
 
     def api_key(self, name: str, role: str, city: str | None = None) -> str:
@@ -109,7 +113,7 @@ class BackendProcess(ServiceProcess):
         done = subprocess.run(
             [*args, *(["--city", city] if city else [])],
             cwd=ROOT,
-            env=self.env,
+            env=self.environment(),
             capture_output=True,
             text=True,
             timeout=60,

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from web3 import Web3
 
+from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import sign_cash_out
 from citypay.chain.deployment import Deployment
 from citypay.chain.duty_sender import DutySender
@@ -49,11 +50,11 @@ class Day:
         self.bank = bank
         self.run_id = run
         self.console = Console()
-        self.w3 = Web3(Web3.HTTPProvider(backend.env.get("RPC_URL", "http://127.0.0.1:8546")))
+        self.w3 = Web3(Web3.HTTPProvider(backend.settings.get("RPC_URL", "http://127.0.0.1:8546")))
         self.deployment = Deployment(manifest, self.w3, chain_id=CHAIN_ID)
         self.city = self.deployment.city(CITY)
         self.http = httpx.Client(base_url=backend.url, timeout=60)
-        self.secret = backend.env["BANK_WEBHOOK_SECRET"]
+        self.secret = backend.settings["BANK_WEBHOOK_SECRET"]
         # Each run has its own people, so a day can run again on the kept chain.
         self.residents = {n: self._wallet(n) for n in RESIDENTS}
         self.merchants = {n: self._wallet(n) for n in MERCHANTS}
@@ -281,7 +282,7 @@ class Day:
             valid_before = int(time.time()) + 600
             signature = sign_cash_out(
                 merchant.key,
-                _treasury_domain(domain),
+                TokenDomain.from_dict(domain),
                 amount=balance,
                 valid_before=valid_before,
                 nonce=nonce,
@@ -343,14 +344,3 @@ class Day:
             headers={"Authorization": f"Bearer {self.operator}"},
         ).json()
         self.console.print(f"deposits refused and listed for return: {len(refused)}")
-
-
-def _treasury_domain(body: dict):
-    from citypay.cashout.authorization import TreasuryDomain
-
-    return TreasuryDomain(
-        name=body["name"],
-        version=body["version"],
-        chain_id=body["chainId"],
-        verifying_contract=body["verifyingContract"],
-    )

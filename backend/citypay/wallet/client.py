@@ -76,12 +76,7 @@ class WalletClient:
                 name=body["name"],
                 chain_id=body["chainId"],
                 token=body["token"],
-                domain=TokenDomain(
-                    name=domain["name"],
-                    version=domain["version"],
-                    chain_id=domain["chainId"],
-                    verifying_contract=domain["verifyingContract"],
-                ),
+                domain=TokenDomain.from_dict(domain),
             )
         return self._info
 
@@ -128,7 +123,9 @@ class WalletClient:
         )
 
     def post(self, authorization: SignedAuthorization) -> dict:
-        response = self.http.post(f"/v1/cities/{self.city}/payments", json=_body(authorization))
+        response = self.http.post(
+            f"/v1/cities/{self.city}/payments", json=authorization.as_json(joined=True)
+        )
         return self._json(response, "posting the payment")
 
     def wait(self, payment: dict, timeout: float = 60) -> dict:
@@ -166,15 +163,3 @@ def _bytes32(value: str) -> bytes:
     if len(raw) != 32:
         raise WalletError(f"the invoice id {value} is not 32 bytes")
     return raw
-
-
-def _body(authorization: SignedAuthorization) -> dict:
-    return {
-        "from": authorization.from_,
-        "to": authorization.to,
-        "value": authorization.value,
-        "validAfter": authorization.valid_after,
-        "validBefore": authorization.valid_before,
-        "nonce": "0x" + authorization.nonce.hex(),
-        "signature": "0x" + authorization.signature.hex(),
-    }

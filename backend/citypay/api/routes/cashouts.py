@@ -10,11 +10,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.api.deps import CityDep, PlatformDep, path_address
 from citypay.auth.models import Role
 from citypay.cashout.checks import CashOutRequest, treasury_domain
 from citypay.cashout.models import CashOut
-from citypay.core.errors import Unprocessable
 
 router = APIRouter(tags=["cash-outs"])
 
@@ -96,7 +95,7 @@ def request_cash_out(
 ):
     """For the merchant's own signed-in wallet. Accepted (202) once checked; the same request
     posted again returns the same cash-out (200)."""
-    merchant = _path_address(merchant)
+    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, wallets=(merchant,))
     request = CashOutRequest(
         merchant=merchant,
@@ -118,7 +117,7 @@ def get_cash_out(
     city: CityDep, merchant: str, cash_out_id: int, platform: PlatformDep, principal: PrincipalDep
 ):
     """For the merchant's wallet and the city's operators and auditors."""
-    merchant = _path_address(merchant)
+    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return CashOutPublic.of(platform.cashouts.get(city.code, merchant, cash_out_id))
 
@@ -132,15 +131,6 @@ def list_cash_outs(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     """Newest first. For the merchant's wallet and the city's operators and auditors."""
-    merchant = _path_address(merchant)
+    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return [CashOutPublic.of(c) for c in platform.cashouts.list(city.code, merchant, limit)]
-
-
-def _path_address(value: str) -> str:
-    try:
-        return checked_address(value)
-    except ValueError as wrong:
-        raise Unprocessable(
-            "invalid_address", str(wrong), field="merchant", value=value, accepted="a 0x address"
-        ) from None

@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.api.deps import CityDep, PlatformDep, checked_address, path_address
 from citypay.auth.models import Role
 from citypay.authorization import SignedAuthorization
-from citypay.core.errors import Unprocessable
 from citypay.db.models import Payment
 
 router = APIRouter(tags=["payments"])
@@ -131,7 +130,7 @@ def get_payment(payment_id: int, platform: PlatformDep, principal: PrincipalDep)
 def get_payment_by_authorization(city: CityDep, payer: str, nonce: Hex32, platform: PlatformDep):
     """Public: whoever holds the signed authorization (payer, merchant, relayer) knows its payer
     and its 256-bit nonce, and once settled both are on chain anyway."""
-    return PaymentPublic.of(platform.payments.find(city, _path_address(payer), nonce))
+    return PaymentPublic.of(platform.payments.find(city, path_address(payer, "payer"), nonce))
 
 
 @router.get("/v1/cities/{city}/merchants/{merchant}/payments/events")
@@ -140,7 +139,7 @@ async def merchant_payment_events(
 ):
     """Server-sent events for a POS: each change of a payment to this merchant, as it happens.
     For the merchant's wallet and the city's operators and tills."""
-    merchant = _path_address(merchant)
+    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles={Role.OPERATOR, Role.POS}, wallets=(merchant,))
 
     async def changes():
@@ -163,10 +162,3 @@ async def merchant_payment_events(
             await asyncio.sleep(0.2)
 
     return EventSourceResponse(changes())
-
-
-def _path_address(value: str) -> str:
-    try:
-        return checked_address(value)
-    except ValueError as wrong:
-        raise Unprocessable("invalid_address", str(wrong), field="address", value=value) from None

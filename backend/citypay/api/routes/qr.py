@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, field_validator
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.api.deps import CityDep, PlatformDep, checked_address, path_address
 from citypay.auth.models import Role
 from citypay.core.errors import NotFound, Unprocessable
 from citypay.db.models import Invoice, aware, utcnow
@@ -67,7 +67,7 @@ def _require_active_merchant(city, merchant: str) -> None:
 @router.get("/v1/cities/{city}/merchants/{merchant}/qr", response_model=None)
 def merchant_qr(city: CityDep, merchant: str, platform: PlatformDep, format: Format = "uri"):
     """The merchant's static QR: any EIP-681 wallet pays it with a plain transfer."""
-    merchant = _path_address(merchant)
+    merchant = path_address(merchant, "merchant")
     _require_active_merchant(city, merchant)
     return _render(static_uri(city.token.address, platform.deployment.chain_id, merchant), format)
 
@@ -126,10 +126,3 @@ def _invoice_public(invoice: Invoice, platform) -> InvoicePublic:
             token, platform.deployment.chain_id, invoice.merchant, invoice.amount, invoice.id
         ),
     )
-
-
-def _path_address(value: str) -> str:
-    try:
-        return checked_address(value)
-    except ValueError as wrong:
-        raise Unprocessable("invalid_address", str(wrong), field="merchant", value=value) from None
