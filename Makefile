@@ -5,13 +5,18 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile day contract-day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
 
 compile: setup
 	$(BROWNIE) compile
+
+# After a contract's interface changes: the ABIs the backend package carries for its listener and
+# auditor (tests/deployment/test_packaged_abis.py fails until they match the build).
+abi: setup
+	.venv/bin/python -m scripts.abi
 
 # The main job: starts the chain, deploys the cities, starts the backend and runs a day through
 # the HTTP API (DAY_ARGS=--keep-serving leaves the backend up).

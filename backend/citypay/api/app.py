@@ -5,32 +5,26 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from web3 import Web3
 
 from citypay.api.routes import auth, cards, cashouts, cities, deposits, health, payments, qr
 from citypay.api.state import Platform
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
-from citypay.chain.deployment import Deployment
+from citypay.chain.deployment import open_deployment
 from citypay.chain.keys import signer_for
 from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
+from citypay.listener.indexer import listener_for
 from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
 
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
-    w3 = Web3(Web3.HTTPProvider(settings.RPC_URL, request_kwargs={"timeout": 30}))
-    chain_id = w3.eth.chain_id
-    if chain_id != settings.CHAIN_ID:
-        raise RuntimeError(
-            f"the node at {settings.RPC_URL} runs chain id {chain_id}, "
-            f"not CHAIN_ID {settings.CHAIN_ID}"
-        )
-    deployment = Deployment(settings.MANIFEST_PATH, w3, chain_id=chain_id)
+    deployment = open_deployment(settings)
+    w3, chain_id = deployment.w3, deployment.chain_id
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     relayer = None
@@ -57,6 +51,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         cashouts=CashOutService(
             db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
         ),
+        listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
     )
 
 
@@ -71,7 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             platform.relayer.start()
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
+        if platform.listener is not None:
+            platform.listener.start()
         yield
+        if platform.listener is not None:
+            platform.listener.stop()
         platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:

@@ -10,6 +10,7 @@ from web3 import Web3
 from citypay.chain.deployment import Deployment
 from citypay.core.config import Settings
 from citypay.db.session import Database
+from citypay.listener.indexer import Listener
 from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
 
@@ -28,3 +29,4 @@ class Platform:
     relayer: Relayer | None
     charging: ChargingService | None = None
     cashouts: CashOutService | None = None
+    listener: Listener | None = None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.contract import Contract
 
+from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 
 
@@ -133,3 +134,35 @@ class Deployment:
             return self._manifest.accounts[name]
         except KeyError:
             raise DeploymentError(f"manifest {self.path} names no account '{name}'") from None
+
+    def watched_contracts(self) -> list[WatchedContract]:
+        """Every contract whose events the listener indexes, with the block it was deployed in."""
+        watched = []
+        if self._manifest.directory is not None:
+            record = self._manifest.directory
+            watched.append(WatchedContract(record.address, "", "directory", record.block))
+        for code, city in self._manifest.cities.items():
+            for kind in ("token", "registry", "treasury"):
+                record = city.contracts[kind]
+                watched.append(WatchedContract(record.address, code, kind, record.block))
+        return watched
+
+
+@dataclass(frozen=True)
+class WatchedContract:
+    address: str
+    city: str  # "" for the directory
+    kind: str  # token, registry, treasury or directory
+    deployed_at: int
+
+
+def open_deployment(settings: Settings) -> Deployment:
+    """The deployment at MANIFEST_PATH on the node at RPC_URL, both checked against CHAIN_ID."""
+    w3 = Web3(Web3.HTTPProvider(settings.RPC_URL, request_kwargs={"timeout": 30}))
+    chain_id = w3.eth.chain_id
+    if chain_id != settings.CHAIN_ID:
+        raise DeploymentError(
+            f"the node at {settings.RPC_URL} runs chain id {chain_id}, "
+            f"not CHAIN_ID {settings.CHAIN_ID}"
+        )
+    return Deployment(settings.MANIFEST_PATH, w3, chain_id=chain_id)

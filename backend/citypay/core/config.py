@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded chain's id (scripts/chain.py): development keys are accepted there only.
@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     RELAY_BATCH_SIZE: int = 200
     # An authorization whose validBefore is closer than this is refused: it could expire queued.
     RELAY_MIN_VALIDITY: int = 30
+
+    # The chain event listener (citypay.listener): run inside the API process, or not when it runs
+    # as its own (python -m citypay.listener). It reads up to the head less LISTENER_CONFIRMATIONS
+    # blocks (0 on an instant-finality chain such as QBFT), rescans LISTENER_RESCAN_MARGIN blocks
+    # after a restart, and asks eth_getLogs for at most LISTENER_MAX_SPAN blocks at a time.
+    LISTENER_IN_API: bool = True
+    LISTENER_CONFIRMATIONS: int = Field(default=0, ge=0)
+    LISTENER_RESCAN_MARGIN: int = Field(default=12, ge=1)
+    LISTENER_POLL_INTERVAL: float = Field(default=0.25, gt=0)
+    LISTENER_MAX_SPAN: int = Field(default=10_000, ge=1)
 
     BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
     # A deposit notification signed longer ago than this (seconds, either way) is refused as stale.

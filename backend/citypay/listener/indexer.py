@@ -1,0 +1,243 @@
+"""Indexes every event of every city's contracts into the database, once, in block order.
+
+Safe at any moment of a kill -9: each chunk's events and the checkpoint that covers them are
+written in one database transaction, so a restart never finds events past its checkpoint that
+it would store again, nor a checkpoint past events it never stored. A restart still rescans a
+margin of blocks below its checkpoint, deleting what it rescans in the same transaction as it
+stores it again: a reorg that happened while it was down is then corrected too.
+
+While running, each step compares the checkpoint's block hash with the chain's. If they differ
+(a reorg, or an anvil evm_revert in the tests), it walks back through the stored events' block
+hashes to the newest block the chain still has, deletes everything above it and reads again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import delete, insert, select
+from web3 import Web3
+
+from citypay.chain.deployment import Deployment, WatchedContract
+from citypay.chain.events import ChainEvent, decode_log
+from citypay.chain.log_reader import LogReader
+from citypay.core.config import Settings
+from citypay.db.session import Database
+from citypay.listener.models import IndexedEvent, ListenerCheckpoint
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "events"
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one chunk changed, for those who follow the listener (dashboard, fraud rules)."""
+
+    events: list[ChainEvent]
+    indexed_to: int
+    head: int
+    rescanned_from: int | None  # events from this block on were deleted and read again
+
+
+class Listener:
+    def __init__(
+        self,
+        db: Database,
+        w3: Web3,
+        watched: list[WatchedContract],
+        *,
+        confirmations: int = 0,
+        rescan_margin: int = 12,
+        poll_interval: float = 0.25,
+        max_span: int = 10_000,
+    ) -> None:
+        if not watched:
+            raise ValueError("the listener has no contract to watch: the manifest names none")
+        self.db = db
+        self.reader = LogReader(w3, [w.address for w in watched], max_span=max_span)
+        self._where = {w.address.lower(): (w.city, w.kind) for w in watched}
+        self.start_block = min(w.deployed_at for w in watched)
+        self.confirmations = confirmations
+        self.rescan_margin = rescan_margin
+        self.poll_interval = poll_interval
+        self.head: int | None = None
+        self.indexed_to: int | None = None
+        self.events_stored = 0
+        self.reorgs = 0
+        self._resumed = False
+        self._subscribers: list[Callable[[Update], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- what others read -----------------------------------------------------------------
+
+    @property
+    def lag(self) -> int | None:
+        """Blocks between the chain's head and the last indexed block."""
+        if self.head is None or self.indexed_to is None:
+            return None
+        return max(0, self.head - self.indexed_to)
+
+    def subscribe(self, callback: Callable[[Update], None]) -> None:
+        """`callback(update)` after every committed chunk, on the listener's thread."""
+        self._subscribers.append(callback)
+
+    # --- one pass ----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Indexes up to the head less the confirmations; returns how many events it stored."""
+        self.head = self.reader.head()
+        target = self.head - self.confirmations
+        first, rescan_from = self._next_range()
+        stored = 0
+        for chunk in self.reader.read(first, target) if first <= target else ():
+            stored += self._store(chunk, rescan_from)
+            rescan_from = None
+        self._resumed = True
+        return stored
+
+    def _checkpoint(self) -> tuple[int, str] | None:
+        with self.db.session() as session:
+            row = session.get(ListenerCheckpoint, CHECKPOINT)
+            return (row.block_number, row.block_hash) if row else None
+
+    def _next_range(self) -> tuple[int, int | None]:
+        """(first block to read, block from which stored events are to be replaced or None)."""
+        checkpoint = self._checkpoint()
+        if checkpoint is None:
+            return self.start_block, None
+        number, block_hash = checkpoint
+        self.indexed_to = number
+        if not self._resumed:
+            first = max(self.start_block, number - self.rescan_margin + 1)
+            return first, first
+        if number > self.head or self.reader.block_hashes([number])[number] != block_hash:
+            fork = self._fork_point()
+            self.reorgs += 1
+            log.warning("reorg: block %d changed; re-indexing from block %d", number, fork + 1)
+            return fork + 1, fork + 1
+        return number + 1, None
+
+    def _fork_point(self) -> int:
+        """The newest block whose stored hash the chain still has (all below it is the same)."""
+        page, offset = 256, 0
+        while True:
+            with self.db.session() as session:
+                stored = session.execute(
+                    select(IndexedEvent.block_number, IndexedEvent.block_hash)
+                    .distinct()
+                    .order_by(IndexedEvent.block_number.desc())
+                    .limit(page)
+                    .offset(offset)
+                ).all()
+            if not stored:
+                return self.start_block - 1
+            chain = self.reader.block_hashes([number for number, _ in stored])
+            for number, block_hash in stored:
+                if chain[number] == block_hash:
+                    return number
+            offset += page
+
+    def _store(self, chunk, rescan_from: int | None) -> int:
+        events = [self._decode(entry) for entry in chunk.logs]
+        end_hash = self.reader.block_hashes([chunk.last])[chunk.last]
+        if end_hash is None or any(
+            e.block_number == chunk.last and e.block_hash != end_hash for e in events
+        ):
+            # The chain moved under the read (a reorg at the tip): store nothing, read again.
+            raise _ChunkRaced(chunk.last)
+        with self.db.session() as session:
+            if rescan_from is not None:
+                session.execute(
+                    delete(IndexedEvent).where(IndexedEvent.block_number >= rescan_from)
+                )
+            if events:
+                session.execute(insert(IndexedEvent), [_row(e) for e in events])
+            checkpoint = session.get(ListenerCheckpoint, CHECKPOINT)
+            if checkpoint is None:
+                session.add(
+                    ListenerCheckpoint(
+                        name=CHECKPOINT, block_number=chunk.last, block_hash=end_hash
+                    )
+                )
+            else:
+                checkpoint.block_number, checkpoint.block_hash = chunk.last, end_hash
+        self.indexed_to = chunk.last
+        self.events_stored += len(events)
+        update = Update(events, chunk.last, self.head or chunk.last, rescan_from)
+        for callback in self._subscribers:
+            try:
+                callback(update)
+            except Exception:
+                log.exception("a listener subscriber failed on block %d", chunk.last)
+        return len(events)
+
+    def _decode(self, entry: dict) -> ChainEvent:
+        city, kind = self._where[entry["address"].lower()]
+        return decode_log(entry, city, kind, int(entry["blockTimestamp"], 16))
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.step()
+                failures = 0
+                self._stop.wait(self.poll_interval)
+            except _ChunkRaced as raced:
+                log.info("block %d changed while read; reading again", raced.block)
+            except Exception:
+                failures += 1
+                log.exception("listener step failed (%d in a row); retrying", failures)
+                self._stop.wait(min(30.0, self.poll_interval * 2**failures))
+
+    def run_forever(self) -> None:
+        """The listener as its own process (python -m citypay.listener)."""
+        self._run()
+
+
+class _ChunkRaced(Exception):
+    def __init__(self, block: int) -> None:
+        super().__init__(f"block {block} changed while it was read")
+        self.block = block
+
+
+def _row(event: ChainEvent) -> dict:
+    return asdict(event)
+
+
+def wait_until_indexed(listener: Listener, block: int, timeout: float = 30.0) -> None:
+    """Blocks until the listener has indexed `block` (tests and the day's summary)."""
+    deadline = time.monotonic() + timeout
+    while (listener.indexed_to or -1) < block:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the listener has not indexed block {block} in {timeout} s")
+        time.sleep(0.05)
+
+
+def listener_for(settings: Settings, db: Database, deployment: Deployment) -> Listener:
+    """The listener of the deployment's contracts, configured by the LISTENER_* settings."""
+    return Listener(
+        db,
+        deployment.w3,
+        deployment.watched_contracts(),
+        confirmations=settings.LISTENER_CONFIRMATIONS,
+        rescan_margin=settings.LISTENER_RESCAN_MARGIN,
+        poll_interval=settings.LISTENER_POLL_INTERVAL,
+        max_span=settings.LISTENER_MAX_SPAN,
+    )

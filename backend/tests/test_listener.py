@@ -1,0 +1,198 @@
+"""The chain event listener: every event once, across kill -9 and across a reorg."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+from citypay.chain.deployment import Deployment
+from citypay.core.config import EMBEDDED_CHAIN_ID
+from citypay.db.migrate import upgrade
+from citypay.db.session import Database
+from citypay.listener.indexer import Listener
+from citypay.listener.models import IndexedEvent, ListenerCheckpoint
+from platform_harness import ROOT, ChainUnderTest, new_wallet
+from sqlalchemy import func, select, text
+from web3 import Web3
+
+CITY = "gimpo"
+
+
+def chain_truth(deployment: Deployment, to_block: int) -> list[tuple]:
+    """Every log of the deployment's contracts, read straight from the node with web3."""
+    watched = deployment.watched_contracts()
+    logs = deployment.w3.eth.get_logs(
+        {
+            "address": [w.address for w in watched],
+            "fromBlock": min(w.deployed_at for w in watched),
+            "toBlock": to_block,
+        }
+    )
+    return sorted(
+        (entry["blockNumber"], "0x" + entry["transactionHash"].hex(), entry["logIndex"])
+        for entry in logs
+    )
+
+
+def indexed(db: Database) -> list[tuple]:
+    with db.session() as session:
+        rows = session.execute(
+            select(IndexedEvent.block_number, IndexedEvent.tx_hash, IndexedEvent.log_index)
+        ).all()
+    return sorted(tuple(row) for row in rows)
+
+
+def checkpoint_block(db: Database) -> int:
+    with db.session() as session:
+        return session.execute(select(ListenerCheckpoint.block_number)).scalar_one()
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A database of the test's own: SQLite, or a fresh schema when DATABASE_URL names a server."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        db = Database(configured)
+        schema = f"listener_{random.randrange(1 << 30)}"
+        with db.engine.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        db.engine.dispose()
+        url = configured + ("&" if "?" in configured else "?") + f"options=-csearch_path%3D{schema}"
+        db = Database(url)
+    else:
+        db = Database(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+    upgrade(db.engine)
+    yield db
+    db.engine.dispose()
+
+
+def test_indexes_every_event_of_the_deployment_once(chain, database):
+    resident, merchant = new_wallet("listener-resident"), new_wallet("listener-merchant")
+    chain.register_resident(CITY, resident)
+    chain.register_merchant(CITY, merchant)
+    chain.charge(CITY, resident, 50_000)
+    listener = Listener(database, chain.w3, chain.deployment.watched_contracts(), max_span=7)
+    listener.step()
+    assert indexed(database) == chain_truth(chain.deployment, listener.indexed_to)
+    assert listener.lag == listener.head - listener.indexed_to
+
+    with database.session() as session:
+        issued = session.execute(
+            select(IndexedEvent).where(
+                IndexedEvent.event == "Issued", IndexedEvent.city == CITY
+            )
+        ).scalars()
+        mine = [e for e in issued if e.args["resident"] == resident.address]
+    assert len(mine) == 1
+    assert mine[0].contract == "treasury"
+    assert mine[0].args["amount"] == 50_000
+    assert mine[0].block_time > 0
+
+
+def test_a_restart_rescans_its_margin_without_duplicates(chain, database):
+    first = Listener(database, chain.w3, chain.deployment.watched_contracts())
+    first.step()
+    stored = indexed(database)
+    # A new listener on the same database, as after a restart: it rescans the margin again.
+    again = Listener(database, chain.w3, chain.deployment.watched_contracts(), rescan_margin=50)
+    again.step()
+    assert indexed(database)[: len(stored)] == stored
+    assert indexed(database) == chain_truth(chain.deployment, again.indexed_to)
+
+
+def _listener_process(chain: ChainUnderTest, database_url: str, log_path) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RPC_URL": chain.rpc_url,
+        "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
+        "MANIFEST_PATH": str(chain.manifest),
+        # Narrow chunks: many checkpoints to be killed between.
+        "LISTENER_MAX_SPAN": "3",
+        "LISTENER_POLL_INTERVAL": "0.05",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "citypay.listener"],
+        cwd=ROOT,
+        env=environment,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_kill_9_at_any_moment_loses_and_duplicates_nothing(chain, database, tmp_path):
+    url = database.url
+    rng = random.Random(5)
+    for _ in range(6):
+        process = _listener_process(chain, url, tmp_path / "listener.log")
+        time.sleep(rng.uniform(1.0, 2.5))  # the import alone takes about a second
+        process.kill()
+        process.wait(timeout=10)
+    process = _listener_process(chain, url, tmp_path / "listener.log")
+    try:
+        head = chain.w3.eth.block_number
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if checkpoint_block(database) >= head:
+                    break
+            except Exception:  # no checkpoint yet
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the listener did not reach block {head}: see {tmp_path}/listener.log")
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    done = checkpoint_block(database)
+    assert indexed(database) == chain_truth(chain.deployment, done)
+    with database.session() as session:
+        total = session.execute(select(func.count()).select_from(IndexedEvent)).scalar_one()
+    assert total == len(set(indexed(database)))
+
+
+@pytest.fixture
+def own_chain(tmp_path_factory):
+    """A chain of this test's own: it is reverted, which the shared chain's users would not like."""
+    chain = ChainUnderTest(tmp_path_factory.mktemp("reorg-chain"))
+    chain.start_and_deploy()
+    yield chain
+    chain.stop()
+
+
+def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
+    w3: Web3 = own_chain.w3
+    resident, merchant = new_wallet("reorg-resident"), new_wallet("reorg-merchant")
+    own_chain.register_resident(CITY, resident)
+    own_chain.register_merchant(CITY, merchant)
+    listener = Listener(database, w3, own_chain.deployment.watched_contracts())
+    listener.step()
+
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    own_chain.charge(CITY, resident, 10_000)  # the branch that will be orphaned
+    own_chain.charge(CITY, resident, 20_000)
+    listener.step()
+    orphaned = indexed(database)
+    assert len(orphaned) > 0
+
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    own_chain.charge(CITY, resident, 30_000)  # the branch the chain keeps
+    while w3.eth.block_number < listener.indexed_to + 1:
+        time.sleep(0.2)  # the new branch at least as long as the old one was indexed
+    listener.step()
+
+    assert listener.reorgs >= 1
+    assert indexed(database) == chain_truth(own_chain.deployment, listener.indexed_to)
+    with database.session() as session:
+        amounts = sorted(
+            e.args["amount"]
+            for e in session.execute(
+                select(IndexedEvent).where(IndexedEvent.event == "Issued")
+            ).scalars()
+            if e.args["resident"] == resident.address
+        )
+    assert amounts == [30_000]
