@@ -5,8 +5,18 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from citypay.authorization import TokenDomain, sign_authorization
+from citypay.authorization import (
+    _AUTHORIZATION_FIELDS,
+    RECEIVE_WITH_AUTHORIZATION,
+    TRANSFER_WITH_AUTHORIZATION,
+    TokenDomain,
+    authorization_digest,
+    sign_authorization,
+    typed_message,
+)
 from conftest import CITY, wait_for_status
+from eth_account.messages import _hash_eip191_message
+from platform_harness import new_wallet
 
 
 def domain(city, chain_id: int = 58210) -> TokenDomain:
@@ -26,6 +36,31 @@ def signed(city, payer, merchant, value: int, **kwargs):
 
 def post(api, auth):
     return api.post(f"/v1/cities/{CITY}/payments", json=body(auth))
+
+
+def test_the_relays_digest_is_the_one_a_wallet_signs():
+    payer, merchant = new_wallet("digest-payer"), new_wallet("digest-merchant")
+    token_domain = TokenDomain("김포페이", "1", 58210, new_wallet("digest-token").address)
+    for primary_type in (TRANSFER_WITH_AUTHORIZATION, RECEIVE_WITH_AUTHORIZATION):
+        auth = sign_authorization(
+            payer.key,
+            token_domain,
+            to=merchant.address,
+            value=7,
+            valid_after=3,
+            primary_type=primary_type,
+        )
+        fields = dict(
+            zip(
+                ("from", "to", "value", "validAfter", "validBefore", "nonce"),
+                auth.as_args()[:6],
+                strict=True,
+            )
+        )
+        wallet_message = typed_message(token_domain, primary_type, _AUTHORIZATION_FIELDS, fields)
+        assert authorization_digest(token_domain, auth, primary_type) == _hash_eip191_message(
+            wallet_message
+        )
 
 
 def test_signed_authorization_is_relayed_and_included(api, city, resident, merchant):
