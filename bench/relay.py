@@ -2,6 +2,9 @@
 
     make bench-relay            # BENCH_PAYMENTS=2000 BENCH_CLIENTS=32 to change the load
 
+BENCH_CHAIN_PORT and BENCH_BACKEND_PORT fix the node's and the backend's ports (free ports if
+unset); DATABASE_URL runs the backend on that database instead of a fresh SQLite file.
+
 Starts the project's chain (1-second blocks) and deploys the cities, starts the backend as a real
 uvicorn process, registers and charges payers, then, in the same run:
 
@@ -41,6 +44,8 @@ PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "2000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 PAYERS = max(1, PAYMENTS // 10)
 MERCHANTS = 8
+CHAIN_PORT = int(os.environ.get("BENCH_CHAIN_PORT", "0")) or None
+BACKEND_PORT = int(os.environ.get("BENCH_BACKEND_PORT", "0")) or None
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -293,7 +298,7 @@ def main() -> None:
     for stale in ("chain", "log"):
         (workdir / stale).mkdir(parents=True, exist_ok=True)
     database = workdir / f"relay-{os.getpid()}.sqlite3"
-    chain = ChainUnderTest(workdir / "chain" / str(os.getpid()))
+    chain = ChainUnderTest(workdir / "chain" / str(os.getpid()), CHAIN_PORT)
     chain.data_dir.mkdir(parents=True)
     print(f"relay benchmark: {PAYMENTS} payments, {CLIENTS} clients, {PAYERS} payers")
     chain.start_and_deploy()
@@ -301,6 +306,7 @@ def main() -> None:
         chain,
         os.environ.get("DATABASE_URL") or f"sqlite:///{database}",
         workdir / "log" / "backend.log",
+        BACKEND_PORT,
     )
     try:
         payers = [_wallet("payer", i) for i in range(PAYERS)]

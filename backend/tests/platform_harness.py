@@ -33,10 +33,11 @@ def _chain_settings(port: int, data_dir: Path) -> dict:
 
 
 class ChainUnderTest:
-    """The project's anvil on a free port with a fresh state folder, and the three cities."""
+    """The project's anvil on a free port (or `port`) with a fresh state folder, and the three
+    cities."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.data_dir = data_dir
         self.rpc_url = f"http://127.0.0.1:{self.port}"
         self.manifest = data_dir / "manifest.json"
@@ -110,14 +111,16 @@ def new_wallet(seed: str):
 
 
 class BackendUnderTest(BackendProcess):
-    """The backend on a free port, set up for the chain under test and a database. Fixtures and
-    tests add to `settings` before start() (BANK_URL, CITYPAY_CRASH_AT)."""
+    """The backend on a free port (or `port`), set up for the chain under test and a database.
+    Fixtures and tests add to `settings` before start() (BANK_URL, CITYPAY_CRASH_AT)."""
 
-    def __init__(self, chain: ChainUnderTest, database_url: str, log_path: Path) -> None:
+    def __init__(
+        self, chain: ChainUnderTest, database_url: str, log_path: Path, port: int | None = None
+    ) -> None:
         self.chain = chain
         self.database_url = database_url
         super().__init__(
-            free_port(),
+            port or free_port(),
             {
                 "DATABASE_URL": database_url,
                 "RPC_URL": chain.rpc_url,
