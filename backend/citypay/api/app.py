@@ -11,6 +11,7 @@ from citypay.api.state import Platform
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import open_deployment
+from citypay.chain.duties import check_duty_keys
 from citypay.chain.keys import signer_for
 from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
@@ -24,6 +25,7 @@ from citypay.relay.submitter import Relayer
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     deployment = open_deployment(settings)
+    check_duty_keys(settings, deployment)
     w3, chain_id = deployment.w3, deployment.chain_id
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
