@@ -1,0 +1,573 @@
+"""The books: a city's money, folded from its contracts' events in chain order.
+
+Every figure is in won and comes from events alone, so the same `Books` serves the dashboard (from
+the `chain_events` table) and the auditor (from a node it reads itself), and either can set it
+against the contracts' own views. What each event means:
+
+- treasury `Issued(resident, ref, issuer, amount, incentive)`: a charge (충전); `amount + incentive`
+  is minted. `issued` counts both, as the treasury's `totals()` does.
+- token `Transfer`: balances and the supply. Between two accounts it is a payment when a resident
+  pays a merchant, a refund's movement when a merchant pays a resident, otherwise a recovered
+  wallet's balance moving to its replacement. Who is what comes from the token's `AccountStatusSet`
+  (the registry sets it on every registration and status change) and `AccountRecovered`.
+- token `Refunded(merchant, payer, paymentId, value)`: a merchant's refund of a payment.
+- treasury `RedemptionRequested` / `RedemptionSettled` / `RedemptionReturned`: a merchant's
+  cash-out (환전) or a resident's refund (환불): tokens burned, then the bank transfer paid
+  (`settled`, in payout won) or failed and the tokens restored (`returned`). A pending one is
+  `outstanding` (its payout, what the city still owes).
+
+Anything the events contradict themselves on (a redemption closed twice, a balance below zero) is
+kept in `anomalies`: the auditor reports them, the dashboard may show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from citypay.chain.events import ChainEvent
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+# Enum values as the contracts number them (ICityToken.AccountKind, ICityRegistry.Status,
+# ICityTreasury.RedemptionKind).
+ACCOUNT_KINDS = {0: "", 1: "resident", 2: "merchant"}
+REGISTRY_STATUS = {0: "none", 1: "active", 2: "suspended", 3: "revoked"}
+REDEMPTION_KINDS = {0: "cash_out", 1: "resident_refund"}
+
+KST = timedelta(hours=9)
+
+
+def fiscal_year(block_time: int, start_month: int) -> int:
+    """The fiscal year a moment falls in, named by the year it starts in (as KoreanCalendar)."""
+    moment = datetime.fromtimestamp(block_time, UTC) + KST
+    return (moment.year * 12 + moment.month - 1 - (start_month - 1)) // 12
+
+
+def policy_parameter(raw: str) -> str:
+    """PolicyChanged's indexed bytes32 parameter ("annualIssuanceCap" padded) as its text."""
+    return bytes.fromhex(raw.removeprefix("0x")).rstrip(b"\0").decode("ascii", "replace")
+
+
+@dataclass(slots=True)
+class Figures:
+    """Won moved by kind; for an account, seen from its side (a merchant's `refunded` is what it
+    gave back, a resident's what it got back)."""
+
+    charged: int = 0  # deposits turned into tokens (Issued.amount)
+    incentive: int = 0  # the city's incentive on top of them
+    issued: int = 0  # charged + incentive: what charging minted
+    paid: int = 0  # payments made by residents
+    received: int = 0  # payments received by merchants
+    payments: int = 0  # how many payments (made or received)
+    refunded: int = 0  # merchants' refunds of payments
+    refunds: int = 0
+    cashed_out: int = 0  # burned by merchants' cash-outs (환전)
+    resident_refunded: int = 0  # burned by residents' refunds (환불)
+    burned: int = 0  # cashed_out + resident_refunded
+    settled: int = 0  # payout of redemptions the bank paid
+    returned: int = 0  # tokens restored by redemptions whose bank transfer failed
+    outstanding: int = 0  # payout of redemptions still pending
+    clawed_back: int = 0  # unused incentive kept back from residents' refunds not returned
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class Account:
+    """A wallet as the city's registry and token see it, with its figures and balance."""
+
+    address: str
+    kind: str = ""  # resident, merchant, or "" when never registered
+    status: str = "none"  # active, suspended, revoked, recovered (registry status)
+    active: bool = False  # the token's flag: may it transact
+    frozen: bool = False
+    category: int | None = None
+    region: int | None = None
+    registered_at: int | None = None  # block time
+    replaced_by: str | None = None
+    balance: int = 0
+    figures: Figures = field(default_factory=Figures)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "status": self.status,
+            "active": self.active,
+            "frozen": self.frozen,
+            "category": self.category,
+            "region": self.region,
+            "registered_at": self.registered_at,
+            "replaced_by": self.replaced_by,
+            "balance": self.balance,
+            **self.figures.as_dict(),
+        }
+
+
+@dataclass(slots=True)
+class Redemption:
+    id: int
+    account: str
+    kind: str  # cash_out or resident_refund
+    burned: int
+    payout: int
+    status: str  # pending, settled, returned
+    requested_block: int
+    requested_at: int  # block time
+    request_tx: str
+    closed_block: int | None = None
+    closed_at: int | None = None
+    close_tx: str | None = None
+    reference: str | None = None  # the bank's reference when settled, the reason when returned
+    restored: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class Issuance:
+    block_number: int
+    log_index: int
+    block_time: int
+    resident: str
+    deposit_reference: str
+    amount: int
+    incentive: int
+
+
+@dataclass(slots=True)
+class PolicyChange:
+    block_number: int
+    log_index: int
+    block_time: int
+    parameter: str
+    old: int
+    new: int
+
+
+@dataclass(slots=True)
+class Anomaly:
+    """Events that contradict each other: a chain cannot produce these, a gap in events can."""
+
+    city: str
+    code: str
+    message: str
+    block_number: int
+    tx_hash: str
+
+
+class Movement(NamedTuple):
+    """One money movement, for those who break the books down further (by hour, category...).
+
+    kind: charge, payment, refund, redemption, settlement or return; `account` is the resident
+    or merchant whose money it is, `counterparty` the other side (the merchant of a payment or
+    refund), `value` the won (a charge's amount + incentive, a redemption's burned tokens, a
+    settlement's payout, a return's restored tokens).
+    """
+
+    kind: str
+    city: str
+    account: str
+    counterparty: str | None
+    value: int
+    block_number: int
+    block_time: int
+    tx_hash: str
+
+
+@dataclass(slots=True)
+class CityBooks:
+    code: str
+    name: str = ""
+    token: str | None = None
+    registry: str | None = None
+    treasury: str | None = None
+    figures: Figures = field(default_factory=Figures)
+    minted: int = 0  # every Transfer from the zero address: charges and restores
+    destroyed: int = 0  # every Transfer to the zero address: redemptions
+    accounts: dict[str, Account] = field(default_factory=dict)
+    redemptions: dict[int, Redemption] = field(default_factory=dict)
+    issuances: list[Issuance] = field(default_factory=list)
+    policy_changes: list[PolicyChange] = field(default_factory=list)
+    events: int = 0
+    first_block: int | None = None
+    last_block: int | None = None
+
+    @property
+    def supply(self) -> int:
+        """The token's supply as its Transfer events tell it."""
+        return self.minted - self.destroyed
+
+    def account(self, address: str) -> Account:
+        account = self.accounts.get(address)
+        if account is None:
+            account = self.accounts[address] = Account(address)
+        return account
+
+    def current_wallet(self, address: str) -> str:
+        """Where an account lives now: itself or, after recoveries, its last replacement."""
+        account = self.accounts.get(address)
+        while account is not None and account.replaced_by is not None:
+            address = account.replaced_by
+            account = self.accounts.get(address)
+        return address
+
+    def issued_by_fiscal_year(self, start_month: int) -> dict[int, int]:
+        """What charging minted (amount + incentive) in each fiscal year: what the cap counts."""
+        years: dict[int, int] = {}
+        for issuance in self.issuances:
+            year = fiscal_year(issuance.block_time, start_month)
+            years[year] = years.get(year, 0) + issuance.amount + issuance.incentive
+        return years
+
+    def merchants(self) -> list[Account]:
+        return [a for a in self.accounts.values() if a.kind == "merchant"]
+
+    def residents(self) -> list[Account]:
+        return [a for a in self.accounts.values() if a.kind == "resident"]
+
+    def summary(self) -> dict[str, Any]:
+        pending = sum(1 for r in self.redemptions.values() if r.status == "pending")
+        return {
+            "city": self.code,
+            "name": self.name,
+            "token": self.token,
+            "registry": self.registry,
+            "treasury": self.treasury,
+            **self.figures.as_dict(),
+            "supply": self.supply,
+            "residents": sum(1 for a in self.accounts.values() if a.kind == "resident"),
+            "merchants": sum(1 for a in self.accounts.values() if a.kind == "merchant"),
+            "redemptions": len(self.redemptions),
+            "redemptions_pending": pending,
+            "events": self.events,
+            "first_block": self.first_block,
+            "last_block": self.last_block,
+        }
+
+
+class Books:
+    """Folds ChainEvents, in chain order, into every city's figures. Not thread-safe."""
+
+    def __init__(self) -> None:
+        self.cities: dict[str, CityBooks] = {}
+        self.anomalies: list[Anomaly] = []
+        self.last_block: int | None = None
+        self._subscribers: list[Callable[[Movement], None]] = []
+        self._handlers: dict[tuple[str, str], Callable[[CityBooks, ChainEvent], None]] = {
+            ("directory", "CityRegistered"): self._city_registered,
+            ("token", "Transfer"): self._transfer,
+            ("token", "Refunded"): self._refunded,
+            ("token", "AccountStatusSet"): self._account_status_set,
+            ("token", "AccountFrozen"): self._account_frozen,
+            ("token", "AccountUnfrozen"): self._account_unfrozen,
+            ("token", "AccountRecovered"): self._account_recovered,
+            ("registry", "ResidentRegistered"): self._resident_registered,
+            ("registry", "MerchantRegistered"): self._merchant_registered,
+            ("registry", "MerchantUpdated"): self._merchant_updated,
+            ("registry", "StatusChanged"): self._status_changed,
+            ("treasury", "Issued"): self._issued,
+            ("treasury", "RedemptionRequested"): self._redemption_requested,
+            ("treasury", "RedemptionSettled"): self._redemption_settled,
+            ("treasury", "RedemptionReturned"): self._redemption_returned,
+            ("treasury", "PolicyChanged"): self._policy_changed,
+        }
+
+    # --- folding ------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Movement], None]) -> None:
+        """`callback(movement)` for every charge, payment, refund and redemption step folded."""
+        self._subscribers.append(callback)
+
+    def city(self, code: str) -> CityBooks:
+        books = self.cities.get(code)
+        if books is None:
+            books = self.cities[code] = CityBooks(code)
+        return books
+
+    def apply(self, event: ChainEvent) -> None:
+        # The directory's events carry no city of their own: CityRegistered names it.
+        books = self.city(event.args["code"] if event.contract == "directory" else event.city)
+        books.events += 1
+        if books.first_block is None:
+            books.first_block = event.block_number
+        books.last_block = self.last_block = event.block_number
+        handler = self._handlers.get((event.contract, event.event))
+        if handler is not None:
+            handler(books, event)
+
+    def apply_all(self, events: Iterable[ChainEvent]) -> Books:
+        apply = self.apply
+        for event in events:
+            apply(event)
+        return self
+
+    def _emit(
+        self,
+        kind: str,
+        books: CityBooks,
+        account: str,
+        counterparty: str | None,
+        value: int,
+        event: ChainEvent,
+    ) -> None:
+        movement = Movement(
+            kind,
+            books.code,
+            account,
+            counterparty,
+            value,
+            event.block_number,
+            event.block_time,
+            event.tx_hash,
+        )
+        for callback in self._subscribers:
+            callback(movement)
+
+    def _anomaly(self, books: CityBooks, code: str, message: str, event: ChainEvent) -> None:
+        self.anomalies.append(Anomaly(books.code, code, message, event.block_number, event.tx_hash))
+
+    # --- directory ----------------------------------------------------------------------------
+
+    def _city_registered(self, books: CityBooks, event: ChainEvent) -> None:
+        books.token = event.args["token"]
+        books.registry = event.args["registry"]
+        books.treasury = event.args["treasury"]
+
+    # --- token --------------------------------------------------------------------------------
+
+    def _transfer(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        sender, recipient, value = args["from"], args["to"], args["value"]
+        accounts = books.accounts
+        if sender == ZERO_ADDRESS:
+            books.minted += value
+        else:
+            payer = accounts.get(sender) or books.account(sender)
+            if payer.balance < value:
+                self._anomaly(
+                    books,
+                    "negative_balance",
+                    f"{sender} sends {value:,} won holding {payer.balance:,} by the events",
+                    event,
+                )
+            payer.balance -= value
+        if recipient == ZERO_ADDRESS:
+            books.destroyed += value
+            return
+        payee = accounts.get(recipient) or books.account(recipient)
+        payee.balance += value
+        if sender == ZERO_ADDRESS or payer.kind != "resident" or payee.kind != "merchant":
+            return  # a mint, a refund's movement (counted by Refunded) or a recovery
+        payer.figures.paid += value
+        payer.figures.payments += 1
+        payee.figures.received += value
+        payee.figures.payments += 1
+        city = books.figures
+        city.paid += value
+        city.received += value
+        city.payments += 1
+        if self._subscribers:
+            self._emit("payment", books, sender, recipient, value, event)
+
+    def _refunded(self, books: CityBooks, event: ChainEvent) -> None:
+        merchant, value = event.args["merchant"], event.args["value"]
+        payer = books.current_wallet(event.args["payer"])
+        for figures in (
+            books.account(merchant).figures,
+            books.account(payer).figures,
+            books.figures,
+        ):
+            figures.refunded += value
+            figures.refunds += 1
+        if self._subscribers:
+            self._emit("refund", books, payer, merchant, value, event)
+
+    def _account_status_set(self, books: CityBooks, event: ChainEvent) -> None:
+        account = books.account(event.args["account"])
+        account.kind = ACCOUNT_KINDS.get(event.args["kind"], str(event.args["kind"]))
+        account.active = event.args["active"]
+
+    def _account_frozen(self, books: CityBooks, event: ChainEvent) -> None:
+        books.account(event.args["account"]).frozen = True
+
+    def _account_unfrozen(self, books: CityBooks, event: ChainEvent) -> None:
+        books.account(event.args["account"]).frozen = False
+
+    def _account_recovered(self, books: CityBooks, event: ChainEvent) -> None:
+        lost = books.account(event.args["lost"])
+        replacement = books.account(event.args["replacement"])
+        # The token moves the status word, frozen bit included; the registry moves the record.
+        replacement.kind, replacement.active, replacement.frozen = (
+            lost.kind,
+            lost.active,
+            lost.frozen,
+        )
+        replacement.category, replacement.region = lost.category, lost.region
+        replacement.status = lost.status
+        replacement.registered_at = event.block_time
+        lost.replaced_by = replacement.address
+        lost.status, lost.active, lost.frozen = "recovered", False, False
+
+    # --- registry -----------------------------------------------------------------------------
+
+    def _resident_registered(self, books: CityBooks, event: ChainEvent) -> None:
+        account = books.account(event.args["wallet"])
+        account.kind, account.status = "resident", "active"
+        account.region = event.args["region"]
+        account.registered_at = event.block_time
+
+    def _merchant_registered(self, books: CityBooks, event: ChainEvent) -> None:
+        account = books.account(event.args["wallet"])
+        account.kind, account.status = "merchant", "active"
+        account.category, account.region = event.args["category"], event.args["region"]
+        account.registered_at = event.block_time
+
+    def _merchant_updated(self, books: CityBooks, event: ChainEvent) -> None:
+        account = books.account(event.args["wallet"])
+        account.category, account.region = event.args["category"], event.args["region"]
+
+    def _status_changed(self, books: CityBooks, event: ChainEvent) -> None:
+        new = event.args["newStatus"]
+        books.account(event.args["wallet"]).status = REGISTRY_STATUS.get(new, str(new))
+
+    # --- treasury -----------------------------------------------------------------------------
+
+    def _issued(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        resident, amount, incentive = args["resident"], args["amount"], args["incentive"]
+        books.issuances.append(
+            Issuance(
+                event.block_number,
+                event.log_index,
+                event.block_time,
+                resident,
+                args["depositReference"],
+                amount,
+                incentive,
+            )
+        )
+        for figures in (books.account(resident).figures, books.figures):
+            figures.charged += amount
+            figures.incentive += incentive
+            figures.issued += amount + incentive
+        if self._subscribers:
+            self._emit("charge", books, resident, None, amount + incentive, event)
+
+    def _redemption_requested(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        number, account = args["id"], args["account"]
+        kind = REDEMPTION_KINDS.get(args["kind"], str(args["kind"]))
+        if number in books.redemptions:
+            self._anomaly(
+                books, "redemption_reopened", f"redemption {number} requested twice", event
+            )
+        books.redemptions[number] = Redemption(
+            id=number,
+            account=account,
+            kind=kind,
+            burned=args["burned"],
+            payout=args["payout"],
+            status="pending",
+            requested_block=event.block_number,
+            requested_at=event.block_time,
+            request_tx=event.tx_hash,
+        )
+        burned, payout = args["burned"], args["payout"]
+        for figures in (books.account(account).figures, books.figures):
+            if kind == "cash_out":
+                figures.cashed_out += burned
+            else:
+                figures.resident_refunded += burned
+                figures.clawed_back += burned - payout
+            figures.burned += burned
+            figures.outstanding += payout
+        if self._subscribers:
+            self._emit("redemption", books, account, None, burned, event)
+
+    def _closing(self, books: CityBooks, event: ChainEvent, status: str) -> Redemption | None:
+        number = event.args["id"]
+        redemption = books.redemptions.get(number)
+        if redemption is None:
+            self._anomaly(
+                books,
+                "redemption_unknown",
+                f"redemption {number} {status} but never requested",
+                event,
+            )
+            return None
+        if redemption.status != "pending":
+            self._anomaly(
+                books,
+                "redemption_closed_twice",
+                f"redemption {number} {status} but already {redemption.status} in "
+                f"block {redemption.closed_block}",
+                event,
+            )
+            return None
+        redemption.status = status
+        redemption.closed_block = event.block_number
+        redemption.closed_at = event.block_time
+        redemption.close_tx = event.tx_hash
+        for figures in (books.account(redemption.account).figures, books.figures):
+            figures.outstanding -= redemption.payout
+        return redemption
+
+    def _redemption_settled(self, books: CityBooks, event: ChainEvent) -> None:
+        redemption = self._closing(books, event, "settled")
+        if redemption is None:
+            return
+        payout = event.args["payout"]
+        redemption.reference = event.args["bankReference"]
+        if payout != redemption.payout:
+            self._anomaly(
+                books,
+                "settled_payout_differs",
+                f"redemption {redemption.id} settled for {payout:,} won, requested "
+                f"with a payout of {redemption.payout:,}",
+                event,
+            )
+        for figures in (books.account(redemption.account).figures, books.figures):
+            figures.settled += payout
+        if self._subscribers:
+            self._emit("settlement", books, redemption.account, None, payout, event)
+
+    def _redemption_returned(self, books: CityBooks, event: ChainEvent) -> None:
+        redemption = self._closing(books, event, "returned")
+        if redemption is None:
+            return
+        restored = event.args["restored"]
+        redemption.reference = event.args["reason"]
+        redemption.restored = restored
+        if restored != redemption.burned:
+            self._anomaly(
+                books,
+                "returned_amount_differs",
+                f"redemption {redemption.id} returned {restored:,} won of "
+                f"{redemption.burned:,} burned",
+                event,
+            )
+        for figures in (books.account(redemption.account).figures, books.figures):
+            figures.returned += restored
+            # A returned refund's incentive goes back to the resident: nothing was clawed back.
+            figures.clawed_back -= redemption.burned - redemption.payout
+        if self._subscribers:
+            self._emit("return", books, redemption.account, None, restored, event)
+
+    def _policy_changed(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        books.policy_changes.append(
+            PolicyChange(
+                event.block_number,
+                event.log_index,
+                event.block_time,
+                policy_parameter(args["parameter"]),
+                args["oldValue"],
+                args["newValue"],
+            )
+        )

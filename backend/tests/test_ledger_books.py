@@ -1,0 +1,199 @@
+"""The books on hand-made event sequences: each figure as the events mean it."""
+
+from __future__ import annotations
+
+import time
+from itertools import count
+
+from citypay.chain.events import ChainEvent
+from citypay.ledger import Books
+from citypay.ledger.books import ZERO_ADDRESS, fiscal_year
+
+RESIDENT = "0x" + "a1" * 20
+OTHER_RESIDENT = "0x" + "a2" * 20
+MERCHANT = "0x" + "b1" * 20
+REPLACEMENT = "0x" + "c1" * 20
+T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
+
+
+class Chain:
+    """Events numbered as a node would: one per log, blocks one second apart."""
+
+    def __init__(self) -> None:
+        self.log_index = count()
+        self.block = 100
+        self.events: list[ChainEvent] = []
+
+    def __call__(self, contract: str, event: str, **args) -> None:
+        self.block += 1
+        self.events.append(
+            ChainEvent(
+                city="gimpo", contract=contract, event=event, block_number=self.block,
+                block_hash=f"0x{self.block:064x}", block_time=T0 + self.block,
+                tx_hash=f"0x{self.block:064x}", log_index=next(self.log_index), args=args,
+            )
+        )  # fmt: skip
+
+    def register(self, wallet: str, kind: int) -> None:
+        self("token", "AccountStatusSet", account=wallet, kind=kind, active=True)
+        if kind == 1:
+            self("registry", "ResidentRegistered", wallet=wallet, identityHash="0x01", region=7)
+        else:
+            self("registry", "MerchantRegistered", wallet=wallet, businessIdHash="0x02",
+                 category=5411, region=7, annualRevenue=1, payoutAccountHash="0x03")  # fmt: skip
+
+    def charge(self, resident: str, amount: int, incentive: int) -> None:
+        self(
+            "token",
+            "Transfer",
+            **{"from": ZERO_ADDRESS, "to": resident, "value": amount + incentive},
+        )
+        self("treasury", "Issued", resident=resident, depositReference="0x04", issuer=ZERO_ADDRESS,
+             amount=amount, incentive=incentive)  # fmt: skip
+
+    def pay(self, payer: str, merchant: str, value: int) -> None:
+        self("token", "Transfer", **{"from": payer, "to": merchant, "value": value})
+
+    def redeem(self, number: int, account: str, kind: int, burned: int, payout: int) -> None:
+        self("token", "Transfer", **{"from": account, "to": ZERO_ADDRESS, "value": burned})
+        self("treasury", "RedemptionRequested", id=number, account=account, kind=kind,
+             burned=burned, payout=payout, payoutAccountHash="0x05")  # fmt: skip
+
+
+def _day() -> Chain:
+    chain = Chain()
+    chain.register(RESIDENT, 1)
+    chain.register(OTHER_RESIDENT, 1)
+    chain.register(MERCHANT, 2)
+    chain.charge(RESIDENT, 100_000, 10_000)
+    chain.charge(OTHER_RESIDENT, 50_000, 5_000)
+    chain.pay(RESIDENT, MERCHANT, 30_000)
+    chain.pay(RESIDENT, MERCHANT, 12_345)
+    chain.pay(OTHER_RESIDENT, MERCHANT, 40_000)
+    chain.pay(RESIDENT, MERCHANT, 0)
+    # A refund moves tokens merchant -> resident and says so with Refunded.
+    chain.pay(MERCHANT, RESIDENT, 2_345)
+    chain("token", "Refunded", merchant=MERCHANT, payer=RESIDENT, paymentId="0x06", value=2_345)
+    chain.redeem(0, MERCHANT, 0, 50_000, 50_000)
+    chain.redeem(1, MERCHANT, 0, 20_000, 20_000)
+    chain.redeem(2, MERCHANT, 0, 1_000, 1_000)
+    chain("treasury", "RedemptionSettled", id=0, account=MERCHANT, payout=50_000,
+          bankReference="0x07")  # fmt: skip
+    chain("token", "Transfer", **{"from": ZERO_ADDRESS, "to": MERCHANT, "value": 20_000})
+    chain("treasury", "RedemptionReturned", id=1, account=MERCHANT, restored=20_000, reason="0x08")
+    return chain
+
+
+def test_city_figures_follow_charges_payments_refunds_and_cash_outs():
+    books = Books().apply_all(_day().events)
+    city = books.cities["gimpo"].summary()
+    assert {k: city[k] for k in ("charged", "incentive", "issued", "paid", "payments")} == {
+        "charged": 150_000, "incentive": 15_000, "issued": 165_000,
+        "paid": 82_345, "payments": 4,
+    }  # fmt: skip
+    assert (city["refunded"], city["refunds"]) == (2_345, 1)
+    assert (city["cashed_out"], city["burned"], city["settled"]) == (71_000, 71_000, 50_000)
+    assert (city["returned"], city["outstanding"], city["redemptions_pending"]) == (
+        20_000,
+        1_000,
+        1,
+    )
+    # supply from Transfers == issued - burned + returned
+    assert city["supply"] == 165_000 - 71_000 + 20_000
+    assert books.anomalies == []
+
+
+def test_merchant_and_resident_figures_are_seen_from_their_side():
+    gimpo = Books().apply_all(_day().events).cities["gimpo"]
+    merchant = gimpo.accounts[MERCHANT].as_dict()
+    assert merchant["kind"] == "merchant" and merchant["category"] == 5411
+    assert (merchant["received"], merchant["payments"], merchant["refunded"]) == (82_345, 4, 2_345)
+    assert (merchant["cashed_out"], merchant["settled"], merchant["returned"]) == (
+        71_000,
+        50_000,
+        20_000,
+    )
+    assert merchant["outstanding"] == 1_000
+    assert merchant["balance"] == 82_345 - 2_345 - 71_000 + 20_000
+    resident = gimpo.accounts[RESIDENT].as_dict()
+    assert (resident["charged"], resident["paid"], resident["payments"]) == (100_000, 42_345, 3)
+    assert resident["refunded"] == 2_345
+    assert resident["balance"] == 110_000 - 42_345 + 2_345
+    statuses = {r.id: (r.status, r.closed_at is not None) for r in gimpo.redemptions.values()}
+    assert statuses == {0: ("settled", True), 1: ("returned", True), 2: ("pending", False)}
+
+
+def test_a_resident_refund_claws_back_the_unused_incentive_unless_returned():
+    chain = Chain()
+    chain.register(RESIDENT, 1)
+    chain.charge(RESIDENT, 100_000, 10_000)
+    chain.redeem(0, RESIDENT, 1, 40_000, 36_364)
+    figures = Books().apply_all(chain.events).cities["gimpo"].figures
+    assert (figures.resident_refunded, figures.outstanding, figures.clawed_back) == (
+        40_000,
+        36_364,
+        3_636,
+    )
+    chain("token", "Transfer", **{"from": ZERO_ADDRESS, "to": RESIDENT, "value": 40_000})
+    chain("treasury", "RedemptionReturned", id=0, account=RESIDENT, restored=40_000, reason="0x08")
+    figures = Books().apply_all(chain.events).cities["gimpo"].figures
+    assert (figures.returned, figures.outstanding, figures.clawed_back) == (40_000, 0, 0)
+
+
+def test_a_recovered_wallet_is_no_payment_and_its_replacement_takes_over():
+    chain = Chain()
+    chain.register(RESIDENT, 1)
+    chain.register(MERCHANT, 2)
+    chain.charge(RESIDENT, 10_000, 0)
+    chain.pay(RESIDENT, REPLACEMENT, 10_000)  # the recovery's movement, to a fresh wallet
+    chain("token", "AccountRecovered", lost=RESIDENT, replacement=REPLACEMENT, balance=10_000)
+    chain.pay(REPLACEMENT, MERCHANT, 4_000)
+    gimpo = Books().apply_all(chain.events).cities["gimpo"]
+    assert (gimpo.figures.paid, gimpo.figures.payments) == (4_000, 1)
+    assert gimpo.accounts[RESIDENT].status == "recovered"
+    assert gimpo.accounts[REPLACEMENT].kind == "resident"
+    assert gimpo.current_wallet(RESIDENT) == REPLACEMENT
+
+
+def test_contradicting_events_are_kept_as_anomalies():
+    chain = _day()
+    chain("treasury", "RedemptionSettled", id=0, account=MERCHANT, payout=50_000,
+          bankReference="0x09")  # fmt: skip
+    chain("treasury", "RedemptionSettled", id=9, account=MERCHANT, payout=1, bankReference="0x09")
+    chain.pay(OTHER_RESIDENT, MERCHANT, 10**9)
+    books = Books().apply_all(chain.events)
+    assert [a.code for a in books.anomalies] == [
+        "redemption_closed_twice", "redemption_unknown", "negative_balance",
+    ]  # fmt: skip
+
+
+def test_movements_reach_subscribers_with_their_block_time():
+    books = Books()
+    seen = []
+    books.subscribe(seen.append)
+    books.apply_all(_day().events)
+    kinds = [m.kind for m in seen]
+    assert kinds.count("payment") == 4 and kinds.count("charge") == 2
+    assert {"refund", "redemption", "settlement", "return"} <= set(kinds)
+    assert all(m.block_time > T0 for m in seen)
+
+
+def test_fiscal_years_turn_at_korean_midnight():
+    # 2025-12-31 15:00 UTC is 2026-01-01 00:00 in Korea.
+    assert fiscal_year(1_767_193_199, 1) == 2025
+    assert fiscal_year(1_767_193_200, 1) == 2026
+    assert fiscal_year(1_767_193_200, 3) == 2025
+
+
+def test_a_hundred_thousand_payments_fold_in_seconds():
+    chain = Chain()
+    chain.register(RESIDENT, 1)
+    chain.register(MERCHANT, 2)
+    chain.charge(RESIDENT, 100_000_000, 0)
+    for _ in range(100_000):
+        chain.pay(RESIDENT, MERCHANT, 1_000)
+    started = time.perf_counter()
+    books = Books().apply_all(chain.events)
+    elapsed = time.perf_counter() - started
+    assert books.cities["gimpo"].figures.payments == 100_000
+    assert elapsed < 5, f"folding 100,000 payments took {elapsed:.1f} s"
