@@ -124,6 +124,7 @@ class Redemption:
     close_tx: str | None = None
     reference: str | None = None  # the bank's reference when settled, the reason when returned
     restored: int = 0
+    nonce: str | None = None  # a relayed cash-out's authorization nonce (CashOutAuthorized)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -167,7 +168,8 @@ class Movement(NamedTuple):
     kind: charge, payment, refund, redemption, settlement or return; `account` is the resident
     or merchant whose money it is, `counterparty` the other side (the merchant of a payment or
     refund), `value` the won (a charge's amount + incentive, a redemption's burned tokens, a
-    settlement's payout, a return's restored tokens).
+    settlement's payout, a return's restored tokens). `reference` is a gasless payment's id (its
+    EIP-3009 nonce), a redemption's id as text, or None.
     """
 
     kind: str
@@ -178,6 +180,7 @@ class Movement(NamedTuple):
     block_number: int
     block_time: int
     tx_hash: str
+    reference: str | None = None
 
 
 @dataclass(slots=True)
@@ -241,9 +244,9 @@ class CityBooks:
             "treasury": self.treasury,
             **self.figures.as_dict(),
             "supply": self.supply,
-            "residents": sum(1 for a in self.accounts.values() if a.kind == "resident"),
-            "merchants": sum(1 for a in self.accounts.values() if a.kind == "merchant"),
-            "redemptions": len(self.redemptions),
+            "resident_count": sum(1 for a in self.accounts.values() if a.kind == "resident"),
+            "merchant_count": sum(1 for a in self.accounts.values() if a.kind == "merchant"),
+            "redemption_count": len(self.redemptions),
             "redemptions_pending": pending,
             "events": self.events,
             "first_block": self.first_block,
@@ -259,10 +262,14 @@ class Books:
         self.anomalies: list[Anomaly] = []
         self.last_block: int | None = None
         self._subscribers: list[Callable[[Movement], None]] = []
+        # EIP-3009 marks an authorization used just before its Transfer, in the same transaction:
+        # (tx_hash, authorizer, nonce) of the last one names the payment that follows.
+        self._authorization: tuple[str, str, str] | None = None
         self._handlers: dict[tuple[str, str], Callable[[CityBooks, ChainEvent], None]] = {
             ("directory", "CityRegistered"): self._city_registered,
             ("token", "Transfer"): self._transfer,
             ("token", "Refunded"): self._refunded,
+            ("token", "AuthorizationUsed"): self._authorization_used,
             ("token", "AccountStatusSet"): self._account_status_set,
             ("token", "AccountFrozen"): self._account_frozen,
             ("token", "AccountUnfrozen"): self._account_unfrozen,
@@ -275,6 +282,7 @@ class Books:
             ("treasury", "RedemptionRequested"): self._redemption_requested,
             ("treasury", "RedemptionSettled"): self._redemption_settled,
             ("treasury", "RedemptionReturned"): self._redemption_returned,
+            ("treasury", "CashOutAuthorized"): self._cash_out_authorized,
             ("treasury", "PolicyChanged"): self._policy_changed,
         }
 
@@ -291,8 +299,13 @@ class Books:
         return books
 
     def apply(self, event: ChainEvent) -> None:
-        # The directory's events carry no city of their own: CityRegistered names it.
-        books = self.city(event.args["code"] if event.contract == "directory" else event.city)
+        if event.contract == "directory":
+            # Its events carry no city of their own: only CityRegistered names one.
+            if event.event != "CityRegistered":
+                return
+            books = self.city(event.args["code"])
+        else:
+            books = self.city(event.city)
         books.events += 1
         if books.first_block is None:
             books.first_block = event.block_number
@@ -315,6 +328,7 @@ class Books:
         counterparty: str | None,
         value: int,
         event: ChainEvent,
+        reference: str | None = None,
     ) -> None:
         movement = Movement(
             kind,
@@ -325,6 +339,7 @@ class Books:
             event.block_number,
             event.block_time,
             event.tx_hash,
+            reference,
         )
         for callback in self._subscribers:
             callback(movement)
@@ -373,7 +388,15 @@ class Books:
         city.received += value
         city.payments += 1
         if self._subscribers:
-            self._emit("payment", books, sender, recipient, value, event)
+            authorization = self._authorization
+            nonce = (
+                authorization[2]
+                if authorization is not None
+                and authorization[0] == event.tx_hash
+                and authorization[1] == sender
+                else None
+            )
+            self._emit("payment", books, sender, recipient, value, event, nonce)
 
     def _refunded(self, books: CityBooks, event: ChainEvent) -> None:
         merchant, value = event.args["merchant"], event.args["value"]
@@ -387,6 +410,9 @@ class Books:
             figures.refunds += 1
         if self._subscribers:
             self._emit("refund", books, payer, merchant, value, event)
+
+    def _authorization_used(self, books: CityBooks, event: ChainEvent) -> None:
+        self._authorization = (event.tx_hash, event.args["authorizer"], event.args["nonce"])
 
     def _account_status_set(self, books: CityBooks, event: ChainEvent) -> None:
         account = books.account(event.args["account"])
@@ -488,7 +514,7 @@ class Books:
             figures.burned += burned
             figures.outstanding += payout
         if self._subscribers:
-            self._emit("redemption", books, account, None, burned, event)
+            self._emit("redemption", books, account, None, burned, event, str(number))
 
     def _closing(self, books: CityBooks, event: ChainEvent, status: str) -> Redemption | None:
         number = event.args["id"]
@@ -535,7 +561,9 @@ class Books:
         for figures in (books.account(redemption.account).figures, books.figures):
             figures.settled += payout
         if self._subscribers:
-            self._emit("settlement", books, redemption.account, None, payout, event)
+            self._emit(
+                "settlement", books, redemption.account, None, payout, event, str(redemption.id)
+            )
 
     def _redemption_returned(self, books: CityBooks, event: ChainEvent) -> None:
         redemption = self._closing(books, event, "returned")
@@ -557,7 +585,14 @@ class Books:
             # A returned refund's incentive goes back to the resident: nothing was clawed back.
             figures.clawed_back -= redemption.burned - redemption.payout
         if self._subscribers:
-            self._emit("return", books, redemption.account, None, restored, event)
+            self._emit(
+                "return", books, redemption.account, None, restored, event, str(redemption.id)
+            )
+
+    def _cash_out_authorized(self, books: CityBooks, event: ChainEvent) -> None:
+        redemption = books.redemptions.get(event.args["id"])
+        if redemption is not None:
+            redemption.nonce = event.args["nonce"]
 
     def _policy_changed(self, books: CityBooks, event: ChainEvent) -> None:
         args = event.args

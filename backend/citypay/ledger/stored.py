@@ -24,11 +24,18 @@ _COLUMNS = (
 
 
 def events_from_db(
-    session: Session, city: str | None = None, *, batch: int = 5_000
+    session: Session,
+    city: str | None = None,
+    *,
+    after_block: int | None = None,
+    batch: int = 5_000,
 ) -> Iterator[ChainEvent]:
     """Every stored event in chain order (block, then log index); one city's and the directory's
-    when `city` is given (the directory's CityRegistered names the city's contracts)."""
+    when `city` is given (the directory's CityRegistered names the city's contracts); only those
+    of blocks above `after_block` when given (a reader that folded up to it)."""
     query = select(*_COLUMNS).order_by(IndexedEvent.block_number, IndexedEvent.log_index)
+    if after_block is not None:
+        query = query.where(IndexedEvent.block_number > after_block)
     if city is not None:
         query = query.where(IndexedEvent.city.in_((city, "")))
     # Plain rows, streamed: ORM objects cost several times more per event, and a city's history

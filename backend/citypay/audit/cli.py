@@ -1,0 +1,203 @@
+"""`python -m citypay.audit`: report, check, reconcile and serve, from an RPC URL and the
+directory's address."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from citypay.audit.invariants import check as check_invariants
+from citypay.audit.reconcile import PaymentIndex
+from citypay.audit.reconcile import reconcile as reconcile_database
+from citypay.audit.report import print_differences, print_report, print_violations
+from citypay.audit.report import report as build_report
+from citypay.audit.source import AuditError, ChainSource, connect
+from citypay.ledger import Books
+
+FORMATS = click.Choice(["table", "json"])
+
+
+class AuditFailed(click.ClickException):
+    """The audit could not be made (node, directory, arguments): exit 2, apart from findings."""
+
+    exit_code = 2
+
+
+@contextmanager
+def _progress_bar(shown: bool | None) -> Iterator[Callable[[int, int, int, int], None] | None]:
+    """A bar on stderr when it is a terminal or --progress asked for one."""
+    console = Console(stderr=True)
+    if not (console.is_terminal if shown is None else shown):
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]reading blocks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeRemainingColumn(),
+        console=console,
+        # Refreshed by the updates themselves: one scan is short, and a terminal not needed.
+        auto_refresh=console.is_terminal,
+    ) as bar:
+        task = bar.add_task("scan", total=None, events=0)
+
+        def update(first: int, last: int, reached: int, events: int) -> None:
+            bar.update(task, total=last - first + 1, completed=reached - first + 1, events=events)
+            if not console.is_terminal:
+                bar.refresh()
+
+        yield update
+
+
+def _read(options: dict[str, Any], on_new_books: Callable[[Books], None] | None = None):
+    try:
+        source = ChainSource(
+            connect(options["rpc_url"]),
+            options["directory"],
+            confirmations=options["confirmations"],
+            on_new_books=on_new_books,
+        )
+        with _progress_bar(options["progress"]) as progress:
+            source.catch_up(progress=progress)
+    except AuditError as error:
+        raise AuditFailed(str(error)) from None
+    return source
+
+
+def _console() -> Console:
+    """stdout; as wide as a merchant row when it is a file or a pipe (rich's default is 80)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=180)
+
+
+def _emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def chain_options(command):
+    for option in reversed(
+        [
+            click.option("--rpc-url", envvar="AUDIT_RPC_URL", required=True, help="The node."),
+            click.option(
+                "--directory",
+                envvar="AUDIT_DIRECTORY",
+                required=True,
+                help="The CityDirectory's address: the cities are found through it.",
+            ),
+            click.option(
+                "--confirmations",
+                default=0,
+                show_default=True,
+                type=click.IntRange(min=0),
+                help="Blocks below the head to stop at.",
+            ),
+            click.option(
+                "--progress/--no-progress",
+                default=None,
+                help="A progress bar on stderr (default: when stderr is a terminal).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def output_option(command):
+    return click.option("--format", "output", type=FORMATS, default="table", show_default=True)(
+        command
+    )
+
+
+@click.group()
+def cli() -> None:
+    """The auditor: a city's books from the chain alone, its invariants, and the backend's
+    database against them."""
+
+
+@cli.command()
+@chain_options
+@output_option
+@click.option("--city", help="One city's code (default: every city).")
+@click.option("--merchant", help="One merchant's address.")
+def report(output: str, city: str | None, merchant: str | None, **options) -> None:
+    """Issued, incentive, paid, refunded, cashed out, settled, returned, outstanding: per city
+    and per merchant."""
+    source = _read(options)
+    try:
+        document = build_report(source, city, merchant)
+    except AuditError as error:
+        raise AuditFailed(str(error)) from None
+    if output == "json":
+        _emit_json(document)
+    else:
+        print_report(document, _console())
+
+
+@cli.command()
+@chain_options
+@output_option
+@click.option("--city", help="One city's code (default: every city).")
+def check(output: str, city: str | None, **options) -> None:
+    """Checks the invariants; exit code 1 when one is violated."""
+    source = _read(options)
+    try:
+        violations = check_invariants(source, city)
+    except AuditError as error:
+        raise AuditFailed(str(error)) from None
+    if output == "json":
+        _emit_json({"block": source.scanned_to, "violations": [v.as_dict() for v in violations]})
+    else:
+        print_violations(violations, _console())
+    sys.exit(1 if violations else 0)
+
+
+@cli.command()
+@chain_options
+@output_option
+@click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    required=True,
+    help="The backend's database (SQLAlchemy URL).",
+)
+@click.option("--city", help="One city's code (default: every city).")
+def reconcile(output: str, database_url: str, city: str | None, **options) -> None:
+    """Lists every difference between the backend's database and the chain; exit code 1 when
+    there is one."""
+    payments = PaymentIndex()
+    source = _read(options, on_new_books=payments.attach)
+    try:
+        if city is not None:
+            source.city(city)
+        differences = reconcile_database(database_url, source.books, payments, city)
+    except AuditError as error:
+        raise AuditFailed(str(error)) from None
+    if output == "json":
+        _emit_json({"block": source.scanned_to, "differences": [d.as_dict() for d in differences]})
+    else:
+        print_differences(differences, _console())
+    sys.exit(1 if differences else 0)
+
+
+@cli.command()
+@chain_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8740, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int, **options) -> None:
+    """The read-only API: GET /cities, /cities/{code}/report, /cities/{code}/merchants/{address},
+    /cities/{code}/check."""
+    import uvicorn
+
+    from citypay.audit.api import create_audit_app
+
+    source = _read(options)
+    uvicorn.run(create_audit_app(source), host=host, port=port, log_level="info")

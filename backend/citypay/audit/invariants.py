@@ -1,0 +1,217 @@
+"""The invariants an auditor checks, each violation with the numbers that break it.
+
+- supply: the token's totalSupply == the Transfers' mints less burns == issued - burned + returned
+  (from the treasury's events), and the treasury's own totals() agree with its events;
+- redemptions: every cash-out or refund the treasury counts was requested once and is settled,
+  returned or pending, as its events and the contract both say;
+- annual cap: what charging minted in each fiscal year never passed the cap in force, and this
+  year's sum agrees with the treasury's issuedThisFiscalYear();
+- the events themselves: nothing the books found contradictory (see Books.anomalies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from citypay.audit.source import ChainSource
+from citypay.audit.views import CityViews, read_views
+from citypay.ledger.books import Anomaly, CityBooks, fiscal_year
+
+
+@dataclass(frozen=True)
+class Violation:
+    city: str
+    code: str
+    message: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _won(value: int) -> str:
+    return f"{value:,} won"
+
+
+def _supply(books: CityBooks, views: CityViews) -> list[Violation]:
+    figures = books.figures
+    from_treasury = figures.issued - figures.burned + figures.returned
+    values = {
+        "total_supply": views.total_supply,
+        "supply_from_transfers": books.supply,
+        "issued": figures.issued,
+        "burned": figures.burned,
+        "returned": figures.returned,
+        "issued_minus_burned_plus_returned": from_treasury,
+    }
+    violations = []
+    if views.total_supply != from_treasury:
+        violations.append(
+            Violation(
+                books.code,
+                "supply_mismatch",
+                f"totalSupply is {_won(views.total_supply)} but issued - burned + returned is "
+                f"{_won(figures.issued)} - {_won(figures.burned)} + {_won(figures.returned)} = "
+                f"{_won(from_treasury)} (difference {views.total_supply - from_treasury:+,})",
+                values,
+            )
+        )
+    if views.total_supply != books.supply:
+        violations.append(
+            Violation(
+                books.code,
+                "supply_transfers_mismatch",
+                f"totalSupply is {_won(views.total_supply)} but the Transfer events mint "
+                f"{_won(books.minted)} and burn {_won(books.destroyed)}: {_won(books.supply)}",
+                values,
+            )
+        )
+    from_events = {
+        "issued": figures.issued,
+        "incentive": figures.incentive,
+        "burned": figures.burned,
+        "returned": figures.returned,
+        "settled": figures.settled,
+        "clawed_back": figures.clawed_back,
+    }
+    for name, expected in from_events.items():
+        stated = views.totals[name]
+        if stated != expected:
+            violations.append(
+                Violation(
+                    books.code,
+                    "treasury_totals_mismatch",
+                    f"the treasury's totals() say {name} {_won(stated)}, its events "
+                    f"{_won(expected)} (difference {stated - expected:+,})",
+                    {"total": name, "treasury": stated, "events": expected},
+                )
+            )
+    return violations
+
+
+def _redemptions(books: CityBooks, views: CityViews) -> list[Violation]:
+    violations = []
+    requested = set(books.redemptions)
+    missing = sorted(set(range(views.redemption_count)) - requested)
+    unknown = sorted(requested - set(range(views.redemption_count)))
+    if missing or unknown:
+        violations.append(
+            Violation(
+                books.code,
+                "redemption_count_mismatch",
+                f"the treasury counts {views.redemption_count} redemptions; the events request "
+                f"{len(requested)} (without a request: {missing[:20]}, beyond the count: "
+                f"{unknown[:20]})",
+                {
+                    "redemption_count": views.redemption_count,
+                    "requested": len(requested),
+                    "missing": missing,
+                    "unknown": unknown,
+                },
+            )
+        )
+    for number, redemption in sorted(books.redemptions.items()):
+        on_chain = views.redemption_status.get(number)
+        if on_chain is not None and on_chain != redemption.status:
+            violations.append(
+                Violation(
+                    books.code,
+                    "redemption_status_mismatch",
+                    f"redemption {number} ({redemption.kind} of {_won(redemption.burned)} by "
+                    f"{redemption.account}) is {redemption.status} by its events but "
+                    f"{on_chain} on chain",
+                    {"id": number, "events": redemption.status, "chain": on_chain},
+                )
+            )
+    return violations
+
+
+def _annual_cap(books: CityBooks, views: CityViews) -> list[Violation]:
+    violations = []
+    start = views.fiscal_year_start_month
+    caps = sorted(
+        (change for change in books.policy_changes if change.parameter == "annualIssuanceCap"),
+        key=lambda change: (change.block_number, change.log_index),
+    )
+    # The cap the treasury was deployed with is the first change's old value, or today's.
+    cap = caps[0].old if caps else views.annual_cap
+    steps = sorted(
+        [((c.block_number, c.log_index), "cap", c) for c in caps]
+        + [((i.block_number, i.log_index), "issue", i) for i in books.issuances],
+        key=lambda step: step[0],
+    )
+    running: dict[int, int] = {}
+    for _, kind, item in steps:
+        if kind == "cap":
+            cap = item.new
+            continue
+        year = fiscal_year(item.block_time, start)
+        total = item.amount + item.incentive
+        running[year] = running.get(year, 0) + total
+        if running[year] > cap:
+            violations.append(
+                Violation(
+                    books.code,
+                    "annual_cap_exceeded",
+                    f"fiscal year {year}: the charge of {_won(total)} to {item.resident} in "
+                    f"block {item.block_number} brought the year's issuance to "
+                    f"{_won(running[year])}, over the cap of {_won(cap)}",
+                    {
+                        "fiscal_year": year,
+                        "issued": running[year],
+                        "cap": cap,
+                        "block": item.block_number,
+                    },
+                )
+            )
+    this_year = running.get(views.current_fiscal_year, 0)
+    if this_year != views.issued_this_fiscal_year:
+        violations.append(
+            Violation(
+                books.code,
+                "fiscal_year_issuance_mismatch",
+                f"fiscal year {views.current_fiscal_year}: the treasury says "
+                f"{_won(views.issued_this_fiscal_year)} issued, its Issued events "
+                f"{_won(this_year)}",
+                {
+                    "fiscal_year": views.current_fiscal_year,
+                    "treasury": views.issued_this_fiscal_year,
+                    "events": this_year,
+                },
+            )
+        )
+    return violations
+
+
+def _anomalies(anomalies: list[Anomaly]) -> list[Violation]:
+    return [
+        Violation(
+            a.city,
+            a.code,
+            f"{a.message} (block {a.block_number}, transaction {a.tx_hash})",
+            {"block": a.block_number, "tx_hash": a.tx_hash},
+        )
+        for a in anomalies
+    ]
+
+
+def check_city(books: CityBooks, views: CityViews, anomalies: list[Anomaly]) -> list[Violation]:
+    """Every violation in one city; none when its books and contracts agree."""
+    return (
+        _supply(books, views)
+        + _redemptions(books, views)
+        + _annual_cap(books, views)
+        + _anomalies([a for a in anomalies if a.city == books.code])
+    )
+
+
+def check(source: ChainSource, city: str | None = None) -> list[Violation]:
+    """Every violation in the cities the source has read (or in one), at the block it read to."""
+    codes = [source.city(city).code] if city else sorted(source.cities)
+    violations = []
+    for code in codes:
+        books = source.books.city(code)
+        views = read_views(source.w3, source.city(code), source.scanned_to, list(books.redemptions))
+        violations += check_city(books, views, source.books.anomalies)
+    return violations

@@ -1,0 +1,141 @@
+"""The books as a report: a JSON document, or tables for a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from citypay.audit.invariants import Violation
+from citypay.audit.reconcile import Difference
+from citypay.audit.source import AuditError, ChainSource, checksummed
+from citypay.ledger.books import CityBooks
+
+# What a person reads first, in this order; the JSON carries every figure.
+CITY_ROWS = (
+    "charged",
+    "incentive",
+    "issued",
+    "paid",
+    "payments",
+    "refunded",
+    "refunds",
+    "cashed_out",
+    "resident_refunded",
+    "burned",
+    "settled",
+    "returned",
+    "outstanding",
+    "clawed_back",
+    "supply",
+    "resident_count",
+    "merchant_count",
+    "redemption_count",
+    "redemptions_pending",
+    "events",
+)
+MERCHANT_COLUMNS = (
+    "received",
+    "payments",
+    "refunded",
+    "cashed_out",
+    "settled",
+    "returned",
+    "outstanding",
+    "balance",
+)
+
+
+def merchant_report(books: CityBooks, address: str) -> dict[str, Any]:
+    account = books.accounts.get(checksummed(address, "merchant"))
+    if account is None or account.kind != "merchant":
+        raise AuditError(f"{address} is no merchant of {books.code} by its registry's events")
+    redemptions = [
+        r.as_dict()
+        for r in books.redemptions.values()
+        if r.account == account.address and r.kind == "cash_out"
+    ]
+    return account.as_dict() | {"cash_outs": redemptions}
+
+
+def city_report(books: CityBooks, merchant: str | None = None) -> dict[str, Any]:
+    report = books.summary()
+    if merchant is not None:
+        report["merchants"] = {checksummed(merchant, "merchant"): merchant_report(books, merchant)}
+    else:
+        report["merchants"] = {a.address: a.as_dict() for a in books.merchants()}
+    return report
+
+
+def report(
+    source: ChainSource, city: str | None = None, merchant: str | None = None
+) -> dict[str, Any]:
+    codes = [source.city(city).code] if city else sorted(source.cities)
+    return {
+        "chain_id": source.chain_id,
+        "directory": source.directory_address,
+        "first_block": source.first_block,
+        "block": source.scanned_to,
+        "cities": {code: city_report(source.books.city(code), merchant) for code in codes},
+    }
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def print_report(document: dict[str, Any], console: Console) -> None:
+    cities = document["cities"]
+    table = Table(
+        title=f"Books at block {document['block']:,} (from block {document['first_block']:,})"
+    )
+    table.add_column("won / count")
+    for code in cities:
+        table.add_column(code, justify="right")
+    for row in CITY_ROWS:
+        table.add_row(row, *(_number(cities[code][row]) for code in cities))
+    console.print(table)
+    for code, city in cities.items():
+        if not city["merchants"]:
+            continue
+        merchants = Table(title=f"{code}: merchants")
+        merchants.add_column("merchant", no_wrap=True)
+        for column in ("category", "region", "status"):
+            merchants.add_column(column)
+        for column in MERCHANT_COLUMNS:
+            merchants.add_column(column, justify="right")
+        for address, m in city["merchants"].items():
+            merchants.add_row(
+                address,
+                str(m["category"]),
+                str(m["region"]),
+                m["status"],
+                *(_number(m[column]) for column in MERCHANT_COLUMNS),
+            )
+        console.print(merchants)
+
+
+def print_violations(violations: list[Violation], console: Console) -> None:
+    if not violations:
+        console.print("No violation: every invariant holds.")
+        return
+    table = Table(title=f"{len(violations)} violation(s)")
+    table.add_column("city")
+    table.add_column("invariant")
+    table.add_column("what the numbers say")
+    for violation in violations:
+        table.add_row(violation.city, violation.code, violation.message)
+    console.print(table)
+
+
+def print_differences(differences: list[Difference], console: Console) -> None:
+    if not differences:
+        console.print("No difference: the database and the chain agree.")
+        return
+    table = Table(title=f"{len(differences)} difference(s) between the database and the chain")
+    for column in ("city", "record", "key", "field", "database", "chain"):
+        table.add_column(column, overflow="fold")
+    for d in differences:
+        table.add_row(d.city, d.record, d.key, d.field, _number(d.database), _number(d.chain))
+    console.print(table)
