@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from citypay.authorization import (
     _AUTHORIZATION_FIELDS,
     RECEIVE_WITH_AUTHORIZATION,
@@ -14,7 +17,7 @@ from citypay.authorization import (
     sign_authorization,
     typed_message,
 )
-from conftest import CITY, wait_for_status
+from conftest import CITY, bearer, wait_for_status
 from eth_account.messages import _hash_eip191_message
 from platform_harness import new_wallet
 
@@ -72,6 +75,37 @@ def test_signed_authorization_is_relayed_and_included(api, city, resident, merch
     assert payment["status"] == "included"
     assert payment["blockNumber"] > 0 and payment["transactionHash"].startswith("0x")
     assert city.token.functions.balanceOf(merchant.address).call() == before + 12_000
+
+
+def test_a_pos_is_told_each_status_of_a_payment_to_its_merchant(
+    api, backend, city, resident, merchant, keys
+):
+    events, failures = [], []
+
+    def listen():
+        path = f"{backend.url}/v1/cities/{CITY}/merchants/{merchant.address}/payments/events"
+        try:
+            with httpx.stream("GET", path, headers=bearer(keys["pos"]), timeout=30) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+                        if events[-1]["status"] == "included" and events[-1]["id"] == mine[0]:
+                            return
+        except httpx.HTTPError as error:
+            failures.append(error)
+
+    mine: list[int] = [-1]
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)  # the backlog of the merchant's earlier payments comes first
+    response = post(api, signed(city, resident, merchant, 3_000))
+    mine[0] = response.json()["id"]
+    listener.join(timeout=30)
+    assert not failures
+    statuses = [e["status"] for e in events if e["id"] == mine[0]]
+    assert statuses[-1] == "included" and statuses == sorted(set(statuses), key=statuses.index)
+    assert set(statuses) <= {"accepted", "submitted", "included"}
+    assert events[-1]["transactionHash"].startswith("0x")
 
 
 def test_the_same_authorization_posted_twice_is_one_payment(api, city, resident, merchant):

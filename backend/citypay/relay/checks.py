@@ -1,7 +1,8 @@
 """Checks a payer-signed authorization against the chain before it costs anything.
 
-Every refusal names the field, the value and what would be accepted. The chain is read in one
-JSON-RPC batch per authorization.
+Every refusal names the field, the value and what would be accepted. The checks that need nothing
+but the authorization run in the request's thread; the chain's views are read for a whole group
+of authorizations at once (relay/service.py), one JSON-RPC batch at one block.
 """
 
 from __future__ import annotations
@@ -10,34 +11,38 @@ from dataclasses import dataclass
 
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from web3 import Web3
 
 from citypay.authorization import SignedAuthorization, TokenDomain, recover_authorizer
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
-from citypay.db.models import Payment, PaymentStatus
+from citypay.db.models import Payment
 
 RESIDENT, MERCHANT = 1, 2
 
 
 @dataclass(frozen=True)
+class Party:
+    """What the chain says about an account: its kind, whether it may transact, its balance."""
+
+    kind: int
+    active: bool
+    frozen: bool
+    balance: int
+
+
+@dataclass(frozen=True)
 class ChainView:
-    """What the chain says about one authorization's parties, read in one batch."""
+    """What the chain says about one authorization and its parties."""
 
     paused: bool
     nonce_used: bool
-    payer_kind: int
-    payer_active: bool
-    payer_frozen: bool
-    payer_balance: int
-    merchant_kind: int
-    merchant_active: bool
-    merchant_frozen: bool
+    payer: Party
+    merchant: Party
 
 
 # The views the check reads, encoded by hand: web3.py's contract-call machinery re-validates the
-# whole ABI on every call, which cost about 5 ms a call; these are nine plain eth_calls.
+# whole ABI on every call, which cost about 5 ms a call; these are plain eth_calls.
 _VIEWS = {
     name: (function_signature_to_4byte_selector(signature), types)
     for name, signature, types in (
@@ -49,73 +54,98 @@ _VIEWS = {
         ("balanceOf", "balanceOf(address)", ["address"]),
     )
 }
+_PARTY_VIEWS = ("accountKind", "isActive", "isFrozen", "balanceOf")
 
 
-def _eth_call(token: str, view: str, *args) -> tuple[str, list]:
+def _eth_call(token: str, block: str, view: str, *args) -> tuple[str, list]:
     selector, types = _VIEWS[view]
     data = "0x" + (selector + encode(types, args)).hex()
-    return "eth_call", [{"to": token, "data": data}, "latest"]
+    return "eth_call", [{"to": token, "data": data}, block]
 
 
-def read_chain(city: City, authorization: SignedAuthorization) -> ChainView:
-    """Every word the check needs, in one JSON-RPC batch; each view returns one 32-byte word."""
-    token, payer, merchant = city.token.address, authorization.from_, authorization.to
-    requests = [
-        _eth_call(token, "paused"),
-        _eth_call(token, "authorizationState", payer, authorization.nonce),
-        *(
-            _eth_call(token, view, party)
-            for party in (payer, merchant)
-            for view in ("accountKind", "isActive", "isFrozen", "balanceOf")
-        ),
-    ]
-    responses = city.token.w3.provider.make_batch_request(requests)
+def _batch(w3: Web3, requests: list[tuple[str, list]]) -> list:
+    """The results of one JSON-RPC batch, in order."""
+    responses = w3.provider.make_batch_request(requests)
     if not isinstance(responses, list):  # the node refused the whole batch
         raise RuntimeError(f"the node refused the check's batch: {responses}")
-    words = []
+    results = []
     for response in responses:
         if "error" in response:
             raise RuntimeError(f"the node refused a check's view: {response['error']}")
-        words.append(int(response["result"], 16))
-    paused, used, *parties = words
-    (p_kind, p_active, p_frozen, p_balance), (m_kind, m_active, m_frozen, _) = (
-        parties[:4],
-        parties[4:],
-    )
-    return ChainView(
-        paused=bool(paused),
-        nonce_used=bool(used),
-        payer_kind=p_kind,
-        payer_active=bool(p_active),
-        payer_frozen=bool(p_frozen),
-        payer_balance=p_balance,
-        merchant_kind=m_kind,
-        merchant_active=bool(m_active),
-        merchant_frozen=bool(m_frozen),
-    )
+        results.append(response["result"])
+    return results
 
 
-def domain_of(city: City) -> TokenDomain:
-    return TokenDomain(
-        name=city.name,
-        version="1",
-        chain_id=city.token.w3.eth.chain_id,
-        verifying_contract=city.token.address,
-    )
+class ChainViews:
+    """Reads the views a group of authorizations needs: the nonces' state at the newest block,
+    and the token's pause and each party's account at that block. Pause and parties are kept
+    until the next block, where they may change; a nonce is read every time, as each payment
+    has its own. One thread uses it (the service's acceptor)."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self._block: int | None = None
+        self._words: dict[tuple, int] = {}  # (token, view, *args) -> word at self._block
+
+    def read(self, group: list[tuple[City, SignedAuthorization]]) -> list[ChainView]:
+        block, *nonces = _batch(
+            self.w3,
+            [
+                ("eth_blockNumber", []),
+                *(
+                    _eth_call(c.token.address, "latest", "authorizationState", a.from_, a.nonce)
+                    for c, a in group
+                ),
+            ],
+        )
+        if int(block, 16) != self._block:
+            self._block, self._words = int(block, 16), {}
+        keys = {
+            key: None
+            for city, authorization in group
+            for key in self._keys(city.token.address, authorization)
+            if key not in self._words
+        }
+        if keys:
+            words = _batch(self.w3, [_eth_call(k[0], hex(self._block), *k[1:]) for k in keys])
+            self._words.update(zip(keys, (int(w, 16) for w in words), strict=True))
+        return [
+            self._view(city.token.address, authorization, int(used, 16))
+            for (city, authorization), used in zip(group, nonces, strict=True)
+        ]
+
+    @staticmethod
+    def _keys(token: str, authorization: SignedAuthorization) -> list[tuple]:
+        return [(token, "paused")] + [
+            (token, view, party)
+            for party in (authorization.from_, authorization.to)
+            for view in _PARTY_VIEWS
+        ]
+
+    def _view(self, token: str, authorization: SignedAuthorization, used: int) -> ChainView:
+        return ChainView(
+            paused=bool(self._words[(token, "paused")]),
+            nonce_used=bool(used),
+            payer=self._party(token, authorization.from_),
+            merchant=self._party(token, authorization.to),
+        )
+
+    def _party(self, token: str, account: str) -> Party:
+        kind, active, frozen, balance = (self._words[(token, v, account)] for v in _PARTY_VIEWS)
+        return Party(kind, bool(active), bool(frozen), balance)
 
 
-def check_authorization(
-    session: Session,
+def authorization_refusal(
     city: City,
     domain: TokenDomain,
     authorization: SignedAuthorization,
     *,
     now: int,
     min_validity: int,
-) -> None:
-    """Raises an ApiError naming what is wrong; returns if the payment can be relayed."""
+) -> ApiError | None:
+    """What is wrong with the authorization itself (signature, validity window, amount)."""
     if recover_authorizer(domain, authorization) != authorization.from_:
-        raise Unprocessable(
+        return Unprocessable(
             "invalid_signature",
             f"the signature does not recover the payer {authorization.from_} for {city.name} "
             f"(token {domain.verifying_contract}, chain id {domain.chain_id})",
@@ -125,7 +155,7 @@ def check_authorization(
             f"in the domain of {city.name} on chain id {domain.chain_id}",
         )
     if authorization.valid_after >= now:
-        raise Unprocessable(
+        return Unprocessable(
             "not_yet_valid",
             f"the authorization is valid only after {authorization.valid_after}; it is now {now}",
             field="validAfter",
@@ -133,7 +163,7 @@ def check_authorization(
             accepted=f"a time before {now}",
         )
     if authorization.valid_before < now + min_validity:
-        raise Unprocessable(
+        return Unprocessable(
             "expired",
             f"the authorization expires at {authorization.valid_before}, "
             f"too soon to relay (now {now})",
@@ -142,68 +172,69 @@ def check_authorization(
             accepted=f"at least {now + min_validity} ({min_validity} s from now)",
         )
     if authorization.value <= 0:
-        raise Unprocessable(
+        return Unprocessable(
             "invalid_amount",
             "the amount must be positive",
             field="value",
             value=authorization.value,
             accepted="> 0",
         )
-    view = read_chain(city, authorization)
+    return None
+
+
+def chain_refusal(
+    city: City, authorization: SignedAuthorization, view: ChainView, pending: int
+) -> ApiError | None:
+    """What the chain (and `pending`, the payer's payments not yet included) says against it."""
     if view.paused:
-        raise Conflict(
+        return Conflict(
             "city_paused",
             f"{city.name} is paused: no payment is accepted",
             field="city",
             value=city.code,
         )
     if view.nonce_used:
-        raise Conflict(
+        return Conflict(
             "nonce_used",
             f"the nonce was already used or cancelled by {authorization.from_}",
             field="nonce",
             value=authorization.nonce,
             accepted="a fresh random 32-byte nonce",
         )
-    if view.merchant_kind != MERCHANT or not view.merchant_active or view.merchant_frozen:
-        state = "not a merchant of " + city.name if view.merchant_kind != MERCHANT else "not active"
-        raise Unprocessable(
-            "unknown_merchant" if view.merchant_kind != MERCHANT else "merchant_not_active",
+    merchant, payer = view.merchant, view.payer
+    if merchant.kind != MERCHANT or not merchant.active or merchant.frozen:
+        state = "not a merchant of " + city.name if merchant.kind != MERCHANT else "not active"
+        return Unprocessable(
+            "unknown_merchant" if merchant.kind != MERCHANT else "merchant_not_active",
             f"{authorization.to} is {state}",
             field="to",
             value=authorization.to,
             accepted=f"an active merchant registered in {city.name}",
         )
-    if view.payer_kind != RESIDENT or not view.payer_active or view.payer_frozen:
-        raise Unprocessable(
+    if payer.kind != RESIDENT or not payer.active or payer.frozen:
+        return Unprocessable(
             "payer_not_allowed",
             f"{authorization.from_} is not an active resident of {city.name}",
             field="from",
             value=authorization.from_,
             accepted=f"an active, unfrozen resident wallet of {city.name}",
         )
-    pending = session.scalar(
-        select(func.coalesce(func.sum(Payment.value), 0)).where(
-            Payment.city == city.code,
-            Payment.payer == authorization.from_,
-            Payment.status.in_([PaymentStatus.ACCEPTED, PaymentStatus.SUBMITTED]),
-        )
-    )
-    available = view.payer_balance - pending
+    available = payer.balance - pending
     if authorization.value > available:
-        raise Unprocessable(
+        return Unprocessable(
             "insufficient_balance",
             f"{authorization.from_} has {available:,} KRW available "
-            f"({view.payer_balance:,} held, {pending:,} in payments not yet included)",
+            f"({payer.balance:,} held, {pending:,} in payments not yet included)",
             field="value",
             value=authorization.value,
             accepted=f"at most {available}",
         )
+    return None
 
 
-def refuse_mismatch(existing: Payment, authorization: SignedAuthorization) -> None:
+def mismatch_refusal(existing: Payment, authorization: SignedAuthorization) -> ApiError:
     """The nonce is taken by a different authorization of the same payer."""
-    raise ApiError(
+    return ApiError(
         "nonce_reused",
         f"payment {existing.id} already uses this nonce of {authorization.from_} with other terms",
         field="nonce",
@@ -211,3 +242,7 @@ def refuse_mismatch(existing: Payment, authorization: SignedAuthorization) -> No
         accepted="a fresh random 32-byte nonce for a new payment",
         status_code=409,
     )
+
+
+def refuse_mismatch(existing: Payment, authorization: SignedAuthorization) -> None:
+    raise mismatch_refusal(existing, authorization)

@@ -1,12 +1,22 @@
-"""Accepting payments: checked, then recorded once; relay/submitter.py sends them."""
+"""Accepting payments: checked, then recorded once; relay/submitter.py sends them.
+
+The checks that need only the authorization run in the request's thread. Then one thread (the
+acceptor) takes every payment queued meanwhile and, for the lot, reads the database (payments
+already recorded, amounts in flight, invoices), reads the chain in one batch, and records the
+accepted ones in one commit: a payment is answered once it is committed, and the acceptor being
+the process's only writer of new payments keeps each payer's amounts in flight exact.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from citypay.authorization import SignedAuthorization, TokenDomain
 from citypay.chain.deployment import City, Deployment
@@ -14,11 +24,35 @@ from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
 from citypay.db.models import Invoice, Payment, PaymentStatus, aware, utcnow
 from citypay.db.session import Database
-from citypay.relay.checks import check_authorization, refuse_mismatch
+from citypay.relay.checks import (
+    ChainViews,
+    authorization_refusal,
+    chain_refusal,
+    mismatch_refusal,
+)
+from citypay.relay.feed import PaymentFeed
+from citypay.relay.groups import GroupWorker, Queued
+
+# The most payments one commit records.
+LARGEST_GROUP = 256
 
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """A payment to accept, with what its own checks found wrong (refused only if it is not
+    recorded already: the same authorization posted again returns its payment)."""
+
+    city: City
+    authorization: SignedAuthorization
+    refusal: ApiError | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.city.code, self.authorization.from_, _hex(self.authorization.nonce)
 
 
 class PaymentService:
@@ -26,6 +60,9 @@ class PaymentService:
         self.db = db
         self.deployment = deployment
         self.settings = settings
+        self._views = ChainViews(deployment.w3)
+        self.feed = PaymentFeed(db)
+        self._acceptor = GroupWorker(self._accept_group, "payment-acceptor", LARGEST_GROUP)
 
     @cache  # noqa: B019 - one service per app; a city's domain never changes
     def domain(self, city_code: str) -> TokenDomain:
@@ -37,70 +74,138 @@ class PaymentService:
             verifying_contract=city.token.address,
         )
 
-    def accept(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
-        """Records a payment to relay. Returns (payment, created): the same authorization posted
-        again returns the payment it already is."""
-        nonce = _hex(authorization.nonce)
-        with self.db.session() as session:
-            existing = self._find(session, city.code, authorization.from_, nonce)
-            if existing is not None:
-                return self._same_or_refuse(existing, authorization), False
-            check_authorization(
-                session,
-                city,
-                self.domain(city.code),
-                authorization,
-                now=int(time.time()),
-                min_validity=self.settings.RELAY_MIN_VALIDITY,
-            )
-            invoice = session.get(Invoice, nonce)
-            if invoice is not None:
-                _check_invoice(invoice, city, authorization)
-                if session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id)):
-                    raise Conflict(
-                        "invoice_paid",
-                        f"invoice {invoice.id} is already paid by another payer",
-                        field="nonce",
-                        value=nonce,
-                        accepted="an invoice that is not paid yet",
-                    )
-            payment = Payment(
-                city=city.code,
-                payer=authorization.from_,
-                merchant=authorization.to,
-                value=authorization.value,
-                valid_after=authorization.valid_after,
-                valid_before=authorization.valid_before,
-                nonce=nonce,
-                v=authorization.v,
-                r=_hex(authorization.r),
-                s=_hex(authorization.s),
-                invoice_id=invoice.id if invoice else None,
-                status=PaymentStatus.ACCEPTED,
-            )
-            session.add(payment)
-        return payment, True
-
     def accept_once(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
-        """accept(), settling a race between two posts of the same authorization: the database's
-        unique (city, payer, nonce) lets one insert through; the other returns that payment."""
+        """Records a payment to relay. Returns (payment, created): the same authorization posted
+        again, also at the same time, returns the payment it already is."""
+        refusal = authorization_refusal(
+            city,
+            self.domain(city.code),
+            authorization,
+            now=int(time.time()),
+            min_validity=self.settings.RELAY_MIN_VALIDITY,
+        )
+        outcome = self._acceptor.submit(_Offer(city, authorization, refusal))
+        if isinstance(outcome, ApiError):
+            raise outcome
+        return outcome
+
+    # --- the acceptor ---------------------------------------------------------------------------
+
+    def _accept_group(self, group: list[Queued]) -> None:
         try:
-            return self.accept(city, authorization)
-        except IntegrityError:
             with self.db.session() as session:
-                existing = self._find(
-                    session, city.code, authorization.from_, _hex(authorization.nonce)
-                )
-                if existing is None:
-                    # Another payer's payment took the invoice between the check and the insert.
-                    raise Conflict(
-                        "invoice_paid",
-                        "the invoice this nonce names was paid by another payer meanwhile",
-                        field="nonce",
-                        value=_hex(authorization.nonce),
-                        accepted="an invoice that is not paid yet",
-                    ) from None
-                return self._same_or_refuse(existing, authorization), False
+                outcomes = self._record(session, [q.item for q in group])
+        except IntegrityError:
+            # Another process recorded one of these payments, or paid one of these invoices,
+            # since they were read: each again on its own, to answer each with the database's
+            # word on it.
+            if len(group) == 1:
+                group[0].future.set_result(self._settle_race(group[0].item))
+            else:
+                for queued in group:
+                    self._accept_group([queued])
+            return
+        for queued, outcome in zip(group, outcomes, strict=True):
+            queued.future.set_result(outcome)
+
+    def _record(self, session: Session, offers: list[_Offer]) -> list:
+        """Each offer's outcome: (payment, created) or the ApiError refusing it. The new
+        payments are added to `session`, whose commit records them."""
+        existing = self._existing(session, offers)
+        outcomes: list = [None] * len(offers)
+        fresh = []
+        for index, offer in enumerate(offers):
+            if offer.key in existing:
+                outcomes[index] = _same_or_refusal(existing[offer.key], offer.authorization)
+            elif offer.refusal is not None:
+                outcomes[index] = offer.refusal
+            else:
+                fresh.append(index)
+        if not fresh:
+            return outcomes
+        offered = [offers[i] for i in fresh]
+        # The database before the chain: a payment the relayer has seen included since is then
+        # out of `pending` only if the chain read shows the balance it took.
+        pending = self._in_flight(session, offered)
+        invoices, paid = self._invoices(session, offered)
+        views = self._views.read([(o.city, o.authorization) for o in offered])
+        taken: dict[tuple, Payment] = {}
+        for index, offer, view in zip(fresh, offered, views, strict=True):
+            if offer.key in taken:  # posted twice in one group
+                outcomes[index] = _same_or_refusal(taken[offer.key], offer.authorization)
+                continue
+            payer = (offer.city.code, offer.authorization.from_)
+            invoice = invoices.get(_hex(offer.authorization.nonce))
+            refusal = chain_refusal(offer.city, offer.authorization, view, pending[payer])
+            if refusal is None and invoice is not None:
+                refusal = _invoice_refusal(invoice, paid, offer)
+            if refusal is not None:
+                outcomes[index] = refusal
+                continue
+            payment = _payment(offer, invoice)
+            session.add(payment)
+            taken[offer.key] = payment
+            pending[payer] += offer.authorization.value
+            if invoice is not None:
+                paid.add(invoice.id)
+            outcomes[index] = (payment, True)
+        session.flush()
+        return outcomes
+
+    @staticmethod
+    def _existing(session: Session, offers: list[_Offer]) -> dict[tuple, Payment]:
+        keys = {offer.key for offer in offers}
+        candidates = session.scalars(
+            select(Payment).where(
+                Payment.payer.in_({k[1] for k in keys}), Payment.nonce.in_({k[2] for k in keys})
+            )
+        )
+        return {p_key: p for p in candidates if (p_key := (p.city, p.payer, p.nonce)) in keys}
+
+    @staticmethod
+    def _in_flight(session: Session, offers: list[_Offer]) -> dict[tuple[str, str], int]:
+        """Per (city, payer): the amounts accepted or submitted but not yet included."""
+        rows = session.execute(
+            select(Payment.city, Payment.payer, func.sum(Payment.value))
+            .where(
+                Payment.payer.in_({o.authorization.from_ for o in offers}),
+                Payment.status.in_([PaymentStatus.ACCEPTED, PaymentStatus.SUBMITTED]),
+            )
+            .group_by(Payment.city, Payment.payer)
+        )
+        pending: dict[tuple[str, str], int] = defaultdict(int)
+        for city, payer, amount in rows:
+            pending[(city, payer)] = amount
+        return pending
+
+    @staticmethod
+    def _invoices(session: Session, offers: list[_Offer]) -> tuple[dict[str, Invoice], set[str]]:
+        """The invoices the offers' nonces name, and which of them are paid."""
+        nonces = {_hex(o.authorization.nonce) for o in offers}
+        invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(nonces)))}
+        paid = set()
+        if invoices:
+            paid = set(
+                session.scalars(select(Payment.invoice_id).where(Payment.invoice_id.in_(invoices)))
+            )
+        return invoices, paid
+
+    def _settle_race(self, offer: _Offer):
+        """The database refused the insert: the same authorization was recorded meanwhile, or
+        its invoice was paid by another payer."""
+        with self.db.session() as session:
+            existing = self._find(session, *offer.key)
+        if existing is None:
+            return Conflict(
+                "invoice_paid",
+                "the invoice this nonce names was paid by another payer meanwhile",
+                field="nonce",
+                value=_hex(offer.authorization.nonce),
+                accepted="an invoice that is not paid yet",
+            )
+        return _same_or_refusal(existing, offer.authorization)
+
+    # --- reading ---------------------------------------------------------------------------------
 
     def get(self, payment_id: int) -> Payment:
         with self.db.session() as session:
@@ -131,26 +236,45 @@ class PaymentService:
             )
         )
 
-    @staticmethod
-    def _same_or_refuse(existing: Payment, authorization: SignedAuthorization) -> Payment:
-        same = (
-            existing.merchant == authorization.to
-            and existing.value == authorization.value
-            and existing.valid_after == authorization.valid_after
-            and existing.valid_before == authorization.valid_before
-            and existing.r == _hex(authorization.r)
-            and existing.s == _hex(authorization.s)
-        )
-        if not same:
-            refuse_mismatch(existing, authorization)
-        return existing
+
+def _payment(offer: _Offer, invoice: Invoice | None) -> Payment:
+    authorization = offer.authorization
+    return Payment(
+        city=offer.city.code,
+        payer=authorization.from_,
+        merchant=authorization.to,
+        value=authorization.value,
+        valid_after=authorization.valid_after,
+        valid_before=authorization.valid_before,
+        nonce=_hex(authorization.nonce),
+        v=authorization.v,
+        r=_hex(authorization.r),
+        s=_hex(authorization.s),
+        invoice_id=invoice.id if invoice else None,
+        status=PaymentStatus.ACCEPTED,
+    )
 
 
-def _check_invoice(invoice: Invoice, city: City, authorization: SignedAuthorization) -> None:
+def _same_or_refusal(existing: Payment, authorization: SignedAuthorization):
+    """(existing, False) if it is this very authorization; the refusal if the nonce is taken by
+    other terms."""
+    same = (
+        existing.merchant == authorization.to
+        and existing.value == authorization.value
+        and existing.valid_after == authorization.valid_after
+        and existing.valid_before == authorization.valid_before
+        and existing.r == _hex(authorization.r)
+        and existing.s == _hex(authorization.s)
+    )
+    return (existing, False) if same else mismatch_refusal(existing, authorization)
+
+
+def _invoice_refusal(invoice: Invoice, paid: set[str], offer: _Offer) -> ApiError | None:
     """An authorization whose nonce is an invoice id pays that invoice: same merchant, amount,
-    before it expires."""
+    before it expires, and only once."""
+    city, authorization = offer.city, offer.authorization
     if invoice.city != city.code or invoice.merchant != authorization.to:
-        raise Conflict(
+        return Conflict(
             "invoice_mismatch",
             f"invoice {invoice.id} is payable to {invoice.merchant} in {invoice.city}",
             field="to",
@@ -158,7 +282,7 @@ def _check_invoice(invoice: Invoice, city: City, authorization: SignedAuthorizat
             accepted=invoice.merchant,
         )
     if invoice.amount != authorization.value:
-        raise Conflict(
+        return Conflict(
             "invoice_amount_mismatch",
             f"invoice {invoice.id} asks for {invoice.amount:,} KRW",
             field="value",
@@ -166,7 +290,7 @@ def _check_invoice(invoice: Invoice, city: City, authorization: SignedAuthorizat
             accepted=str(invoice.amount),
         )
     if aware(invoice.expires_at) <= utcnow():
-        raise ApiError(
+        return ApiError(
             "invoice_expired",
             f"invoice {invoice.id} expired at {invoice.expires_at.isoformat()}",
             field="nonce",
@@ -174,3 +298,12 @@ def _check_invoice(invoice: Invoice, city: City, authorization: SignedAuthorizat
             accepted="an open invoice: ask the merchant for a new QR",
             status_code=410,
         )
+    if invoice.id in paid:
+        return Conflict(
+            "invoice_paid",
+            f"invoice {invoice.id} is already paid by another payer",
+            field="nonce",
+            value=invoice.id,
+            accepted="an invoice that is not paid yet",
+        )
+    return None

@@ -3,23 +3,26 @@
 Exactly once, across crashes: a batch transaction is signed, then recorded with its nonce and raw
 bytes and its payments marked submitted in one database transaction, and only then sent. After a
 restart, a recorded transaction is looked up by hash; if the node has never seen it, the same
-signed bytes are sent again. Nonces come from the higher of the relayer's own record and the
-chain's pending count, so no nonce is used twice and none is skipped.
+signed bytes are sent again (so too for one still not mined a block after it was last checked).
+Nonces come from the higher of the relayer's own record and the chain's pending count, so no
+nonce is used twice and none is skipped.
+
+Sent batches are followed block by block: once a new block is out, the receipts of every batch
+not yet mined are asked for in one JSON-RPC batch.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 
-from eth_abi import decode
+from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
 from sqlalchemy import func, select, update
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
-from web3.logs import DISCARD
 
 from citypay.chain.deployment import Deployment
 from citypay.db.models import Payment, PaymentStatus, RelayTransaction, RelayTransactionStatus
@@ -31,6 +34,16 @@ log = logging.getLogger(__name__)
 # 50,000 is typical). Gas price is zero on the city's chain.
 BATCH_BASE_GAS = 150_000
 GAS_PER_AUTHORIZATION = 120_000
+
+# transferWithAuthorizationBatch(TransferAuthorization[]), encoded by hand: web3.py's contract
+# functions walk the ABI for every argument, about 1 ms an authorization.
+_AUTHORIZATIONS = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)[]"
+_BATCH_SELECTOR = function_signature_to_4byte_selector(
+    f"transferWithAuthorizationBatch({_AUTHORIZATIONS})"
+)
+_AUTHORIZATION_FAILED = (
+    "0x" + event_signature_to_log_topic("AuthorizationFailed(address,bytes32,bytes)").hex()
+)
 
 
 def error_decoder(abi: list) -> dict[bytes, tuple[str, list[str], list[str]]]:
@@ -84,6 +97,9 @@ class Relayer:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._errors = error_decoder(next(iter(deployment.cities.values())).token.abi)
+        self._block: int | None = None  # the newest block the sent batches were followed to
+        self._block_checked = 0.0  # monotonic time the node was last asked for its newest block
+        self._unmined: set[str] | None = None  # batches without a receipt then; None: unknown
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -104,13 +120,22 @@ class Relayer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.resend_unknown()
-                self.follow_sent()
-                self.submit_accepted()
+                self.step()
             except Exception:
                 log.exception("relayer step failed; retrying")
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def step(self) -> None:
+        """Follows the sent batches if a block came out since (asking the node at most once an
+        interval: a wake comes with every accepted group), then sends what is accepted."""
+        if time.monotonic() - self._block_checked >= self.interval:
+            self._block_checked = time.monotonic()
+            block = int(self._rpc("eth_blockNumber"), 16)
+            if block != self._block:
+                self.follow_sent()
+                self._block = block
+        self.submit_accepted()
 
     # --- steps --------------------------------------------------------------------------------
 
@@ -155,20 +180,20 @@ class Relayer:
             )
             for p in payments
         ]
+        data = _BATCH_SELECTOR + encode([_AUTHORIZATIONS], [authorizations])
         with self.db.session() as session:
             nonce = self._next_nonce(session)
-            transaction = token.functions.transferWithAuthorizationBatch(
-                authorizations
-            ).build_transaction(
+            signed = self.account.sign_transaction(
                 {
-                    "from": self.account.address,
+                    "to": token.address,
+                    "data": data,
+                    "value": 0,
                     "nonce": nonce,
                     "gas": BATCH_BASE_GAS + GAS_PER_AUTHORIZATION * len(payments),
                     "gasPrice": 0,
                     "chainId": self.deployment.chain_id,
                 }
             )
-            signed = self.account.sign_transaction(transaction)
             record = RelayTransaction(
                 sender=self.account.address,
                 nonce=nonce,
@@ -196,37 +221,35 @@ class Relayer:
         self._broadcast(record.raw_transaction)
 
     def follow_sent(self) -> None:
-        """Closes the payments of every mined batch: included, or failed with the chain's reason."""
+        """Closes the payments of every mined batch: included, or failed with the chain's reason.
+        A batch that had no receipt at the last look either and that the node does not know is
+        sent again, byte for byte (same nonce, same hash): after a restart of the relayer, every
+        batch recorded as sent is looked up so."""
         with self.db.session() as session:
             sent = session.scalars(
                 select(RelayTransaction).where(
                     RelayTransaction.status == RelayTransactionStatus.SENT
                 )
             ).all()
-        for record in sent:
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
-            except TransactionNotFound:
+        receipts = self._batch([("eth_getTransactionReceipt", [r.tx_hash]) for r in sent])
+        unmined = set()
+        for record, receipt in zip(sent, receipts, strict=True):
+            if receipt is not None:
+                self._close(record, receipt)
                 continue
-            self._close(record, receipt)
+            if self._unmined is None or record.tx_hash in self._unmined:
+                self.resend_unknown(record)
+            unmined.add(record.tx_hash)
+        self._unmined = unmined
 
-    def resend_unknown(self) -> None:
-        """After a restart or a node restart: a recorded transaction the node does not know is
-        sent again, byte for byte (same nonce, same hash)."""
-        with self.db.session() as session:
-            sent = session.scalars(
-                select(RelayTransaction).where(
-                    RelayTransaction.status == RelayTransactionStatus.SENT
-                )
-            ).all()
-        for record in sent:
-            try:
-                self.w3.eth.get_transaction(record.tx_hash)
-            except TransactionNotFound:
-                log.warning(
-                    "relay transaction %s unknown to the node: sending it again", record.tx_hash
-                )
-                self._broadcast(record.raw_transaction)
+    def resend_unknown(self, record: RelayTransaction) -> None:
+        """Sends a recorded batch again if the node does not know it (a restart of the node, a
+        transaction dropped from its pool); one it knows is waiting for a block."""
+        if self._rpc("eth_getTransactionByHash", record.tx_hash) is None:
+            log.warning(
+                "relay transaction %s unknown to the node: sending it again", record.tx_hash
+            )
+            self._broadcast(record.raw_transaction)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -252,26 +275,47 @@ class Relayer:
             ):
                 raise
 
-    def _close(self, record: RelayTransaction, receipt) -> None:
-        token_addresses = {
-            city.token.address.lower(): city for city in self.deployment.cities.values()
-        }
-        failures: dict[tuple[str, str], str] = {}
-        if receipt["status"] == 1:
-            city = token_addresses.get(receipt["to"].lower())
-            for event in city.token.events.AuthorizationFailed().process_receipt(
-                receipt, errors=DISCARD
-            ):
-                args = event["args"]
-                failures[(args["authorizer"], "0x" + args["nonce"].hex())] = describe_revert(
-                    self._errors, args["reason"]
-                )
+    def _rpc(self, method: str, *params):
+        answer = self.w3.provider.make_request(method, list(params))
+        if "error" in answer:
+            raise RuntimeError(f"the node refused {method}: {answer['error']}")
+        return answer["result"]
+
+    def _batch(self, requests: list[tuple[str, list]]) -> list:
+        """The results of one JSON-RPC batch (plain JSON, as the node sends it), in order."""
+        if not requests:
+            return []
+        answers = self.w3.provider.make_batch_request(requests)
+        if not isinstance(answers, list):
+            raise RuntimeError(f"the node refused a batch of {requests[0][0]}: {answers}")
+        for answer in answers:
+            if "error" in answer:
+                raise RuntimeError(f"the node refused {requests[0][0]}: {answer['error']}")
+        return [answer["result"] for answer in answers]
+
+    def _failures(self, receipt: dict) -> dict[tuple[str, str], str]:
+        """(payer, nonce) -> why, for each AuthorizationFailed event the batch emitted."""
+        failures = {}
+        for entry in receipt["logs"]:
+            topics = entry["topics"]
+            if entry["address"].lower() == receipt["to"].lower() and topics[:1] == [
+                _AUTHORIZATION_FAILED
+            ]:
+                payer = Web3.to_checksum_address("0x" + topics[1][-40:])
+                (reason,) = decode(["bytes"], bytes.fromhex(entry["data"][2:]))
+                failures[(payer, topics[2])] = describe_revert(self._errors, reason)
+        return failures
+
+    def _close(self, record: RelayTransaction, receipt: dict) -> None:
+        mined = int(receipt["status"], 16) == 1
+        block_number = int(receipt["blockNumber"], 16)
+        failures = self._failures(receipt) if mined else {}
         with self.db.session() as session:
             payments = session.scalars(
                 select(Payment).where(Payment.relay_transaction_id == record.id)
             ).all()
             for payment in payments:
-                if receipt["status"] != 1:
+                if not mined:
                     # The whole batch reverted (out of gas, say): nothing moved and no nonce was
                     # used, so the payments go back in the queue.
                     payment.status = PaymentStatus.ACCEPTED
@@ -279,7 +323,7 @@ class Relayer:
                     payment.tx_hash = None
                     continue
                 reason = failures.get((payment.payer, payment.nonce))
-                payment.block_number = receipt["blockNumber"]
+                payment.block_number = block_number
                 if reason is None:
                     payment.status = PaymentStatus.INCLUDED
                 else:
@@ -287,4 +331,4 @@ class Relayer:
                     payment.failure_reason = reason
             stored = session.get(RelayTransaction, record.id)
             stored.status = RelayTransactionStatus.MINED
-            stored.block_number = receipt["blockNumber"]
+            stored.block_number = block_number

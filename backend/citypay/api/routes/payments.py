@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from citypay.api.auth import PrincipalDep, allow
@@ -137,28 +134,13 @@ def get_payment_by_authorization(city: CityDep, payer: str, nonce: Hex32, platfo
 async def merchant_payment_events(
     city: CityDep, merchant: str, platform: PlatformDep, principal: PrincipalDep
 ):
-    """Server-sent events for a POS: each change of a payment to this merchant, as it happens.
-    For the merchant's wallet and the city's operators and tills."""
+    """Server-sent events for a POS: each change of a payment to this merchant, as it happens
+    (its latest payments first). For the merchant's wallet and the city's operators and tills."""
     merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles={Role.OPERATOR, Role.POS}, wallets=(merchant,))
 
     async def changes():
-        seen: dict[int, str] = {}
-        while True:
-            with platform.db.session() as session:
-                recent = session.scalars(
-                    select(Payment)
-                    .where(Payment.city == city.code, Payment.merchant == merchant)
-                    .order_by(Payment.updated_at.desc())
-                    .limit(200)
-                ).all()
-            for payment in reversed(recent):
-                if seen.get(payment.id) != payment.status.value:
-                    seen[payment.id] = payment.status.value
-                    yield {
-                        "event": "payment",
-                        "data": json.dumps(PaymentPublic.of(payment).model_dump(mode="json")),
-                    }
-            await asyncio.sleep(0.2)
+        async for payment in platform.payments.feed.changes(city.code, merchant):
+            yield {"event": "payment", "data": PaymentPublic.of(payment).model_dump_json()}
 
     return EventSourceResponse(changes())

@@ -1,0 +1,123 @@
+"""Changes of payments as they happen, for the merchants' server-sent events.
+
+One poll of the database a tenth of a second serves every stream of the process. A payment
+changes only while it is in flight (accepted or submitted), and once more when it is closed
+(included or failed): the poll reads the status of the payments in flight (by the status index),
+of those in flight last time that are not any more, and of those recorded since (by id), and
+each stream gets the full payments whose status it has not told yet. Changes made by any process
+(the acceptor, a relayer replica) are seen alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import func, or_, select
+from starlette.concurrency import run_in_threadpool
+
+from citypay.db.models import Payment, PaymentStatus
+from citypay.db.session import Database
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = (PaymentStatus.ACCEPTED, PaymentStatus.SUBMITTED)
+POLL_SECONDS = 0.1
+BACKLOG = 200
+
+
+class _Stream:
+    def __init__(self, city: str, merchant: str, told: dict[int, str]) -> None:
+        self.city = city
+        self.merchant = merchant
+        self.told = told  # status last sent, for the payments in flight
+        self.queue: asyncio.Queue[list[Payment]] = asyncio.Queue()
+
+
+class PaymentFeed:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._streams: set[_Stream] = set()
+        self._poller: asyncio.Task | None = None
+        self._in_flight: set[int] = set()  # at the last poll
+        self._last_id: int | None = None  # the newest payment at the last poll
+
+    async def changes(self, city: str, merchant: str) -> AsyncIterator[Payment]:
+        """The merchant's latest payments, then each change of one as it is committed."""
+        backlog = await run_in_threadpool(self._backlog, city, merchant)
+        for payment in backlog:
+            yield payment
+        stream = _Stream(city, merchant, {p.id: p.status.value for p in backlog})
+        self._streams.add(stream)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        try:
+            while True:
+                for payment in await stream.queue.get():
+                    yield payment
+        finally:
+            self._streams.discard(stream)
+
+    def _backlog(self, city: str, merchant: str) -> list[Payment]:
+        with self.db.session() as session:
+            latest = session.scalars(
+                select(Payment)
+                .where(Payment.city == city, Payment.merchant == merchant)
+                .order_by(Payment.updated_at.desc())
+                .limit(BACKLOG)
+            ).all()
+        return list(reversed(latest))
+
+    async def _poll(self) -> None:
+        while self._streams:
+            try:
+                await self._deliver(await run_in_threadpool(self._changed))
+            except Exception:
+                log.exception("reading payment changes failed; retrying")
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _changed(self) -> list:
+        """(id, city, merchant, status) of every payment that may have changed since the last
+        poll."""
+        columns = (Payment.id, Payment.city, Payment.merchant, Payment.status)
+        with self.db.session() as session:
+            if self._last_id is None:
+                self._last_id = session.scalar(select(func.coalesce(func.max(Payment.id), 0)))
+            rows = list(
+                session.execute(
+                    select(*columns).where(
+                        or_(Payment.status.in_(IN_FLIGHT), Payment.id > self._last_id)
+                    )
+                )
+            )
+            closed = self._in_flight - {row.id for row in rows}
+            if closed:
+                rows += session.execute(select(*columns).where(Payment.id.in_(closed)))
+        self._in_flight = {row.id for row in rows if row.status in IN_FLIGHT}
+        self._last_id = max([self._last_id, *(row.id for row in rows)])
+        return sorted(rows, key=lambda row: row.id)
+
+    async def _deliver(self, rows: list) -> None:
+        fresh: dict[_Stream, list[int]] = {}
+        for stream in list(self._streams):
+            mine = [r for r in rows if r.merchant == stream.merchant and r.city == stream.city]
+            ids = [r.id for r in mine if stream.told.get(r.id) != r.status.value]
+            # A closed payment does not change again.
+            stream.told = {r.id: r.status.value for r in mine if r.status in IN_FLIGHT}
+            if ids:
+                fresh[stream] = ids
+        if not fresh:
+            return
+        wanted = sorted({i for ids in fresh.values() for i in ids})
+        payments = {p.id: p for p in await run_in_threadpool(self._payments, wanted)}
+        for stream, ids in fresh.items():
+            changed = [payments[i] for i in ids if i in payments]
+            for payment in changed:
+                if payment.status in IN_FLIGHT:
+                    stream.told[payment.id] = payment.status.value
+            stream.queue.put_nowait(changed)
+
+    def _payments(self, ids: list[int]) -> list[Payment]:
+        with self.db.session() as session:
+            return list(session.scalars(select(Payment).where(Payment.id.in_(ids))))
