@@ -197,3 +197,34 @@ def test_a_hundred_thousand_payments_fold_in_seconds():
     elapsed = time.perf_counter() - started
     assert books.cities["gimpo"].figures.payments == 100_000
     assert elapsed < 5, f"folding 100,000 payments took {elapsed:.1f} s"
+
+
+def test_the_word_by_word_decoder_gives_what_eth_abi_gives():
+    """decode_log reads one-word values itself; eth_abi must agree on every type the ABIs use."""
+    from citypay.chain.events import _json_value, _shapes, decode_log
+    from eth_abi import decode, encode
+
+    samples = {
+        "address": MERCHANT, "uint256": 2**256 - 1, "uint8": 3, "uint16": 5411, "uint32": 41570,
+        "uint64": 2**64 - 1, "bool": True, "bytes32": b"\x07" * 32, "int256": -5,
+    }  # fmt: skip
+    for contract in ("token", "registry", "treasury", "directory"):
+        for topic, shape in _shapes(contract).items():
+            types = [t for _, t in shape.indexed] + list(shape.data_types)
+            if not all(t in samples for t in types):
+                continue  # dynamic values go through eth_abi itself
+            topics = ["0x" + topic.hex()] + [
+                "0x" + encode([t], [samples[t]]).hex() for _, t in shape.indexed
+            ]
+            data = encode(list(shape.data_types), [samples[t] for t in shape.data_types])
+            log = {"topics": topics, "data": "0x" + data.hex(), "blockNumber": "0x1",
+                   "blockHash": "0x" + "ab" * 32, "transactionHash": "0x" + "cd" * 32,
+                   "logIndex": "0x0", "address": ZERO_ADDRESS}  # fmt: skip
+            expected = {
+                name: _json_value(t, decode([t], encode([t], [samples[t]]))[0])
+                for name, t in [
+                    *shape.indexed,
+                    *zip(shape.data_names, shape.data_types, strict=True),
+                ]
+            }
+            assert decode_log(log, "gimpo", contract, 1).args == expected, shape.name

@@ -128,12 +128,22 @@ class ChainSource:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def catch_up(self, *, progress: Progress | None = None) -> int:
-        """Folds every event up to the head (less the confirmations); returns the block reached."""
-        head = self.head()
+    def locate(self, head: int) -> None:
+        """Finds the cities at `head`; when they changed (or on the first call), starts the books
+        over from the earliest creation block of their contracts."""
         cities = self._read_cities(head)
         if cities != self.cities or self.scanned_to is None:
             self._watch(cities, head)
+
+    @property
+    def watched(self) -> dict[str, tuple[str, str]]:
+        """(city, contract kind) of every watched address, lower-cased."""
+        return dict(self._where)
+
+    def catch_up(self, *, progress: Progress | None = None) -> int:
+        """Folds every event up to the head (less the confirmations); returns the block reached."""
+        head = self.head()
+        self.locate(head)
         first = self.scanned_to + 1
         folded = 0
         if progress is not None:
