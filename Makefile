@@ -34,7 +34,10 @@ test: setup lint
 	$(MAKE) --no-print-directory backend-test
 	$(if $(TEST_POSTGRES_URL),$(MAKE) --no-print-directory backend-test DATABASE_URL=$(TEST_POSTGRES_URL))
 
+# The admin dashboard's browser test drives Debian's Chromium: browser.sh installs it (as root or
+# with sudo) when /usr/bin/chromium is missing.
 backend-test: setup
+	scripts/toolchain/browser.sh
 	.venv-backend/bin/pytest backend/tests $(BACKEND_PYTEST_ARGS)
 
 lint: setup

@@ -79,15 +79,17 @@ class ChainUnderTest:
         assert receipt["status"] == 1, f"{call.fn_name} reverted"
         return receipt
 
-    def register_resident(self, city_code: str, wallet) -> None:
+    def register_resident(self, city_code: str, wallet, region: int = 41570) -> None:
         city = self.deployment.city(city_code)
         registrar = self.deployment.account("registrar")
         identity = keccak(text=f"identity:{wallet.address}")
         self.send(
-            registrar, city.registry.functions.registerResident(wallet.address, identity, 41570)
+            registrar, city.registry.functions.registerResident(wallet.address, identity, region)
         )
 
-    def register_merchant(self, city_code: str, wallet, category: int = 5611) -> None:
+    def register_merchant(
+        self, city_code: str, wallet, category: int = 5611, region: int = 41570
+    ) -> None:
         city = self.deployment.city(city_code)
         registrar = self.deployment.account("registrar")
         application = (
@@ -95,7 +97,7 @@ class ChainUnderTest:
             keccak(text=f"bank-account:{wallet.address}"),
             300_000_000,
             category,
-            41570,
+            region,
         )
         self.send(registrar, city.registry.functions.registerMerchant(wallet.address, application))
 

@@ -6,7 +6,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from citypay.api.routes import auth, cards, cashouts, cities, deposits, health, payments, qr
+from citypay.admin.service import DashboardService
+from citypay.api.routes import (
+    admin,
+    auth,
+    cards,
+    cashouts,
+    cities,
+    deposits,
+    health,
+    payments,
+    qr,
+)
 from citypay.api.state import Platform
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
@@ -54,6 +65,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
         ),
         listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
+        dashboard=DashboardService(db, deployment),
     )
 
 
@@ -69,10 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
+            platform.dashboard.follow(platform.listener)
             platform.listener.start()
+        else:  # the listener runs as its own process: follow its checkpoint
+            platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)
         yield
         if platform.listener is not None:
             platform.listener.stop()
+        platform.dashboard.stop()
         platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:
@@ -88,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth, qr, payments, cards, cities, deposits, cashouts):
+    for module in (health, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(module.router)
     return app
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from web3 import Web3
 
+from citypay.admin.service import DashboardService
 from citypay.chain.deployment import Deployment
 from citypay.core.config import Settings
 from citypay.db.session import Database
@@ -17,6 +18,7 @@ from citypay.relay.submitter import Relayer
 if TYPE_CHECKING:  # charging's notices use api.deps, which imports this module
     from citypay.cashout.service import CashOutService
     from citypay.charging.service import ChargingService
+    from citypay.fraud.engine import FraudEngine
 
 
 @dataclass
@@ -30,3 +32,5 @@ class Platform:
     charging: ChargingService | None = None
     cashouts: CashOutService | None = None
     listener: Listener | None = None
+    dashboard: DashboardService | None = None
+    fraud: FraudEngine | None = None

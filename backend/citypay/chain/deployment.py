@@ -54,6 +54,7 @@ class City:
     registry: Contract
     treasury: Contract
     roles: dict
+    local_name: str = ""  # the name in Korean, e.g. 김포페이
 
 
 class Deployment:
@@ -107,6 +108,7 @@ class Deployment:
                     address=contracts["treasury"].address, abi=treasury_abi
                 ),
                 roles=record.roles,
+                local_name=record.local_name,
             )
         return cities
 
