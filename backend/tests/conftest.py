@@ -7,7 +7,9 @@ database instead of a fresh SQLite file.
 from __future__ import annotations
 
 import os
+import random
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,6 +38,20 @@ def _database_url(tmp_path_factory) -> str:
         engine.dispose()
         return configured
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'citypay.sqlite3'}"
+
+
+def own_database_url(directory: Path, name: str) -> str:
+    """A database of one test's (or one extra process's) own: a SQLite file in `directory`, or a
+    fresh schema on DATABASE_URL's server, named by `name`, found through the search path."""
+    configured = os.environ.get("DATABASE_URL")
+    if not configured:
+        return f"sqlite:///{directory / f'{name}.sqlite3'}"
+    schema = f"{name}_{random.randrange(1 << 30)}"
+    engine = create_engine(configured)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    return configured + ("&" if "?" in configured else "?") + f"options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")

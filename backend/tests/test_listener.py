@@ -15,8 +15,9 @@ from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.listener.indexer import Listener
 from citypay.listener.models import IndexedEvent, ListenerCheckpoint
+from conftest import own_database_url
 from platform_harness import ROOT, ChainUnderTest, new_wallet
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from web3 import Web3
 
 CITY = "gimpo"
@@ -54,17 +55,7 @@ def checkpoint_block(db: Database) -> int:
 @pytest.fixture
 def database(tmp_path):
     """A database of the test's own: SQLite, or a fresh schema when DATABASE_URL names a server."""
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        db = Database(configured)
-        schema = f"listener_{random.randrange(1 << 30)}"
-        with db.engine.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        db.engine.dispose()
-        url = configured + ("&" if "?" in configured else "?") + f"options=-csearch_path%3D{schema}"
-        db = Database(url)
-    else:
-        db = Database(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+    db = Database(own_database_url(tmp_path, "listener"))
     upgrade(db.engine)
     yield db
     db.engine.dispose()
@@ -82,9 +73,7 @@ def test_indexes_every_event_of_the_deployment_once(chain, database):
 
     with database.session() as session:
         issued = session.execute(
-            select(IndexedEvent).where(
-                IndexedEvent.event == "Issued", IndexedEvent.city == CITY
-            )
+            select(IndexedEvent).where(IndexedEvent.event == "Issued", IndexedEvent.city == CITY)
         ).scalars()
         mine = [e for e in issued if e.args["resident"] == resident.address]
     assert len(mine) == 1

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from citypay.admin.service import DashboardService
 from citypay.api.routes import (
-    admin,
     auth,
     cards,
     cashouts,
     cities,
     deposits,
     health,
+    metrics,
     payments,
     qr,
 )
@@ -27,11 +27,18 @@ from citypay.chain.keys import signer_for
 from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
+from citypay.core.logs import configure_logging
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.listener.indexer import listener_for
+from citypay.metrics import new_registry
+from citypay.metrics.http import HttpMetrics
+from citypay.metrics.listener import ListenerCollector
+from citypay.metrics.platform import PlatformCollector
 from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
+
+log = logging.getLogger(__name__)
 
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
@@ -65,30 +72,40 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
         ),
         listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
-        dashboard=DashboardService(db, deployment),
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings, service="backend")
+    registry = new_registry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         platform = build_platform(settings)
         app.state.platform = platform
+        registry.register(PlatformCollector(platform.db, sorted(platform.deployment.cities)))
+        if platform.listener is not None:
+            registry.register(ListenerCollector(platform.listener))
         if platform.relayer is not None:
             platform.relayer.start()
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
-            platform.dashboard.follow(platform.listener)
             platform.listener.start()
-        else:  # the listener runs as its own process: follow its checkpoint
-            platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)
+        log.info(
+            "backend started",
+            extra={
+                "chain_id": platform.deployment.chain_id,
+                "cities": sorted(platform.deployment.cities),
+                "database": platform.db.engine.url.get_backend_name(),
+                "listener": platform.listener is not None,
+                "relayer": platform.relayer is not None,
+            },
+        )
         yield
         if platform.listener is not None:
             platform.listener.stop()
-        platform.dashboard.stop()
         platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:
@@ -103,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.metrics = registry
+    app.add_middleware(HttpMetrics, registry=registry)
     install_error_handlers(app)
-    for module in (health, auth, qr, payments, cards, cities, deposits, cashouts, admin):
+    for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts):
         app.include_router(module.router)
     return app
 

@@ -16,6 +16,7 @@ network: the money moved, the caller does not know yet).
 from __future__ import annotations
 
 import argparse
+import logging
 import sqlite3
 import threading
 import time
@@ -25,6 +26,10 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from citypay.core.logs import LogSettings, configure_logging
+
+log = logging.getLogger("citypay.bank.sandbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers (
@@ -91,7 +96,20 @@ class Books:
                     "UPDATE transfers SET reference = ? WHERE seq = ?",
                     (f"SBX-{cursor.lastrowid:08d}", cursor.lastrowid),
                 )
-            return self.find(order.order_id), True
+            booked = self.find(order.order_id)
+            log.info(
+                "transfer %s %s",
+                booked["order_id"],
+                booked["status"],
+                extra={
+                    "order_id": booked["order_id"],
+                    "amount": booked["amount"],
+                    "status": booked["status"],
+                    "bank_reference": booked["reference"],
+                    "reason": booked["reason"],
+                },
+            )
+            return booked, True
 
     def find(self, order_id: str) -> dict | None:
         row = self._db.execute("SELECT * FROM transfers WHERE order_id = ?", (order_id,)).fetchone()
@@ -149,7 +167,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8548)
     parser.add_argument("--database", type=Path, default=Path("data/bank/sandbox.sqlite3"))
     args = parser.parse_args()
-    uvicorn.run(create_app(args.database), host=args.host, port=args.port, log_level="warning")
+    configure_logging(LogSettings(), service="bank")
+    # log_config=None: uvicorn keeps the handler configure_logging set (LOG_FORMAT, LOG_LEVEL).
+    uvicorn.run(
+        create_app(args.database),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -148,7 +148,12 @@ class CashOutFlow:
         try:
             return question()
         except BankUnavailable as unavailable:
-            log.warning("cash-out %s waits for the bank: %s", cash_out.id, unavailable)
+            log.warning(
+                "cash-out %s waits for the bank: %s",
+                cash_out.id,
+                unavailable,
+                extra={"city": cash_out.city, "cash_out_id": cash_out.id},
+            )
             return False
 
     # --- close -------------------------------------------------------------------------------
@@ -192,7 +197,19 @@ class CashOutFlow:
             row.status = status
             for name, value in fields.items():
                 setattr(row, name, value)
-        log.info("cash-out %s of %s: %s", row.id, row.merchant, status)
+        log.info(
+            "cash-out %s of %s: %s",
+            row.id,
+            row.merchant,
+            status,
+            extra={
+                "city": row.city,
+                "cash_out_id": row.id,
+                "merchant": row.merchant,
+                "status": status.value,
+                "tx_hash": row.closing_tx or row.redemption_tx,
+            },
+        )
         return row
 
 

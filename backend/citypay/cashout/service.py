@@ -129,7 +129,9 @@ class CashOutService:
             try:
                 self.advance(cash_out_id)
             except Exception:  # one cash-out's trouble must not stop the others
-                log.exception("cash-out %s: retrying later", cash_out_id)
+                log.exception(
+                    "cash-out %s: retrying later", cash_out_id, extra={"cash_out_id": cash_out_id}
+                )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cash-out", daemon=True)

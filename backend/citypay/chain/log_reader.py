@@ -61,7 +61,12 @@ class LogReader:
     def head(self) -> int:
         return int(self._rpc("eth_blockNumber", []), 16)
 
-    def _blocks(self, numbers: list[int]) -> dict[int, dict | None]:
+    def latest(self) -> tuple[int, int]:
+        """The head's number and timestamp, in one call."""
+        block = self._rpc("eth_getBlockByNumber", ["latest", False])
+        return int(block["number"], 16), int(block["timestamp"], 16)
+
+    def headers(self, numbers: list[int]) -> dict[int, dict | None]:
         """Block headers by height in one JSON-RPC batch; None above the head."""
         if not numbers:
             return {}
@@ -82,13 +87,13 @@ class LogReader:
         """The chain's block hash at each height (None above the head)."""
         return {
             number: (block["hash"] if block else None)
-            for number, block in self._blocks(numbers).items()
+            for number, block in self.headers(numbers).items()
         }
 
     def _fill_timestamps(self, logs: list[dict]) -> None:
         # anvil and recent geth put blockTimestamp in each log; others need the block headers.
         missing = sorted({int(e["blockNumber"], 16) for e in logs if "blockTimestamp" not in e})
-        blocks = self._blocks(missing)
+        blocks = self.headers(missing)
         for entry in logs:
             if "blockTimestamp" not in entry:
                 entry["blockTimestamp"] = blocks[int(entry["blockNumber"], 16)]["timestamp"]

@@ -62,7 +62,11 @@ class ChargingService:
         try:
             return self.issue(deposit.id)
         except Exception:  # the node is down or slow: the record is safe, the worker retries
-            log.exception("deposit %s stays pending", deposit.reference)
+            log.exception(
+                "deposit %s stays pending",
+                deposit.reference,
+                extra={"city": deposit.city, "deposit_reference": deposit.reference},
+            )
             return deposit
 
     def record(self, city: City, bank: Principal, notice: DepositNotice) -> Deposit:
@@ -140,7 +144,18 @@ class ChargingService:
             deposit.incentive = event["args"]["incentive"]
             deposit.tx_hash = "0x" + bytes(event["transactionHash"]).hex()
             deposit.block_number = event["blockNumber"]
-        log.info("deposit %s issued in block %s", deposit.reference, deposit.block_number)
+        log.info(
+            "deposit %s issued in block %s",
+            deposit.reference,
+            deposit.block_number,
+            extra={
+                "city": deposit.city,
+                "deposit_reference": deposit.reference,
+                "amount": deposit.amount,
+                "tx_hash": deposit.tx_hash,
+                "block": deposit.block_number,
+            },
+        )
         return deposit
 
     def _refused(self, deposit_pk: int, reason: str) -> Deposit:
@@ -148,7 +163,12 @@ class ChargingService:
             deposit = session.get(Deposit, deposit_pk)
             deposit.status = DepositStatus.REFUSED
             deposit.refusal = reason
-        log.warning("deposit %s refused: %s", deposit.reference, reason)
+        log.warning(
+            "deposit %s refused: %s",
+            deposit.reference,
+            reason,
+            extra={"city": deposit.city, "deposit_reference": deposit.reference},
+        )
         return deposit
 
     def _sender(self, city: City) -> DutySender:
@@ -203,7 +223,11 @@ class ChargingService:
             try:
                 self.issue(deposit_pk)
             except Exception:  # one deposit's trouble must not stop the others
-                log.exception("deposit %s: issuance failed, retrying later", deposit_pk)
+                log.exception(
+                    "deposit %s: issuance failed, retrying later",
+                    deposit_pk,
+                    extra={"deposit_id": deposit_pk},
+                )
 
 
 def _same_deposit(existing: Deposit, city: City, notice: DepositNotice) -> Deposit:

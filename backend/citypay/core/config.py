@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from citypay.core.logs import LogSettings
 
 # The embedded chain's id (scripts/chain.py): development keys are accepted there only.
 EMBEDDED_CHAIN_ID = 58210
 PLACEHOLDER = "changethis"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=os.environ.get("CITYPAY_ENV_FILE"), extra="ignore", case_sensitive=True
-    )
+class Settings(LogSettings):
+    """ENVIRONMENT, LOG_FORMAT and LOG_LEVEL, and where the settings are read from, come from
+    LogSettings: the listener and the sandbox bank log by them too."""
 
-    ENVIRONMENT: Literal["development", "production"] = "development"
     # SQLite by default (nothing to install); postgresql+psycopg://... when replicas share one.
     DATABASE_URL: str = "sqlite:///data/backend/citypay.sqlite3"
     RPC_URL: str = "http://127.0.0.1:8546"
@@ -50,6 +47,15 @@ class Settings(BaseSettings):
     LISTENER_RESCAN_MARGIN: int = Field(default=12, ge=1)
     LISTENER_POLL_INTERVAL: float = Field(default=0.25, gt=0)
     LISTENER_MAX_SPAN: int = Field(default=10_000, ge=1)
+    # The listener as its own process serves its Prometheus metrics on this port (none if unset);
+    # in the API process they are part of GET /metrics.
+    LISTENER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
+
+    # GET /metrics is meant for a Prometheus on the operator's own network and shows counts,
+    # amounts in aggregate and lags, nothing about a person; so it is open unless this is set,
+    # and then asks for `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' `authorization`
+    # scrape setting). Set it wherever the API's port is reachable from outside.
+    METRICS_TOKEN: SecretStr | None = None
 
     BANK_WEBHOOK_SECRET: SecretStr = SecretStr(PLACEHOLDER)
     # A deposit notification signed longer ago than this (seconds, either way) is refused as stale.

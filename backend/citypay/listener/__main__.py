@@ -1,24 +1,45 @@
 """The listener as its own process: python -m citypay.listener (set LISTENER_IN_API=false for
-the API processes then, so that one listener writes the index)."""
+the API processes then, so that one listener writes the index). With LISTENER_METRICS_PORT set
+it serves its Prometheus metrics (lag, events stored, reorgs) on that port."""
 
 from __future__ import annotations
 
 import logging
 
+from prometheus_client import start_http_server
+
 from citypay.chain.deployment import open_deployment
 from citypay.core.config import get_settings
+from citypay.core.logs import configure_logging
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.listener.indexer import listener_for
+from citypay.metrics import new_registry
+from citypay.metrics.listener import ListenerCollector
+
+log = logging.getLogger("citypay.listener")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings, service="listener")
     deployment = open_deployment(settings)
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
-    listener_for(settings, db, deployment).run_forever()
+    listener = listener_for(settings, db, deployment)
+    if settings.LISTENER_METRICS_PORT is not None:
+        registry = new_registry()
+        registry.register(ListenerCollector(listener))
+        start_http_server(settings.LISTENER_METRICS_PORT, registry=registry)
+    log.info(
+        "listener started",
+        extra={
+            "chain_id": deployment.chain_id,
+            "from_block": listener.start_block,
+            "metrics_port": settings.LISTENER_METRICS_PORT,
+        },
+    )
+    listener.run_forever()
 
 
 if __name__ == "__main__":

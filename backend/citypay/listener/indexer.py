@@ -66,7 +66,10 @@ class Listener:
         self.rescan_margin = rescan_margin
         self.poll_interval = poll_interval
         self.head: int | None = None
+        self.head_time: int | None = None  # the head block's timestamp
         self.indexed_to: int | None = None
+        self._indexed_time: tuple[int, int] | None = None  # (block, its timestamp)
+        self.last_step_at: float | None = None  # unix time the last step finished
         self.events_stored = 0
         self.reorgs = 0
         self._resumed = False
@@ -83,6 +86,17 @@ class Listener:
             return None
         return max(0, self.head - self.indexed_to)
 
+    @property
+    def lag_seconds(self) -> float | None:
+        """Seconds of chain time between the head and the last indexed block."""
+        lag = self.lag
+        if lag == 0:
+            return 0.0
+        if lag is None or self._indexed_time is None or self.head_time is None:
+            return None
+        block, timestamp = self._indexed_time
+        return float(max(0, self.head_time - timestamp)) if block == self.indexed_to else None
+
     def subscribe(self, callback: Callable[[Update], None]) -> None:
         """`callback(update)` after every committed chunk, on the listener's thread."""
         self._subscribers.append(callback)
@@ -91,7 +105,7 @@ class Listener:
 
     def step(self) -> int:
         """Indexes up to the head less the confirmations; returns how many events it stored."""
-        self.head = self.reader.head()
+        self.head, self.head_time = self.reader.latest()
         target = self.head - self.confirmations
         first, rescan_from = self._next_range()
         stored = 0
@@ -99,6 +113,13 @@ class Listener:
             stored += self._store(chunk, rescan_from)
             rescan_from = None
         self._resumed = True
+        if self.lag and (self._indexed_time or (None,))[0] != self.indexed_to:
+            # Resumed with nothing to read yet (confirmations pending): the lag in seconds
+            # needs the checkpoint block's time, once.
+            header = self.reader.headers([self.indexed_to])[self.indexed_to]
+            if header is not None:
+                self._indexed_time = (self.indexed_to, int(header["timestamp"], 16))
+        self.last_step_at = time.time()
         return stored
 
     def _checkpoint(self) -> tuple[int, str] | None:
@@ -145,7 +166,8 @@ class Listener:
 
     def _store(self, chunk, rescan_from: int | None) -> int:
         events = [self._decode(entry) for entry in chunk.logs]
-        end_hash = self.reader.block_hashes([chunk.last])[chunk.last]
+        end = self.reader.headers([chunk.last])[chunk.last]
+        end_hash = end["hash"] if end else None
         if end_hash is None or any(
             e.block_number == chunk.last and e.block_hash != end_hash for e in events
         ):
@@ -168,6 +190,7 @@ class Listener:
             else:
                 checkpoint.block_number, checkpoint.block_hash = chunk.last, end_hash
         self.indexed_to = chunk.last
+        self._indexed_time = (chunk.last, int(end["timestamp"], 16))
         self.events_stored += len(events)
         update = Update(events, chunk.last, self.head or chunk.last, rescan_from)
         for callback in self._subscribers:
