@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from citypay.admin.service import DashboardService
 from citypay.api.routes import (
+    admin,
     auth,
     cards,
     cashouts,
@@ -72,6 +74,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
         ),
         listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
+        dashboard=DashboardService(db, deployment),
     )
 
 
@@ -92,7 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
+            platform.dashboard.follow(platform.listener)
             platform.listener.start()
+        else:  # the listener runs as its own process: follow its checkpoint
+            platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)
         log.info(
             "backend started",
             extra={
@@ -106,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if platform.listener is not None:
             platform.listener.stop()
+        platform.dashboard.stop()
         platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:
@@ -123,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = registry
     app.add_middleware(HttpMetrics, registry=registry)
     install_error_handlers(app)
-    for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts):
+    for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(module.router)
     return app
 
