@@ -23,7 +23,7 @@ from brownie.exceptions import TransactionError
 from brownie.network.transaction import TransactionReceipt
 from brownie.project import get_loaded_projects
 from brownie.project.main import TempProject
-from citypay.authorization import TokenDomain, sign_authorization
+from citypay.authorization import TokenDomain, sign_authorization, sign_refund
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite
@@ -48,6 +48,7 @@ PAYMENT = 12_000  # KRW: a lunch
 FIRST_CHARGE = 200_000  # KRW: each resident's charge before measuring (plus the 10% incentive)
 CHARGE = 50_000  # KRW: the measured charge, the resident's second this month
 CASH_OUT = 10_000  # KRW
+REFUND = 2_000  # KRW: part of a measured invoice payment
 WARM_BALANCE = 1_000  # what every merchant holds before measuring, in every token
 REFERENCE_HOLDING = 100_000  # what every reference payer holds before measuring
 
@@ -337,6 +338,26 @@ def main() -> None:
             ),
         )
     )
+    # Last, so that no row above measures a state the refunds changed.
+    rows.append(
+        _single(
+            "relayed_refund",
+            "refund: `refundWithAuthorization` (merchant-signed, relayed; part of an invoice)",
+            lambda i: _send(
+                token.refundWithAuthorization,
+                *sign_refund(
+                    neighbourhood(i).private_key,
+                    city_domain,
+                    payer=payers[i].address,
+                    payment_id=_hash("invoice", str(i)),
+                    value=REFUND,
+                    valid_before=chain.time() + 3600,
+                    nonce=_hash("refund", str(i)),
+                ).as_args(),
+                sender=relayer,
+            ),
+        )
+    )
 
     compiler = references["PlainERC20"]._build["compiler"]
     if compiler != token._build["compiler"]:
@@ -376,6 +397,7 @@ def _report(rows: list[Row], compiler: dict) -> dict:
             "payment_krw": PAYMENT,
             "charge_krw": CHARGE,
             "cash_out_krw": CASH_OUT,
+            "refund_krw": REFUND,
         },
         "operations": [asdict(row) for row in rows],
     }
@@ -413,7 +435,9 @@ def render(report: dict) -> str:
         "merchant each time: the worst case for a relayer batching a whole city's payments. Goals "
         "compare with the reference `transferWithAuthorization` (one payment per transaction).",
         "- Issuance: a resident's second charge of the month, incentive included; cash-out: part "
-        "of a merchant's balance; settlement: that cash-out's bank reference.",
+        "of a merchant's balance; settlement: that cash-out's bank reference; relayed refund: "
+        f"{REFUND:,} KRW of a measured invoice payment, signed by the merchant and sent by the "
+        "relayer (a fresh nonce of the merchant; the payment's record, both balances cold).",
         f"- Our `transferWithAuthorization` is {over_reference:,} gas over the reference: "
         f"{pause_check:,} are the pause check, a cold storage read the minimal reference does "
         "without (the same reference with OpenZeppelin's `ERC20Pausable`, as USDC's FiatTokenV2 "

@@ -60,6 +60,9 @@ interface ICityToken is IERC20, IERC3009 {
     /// @notice No payment from `payer` to `merchant` carries this id.
     error CityTokenPaymentNotFound(address payer, address merchant, bytes32 paymentId);
     error CityTokenRefundExceedsPayment(address payer, bytes32 paymentId, uint256 refundable, uint256 requested);
+    /// @notice A refund authorization's nonce is zero: EIP-3009 nonces are random, and zero is
+    /// what a wallet that forgot to draw one sends.
+    error CityTokenZeroNonce();
     error CityTokenSupplyCapExceeded(uint256 supply, uint256 value, uint256 cap);
     error CityTokenReplacementInUse(address replacement);
     /// @notice Only the token itself may call settleAuthorization.
@@ -73,6 +76,30 @@ interface ICityToken is IERC20, IERC3009 {
     /// wallet after a recovery). `paymentId` is the invoice id or authorization nonce; zero refers
     /// to the payer's plain ERC-20 transfers to the calling merchant.
     function refund(address payer, bytes32 paymentId, uint256 value) external;
+
+    /// @notice `refund` relayed: the merchant signed the EIP-712 message
+    /// RefundWithAuthorization(merchant, payer, paymentId, nonce, value, validAfter, validBefore)
+    /// in the token's domain, and anyone may send it. EIP-3009's rules apply (valid after
+    /// `validAfter` and before `validBefore`, each nonce of the merchant once, cancellable with
+    /// cancelAuthorization), then refund's; emits AuthorizationUsed(merchant, nonce) and Refunded.
+    /// The parameters, like the type's fields: who, which payment and which authorization, how
+    /// much, when. (This order's selector also leaves solc's selector search, and so the gas, of
+    /// the payment functions where it was; EIP-3009's order moved transfer by 22 gas.)
+    function refundWithAuthorization(
+        address merchant,
+        address payer,
+        bytes32 paymentId,
+        bytes32 nonce,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external;
+
+    /// @notice The EIP-712 type hash of RefundWithAuthorization (see refundWithAuthorization).
+    function REFUND_WITH_AUTHORIZATION_TYPEHASH() external view returns (bytes32);
 
     /// @notice The wallet an account lives in now: itself, or its replacement after recoveries.
     /// Refunds of payments made before a recovery go to, and are made by, the current wallets.

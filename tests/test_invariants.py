@@ -1,11 +1,12 @@
 """A city's invariants under random sequences of everything its people and staff do.
 
 A hypothesis state machine drives one city (token, registry, treasury) through registrations,
-charges, plain / invoice / gasless / batched payments, merchant refunds, cash-outs and their
-settlement or return, resident refunds, freezes, suspensions, pauses, month turns and forbidden
-moves, while a Python model says what each step must do. A step the model calls illegal must
-revert with an error that names one of the reasons it is illegal; a legal step must go through and
-move exactly the tokens the model moves. After every step the chain must agree with the model and:
+charges, plain / invoice / gasless / batched payments, merchant refunds (sent by the merchant or
+signed and relayed), cash-outs and their settlement or return, resident refunds, freezes,
+suspensions, pauses, month turns and forbidden moves, while a Python model says what each step
+must do. A step the model calls illegal must revert with an error that names one of the reasons it
+is illegal; a legal step must go through and move exactly the tokens the model moves. After every
+step the chain must agree with the model and:
 
 - the balances of all wallets sum to the supply, and supply == issued - burned + returned;
 - no Transfer of any transaction (batches included) goes from a resident to a resident;
@@ -34,6 +35,7 @@ from citypay.authorization import (
     TRANSFER_WITH_AUTHORIZATION,
     sign_authorization,
     sign_cancellation,
+    sign_refund,
 )
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -110,6 +112,15 @@ class Flaw(IntEnum):
     NOT_YET_VALID = 5
     WRONG_SIGNER = 6
     TAMPERED_VALUE = 7
+
+
+# The error each flaw is refused with, whatever the state.
+FLAW_REASONS = {
+    Flaw.EXPIRED: {"EIP3009AuthorizationExpired"},
+    Flaw.NOT_YET_VALID: {"EIP3009AuthorizationNotYetValid"},
+    Flaw.WRONG_SIGNER: {"EIP3009InvalidSignature"},
+    Flaw.TAMPERED_VALUE: {"EIP3009InvalidSignature"},
+}
 
 
 # --- Pure helpers -----------------------------------------------------------------------------
@@ -621,18 +632,8 @@ class CityMachine:
         Returns its arguments (from .. nonce), its signature (v, r, s) and the reasons it fails
         whatever the state: its window, its signature, its nonce.
         """
-        import os  # TEMP
-
-        if os.environ.get("INV_SKIP_ZERO_NONCE") and nonce == ZERO_ID:
-            nonce = payment_id(PAYMENT_IDS)
-        now = chain.time()
-        valid_after, valid_before = 0, now + 3_600
-        if flaw == Flaw.EXPIRED:
-            valid_before = now - 60
-        elif flaw == Flaw.NOT_YET_VALID:
-            valid_after = now + 3_600
-        signer = self.wallets[(self.wallets.index(payer) + 1) % WALLETS]
-        key = signer.account.private_key if flaw == Flaw.WRONG_SIGNER else payer.account.private_key
+        valid_after, valid_before = self._window(flaw)
+        key = self._signing_key(payer, flaw)
         signed = sign_authorization(
             key,
             self.domain,
@@ -645,17 +646,27 @@ class CityMachine:
         )
         submitted = value + 1 if flaw == Flaw.TAMPERED_VALUE else value
         arguments = (payer.address, payee.address, submitted, valid_after, valid_before, nonce)
-        reasons = {
-            Flaw.EXPIRED: {"EIP3009AuthorizationExpired"},
-            Flaw.NOT_YET_VALID: {"EIP3009AuthorizationNotYetValid"},
-            Flaw.WRONG_SIGNER: {"EIP3009InvalidSignature"},
-            Flaw.TAMPERED_VALUE: {"EIP3009InvalidSignature"},
-        }.get(flaw, set())
+        reasons = FLAW_REASONS.get(flaw, set())
         # The nonce is the payment id a refund names; zero names the plain transfers instead, so
         # a zero nonce would make a payment no refund can reach (pay() refuses a zero id).
         if nonce == ZERO_ID:
             reasons.add("CityTokenZeroPaymentId")
         return arguments, (signed.v, signed.r, signed.s), reasons
+
+    @staticmethod
+    def _window(flaw: int) -> tuple[int, int]:
+        """(validAfter, validBefore) of an authorization signed now with `flaw`."""
+        now = chain.time()
+        if flaw == Flaw.EXPIRED:
+            return 0, now - 60
+        if flaw == Flaw.NOT_YET_VALID:
+            return now + 3_600, now + 7_200
+        return 0, now + 3_600
+
+    def _signing_key(self, authorizer: Wallet, flaw: int):
+        """The authorizer's key, or with Flaw.WRONG_SIGNER the next wallet's."""
+        signer = self.wallets[(self.wallets.index(authorizer) + 1) % WALLETS]
+        return (signer if flaw == Flaw.WRONG_SIGNER else authorizer).account.private_key
 
     def _authorization_reasons(self, arguments: tuple) -> set[str]:
         """Why the authorization fails in the current state: a used nonce, the payment rules."""
@@ -818,9 +829,10 @@ class CityMachine:
 
     # --- Merchant refunds ---------------------------------------------------------------------
 
-    def _refund(self, choice: int, pct: int, wrong: bool) -> None:
-        """Refunds one of the payments made so far (a made-up one when there is none); `wrong`
-        has the wallet after the payee try it."""
+    def _refund_terms(self, choice: int, pct: int, wrong: bool):
+        """One of the payments made so far (a made-up one when there is none), who refunds it
+        (`wrong`: the wallet after the payee), how much, and why the refund rules refuse it:
+        (payer, merchant, payment id, value, reasons)."""
         made = sorted(
             [(payer, merchant, ZERO_ID) for (payer, merchant) in self.plain_payments]
             + [(payer, p.payee, pid) for (payer, pid), p in self.payments.items() if not p.canceled]
@@ -848,18 +860,70 @@ class CityMachine:
         if value > refundable:
             reasons.add("CityTokenRefundExceedsPayment")
         reasons |= self._move_reasons(merchant, Kind.MERCHANT, payer, value)
-        if not self._send(
-            "refund", reasons, self.token.refund, payer.address, pid, value, sender=merchant.account
-        ):
-            return
+        return payer, merchant, pid, value, reasons
+
+    def _refunded(self, payer: Wallet, merchant: Wallet, pid: bytes, value: int) -> None:
         if pid == ZERO_ID:
-            self.plain_payments[(payer.address, merchant.address)] = refundable - value
+            key = (payer.address, merchant.address)
+            self.plain_payments[key] = self.plain_payments.get(key, 0) - value
         else:
             self.payments[(payer.address, pid)].refundable -= value
         self._move(merchant, payer, value)
 
+    def _refund(self, choice: int, pct: int, wrong: bool) -> None:
+        payer, merchant, pid, value, reasons = self._refund_terms(choice, pct, wrong)
+        if self._send(
+            "refund", reasons, self.token.refund, payer.address, pid, value, sender=merchant.account
+        ):
+            self._refunded(payer, merchant, pid, value)
+
     def rule_refund(self, choice="st_choice", pct="st_pct", wrong="st_flag"):
         self._refund(choice, pct, wrong == 0)
+
+    def _relayed_refund(self, choice: int, pct: int, wrong: bool, nonce: bytes, flaw: int):
+        """The same refund signed by the merchant (with `flaw`) and sent by the relayer; its
+        nonce is one of the merchant's, in the space payers' nonces live in."""
+        payer, merchant, pid, value, reasons = self._refund_terms(choice, pct, wrong)
+        valid_after, valid_before = self._window(flaw)
+        signed = sign_refund(
+            self._signing_key(merchant, flaw),
+            self.domain,
+            payer=payer.address,
+            payment_id=pid,
+            value=value,
+            valid_after=valid_after,
+            valid_before=valid_before,
+            nonce=nonce,
+            merchant=merchant.address,
+        )
+        arguments = signed.as_args()
+        if flaw == Flaw.TAMPERED_VALUE:
+            arguments = (*arguments[:4], value + 1, *arguments[5:])
+        reasons |= FLAW_REASONS.get(flaw, set())
+        if (merchant.address, nonce) in self.payments:
+            reasons.add("EIP3009AuthorizationUsedOrCanceled")
+        if nonce == ZERO_ID:
+            reasons.add("CityTokenZeroNonce")
+        if self._send(
+            "refundWithAuthorization",
+            reasons,
+            self.token.refundWithAuthorization,
+            *arguments,
+            sender=self.roles["relayer"],
+        ):
+            # The nonce's record names the payer and leaves nothing to refund back.
+            self.payments[(merchant.address, nonce)] = Payment(payer.address, 0)
+            self._refunded(payer, merchant, pid, value)
+
+    def rule_relayed_refund(
+        self,
+        choice="st_choice",
+        pct="st_pct",
+        wrong="st_flag",
+        nonce="st_payment_id",
+        flaw="st_flaw",
+    ):
+        self._relayed_refund(choice, pct, wrong == 0, payment_id(nonce), flaw)
 
     # --- Cash-out (환전), resident refund (환불), settlement -------------------------------------
 

@@ -1,14 +1,17 @@
-"""EIP-712 messages a wallet signs for a city token: EIP-3009 authorizations and EIP-2612 permits.
+"""EIP-712 messages a wallet signs for a city token: EIP-3009 authorizations, EIP-2612 permits
+and a merchant's refund authorization.
 
 The type strings and domain fields are USDC FiatTokenV2's, so a message built here is exactly what
 a USDC-compatible wallet signs; the tests, the relay and the wallet client all sign through it.
+RefundWithAuthorization is the token's own type (CityToken.refundWithAuthorization), in the same
+domain and with EIP-3009's window and nonce.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from eth_account import Account
@@ -19,6 +22,7 @@ from eth_utils import keccak
 
 TRANSFER_WITH_AUTHORIZATION = "TransferWithAuthorization"
 RECEIVE_WITH_AUTHORIZATION = "ReceiveWithAuthorization"
+REFUND_WITH_AUTHORIZATION = "RefundWithAuthorization"
 
 _AUTHORIZATION_FIELDS = [
     {"name": "from", "type": "address"},
@@ -27,6 +31,15 @@ _AUTHORIZATION_FIELDS = [
     {"name": "validAfter", "type": "uint256"},
     {"name": "validBefore", "type": "uint256"},
     {"name": "nonce", "type": "bytes32"},
+]
+_REFUND_FIELDS = [
+    {"name": "merchant", "type": "address"},
+    {"name": "payer", "type": "address"},
+    {"name": "paymentId", "type": "bytes32"},
+    {"name": "nonce", "type": "bytes32"},
+    {"name": "value", "type": "uint256"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
 ]
 _DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
@@ -72,8 +85,26 @@ class TokenDomain:
         }
 
 
+class _Signed:
+    """The (v, r, s) a signed message carries, and the forms the API takes it in."""
+
+    v: int
+    r: bytes
+    s: bytes
+
+    @property
+    def signature(self) -> bytes:
+        return self.r + self.s + bytes([self.v])
+
+    def _with_signature(self, body: dict, joined: bool) -> dict:
+        """`body` with the signature as v, r and s, or `joined` into one 65-byte hex string."""
+        if joined:
+            return body | {"signature": "0x" + self.signature.hex()}
+        return body | {"v": self.v, "r": "0x" + self.r.hex(), "s": "0x" + self.s.hex()}
+
+
 @dataclass(frozen=True)
-class SignedAuthorization:
+class SignedAuthorization(_Signed):
     """A signed EIP-3009 authorization, in the order the token's functions take it."""
 
     from_: str
@@ -86,13 +117,8 @@ class SignedAuthorization:
     r: bytes
     s: bytes
 
-    @property
-    def signature(self) -> bytes:
-        return self.r + self.s + bytes([self.v])
-
     def as_json(self, *, joined: bool = False) -> dict:
-        """The body the relay takes (POST /v1/cities/{city}/payments): the signature as v, r and
-        s, or `joined` into one 65-byte hex string."""
+        """The body the relay takes (POST /v1/cities/{city}/payments)."""
         body = {
             "from": self.from_,
             "to": self.to,
@@ -101,9 +127,7 @@ class SignedAuthorization:
             "validBefore": self.valid_before,
             "nonce": "0x" + self.nonce.hex(),
         }
-        if joined:
-            return body | {"signature": "0x" + self.signature.hex()}
-        return body | {"v": self.v, "r": "0x" + self.r.hex(), "s": "0x" + self.s.hex()}
+        return self._with_signature(body, joined)
 
     def as_args(self) -> tuple:
         """The arguments of transferWithAuthorization, from `from` to `s`."""
@@ -118,6 +142,47 @@ class SignedAuthorization:
             self.r,
             self.s,
         )
+
+
+@dataclass(frozen=True)
+class SignedRefund(_Signed):
+    """A merchant's signed RefundWithAuthorization, in the order refundWithAuthorization takes it:
+    `merchant` refunds `value` of `payer`'s payment `payment_id` (zero: its plain transfers)."""
+
+    merchant: str
+    payer: str
+    payment_id: bytes
+    nonce: bytes
+    value: int
+    valid_after: int
+    valid_before: int
+    v: int
+    r: bytes
+    s: bytes
+
+    def message(self) -> dict:
+        """The EIP-712 message, as typed_message() takes it."""
+        return {
+            "merchant": self.merchant,
+            "payer": self.payer,
+            "paymentId": self.payment_id,
+            "nonce": self.nonce,
+            "value": self.value,
+            "validAfter": self.valid_after,
+            "validBefore": self.valid_before,
+        }
+
+    def as_json(self, *, joined: bool = False) -> dict:
+        """The body the refund route takes (POST /v1/cities/{city}/refunds)."""
+        body = self.message() | {
+            "paymentId": "0x" + self.payment_id.hex(),
+            "nonce": "0x" + self.nonce.hex(),
+        }
+        return self._with_signature(body, joined)
+
+    def as_args(self) -> tuple:
+        """The arguments of refundWithAuthorization, from `merchant` to `s`."""
+        return (*self.message().values(), self.v, self.r, self.s)
 
 
 def random_nonce() -> bytes:
@@ -189,17 +254,23 @@ def recover_authorizer(
 ) -> str | None:
     """The address that signed the authorization for this domain (another domain, chain id or
     field value recovers another address); None for a signature that recovers no key."""
+    return _recover(authorization_digest(domain, authorization, primary_type), authorization)
+
+
+def recover_refund_signer(domain: TokenDomain, refund: SignedRefund) -> str | None:
+    """The address that signed the refund authorization for this domain, as recover_authorizer.
+    Refunds are few: the digest comes from the typed-data encoder itself."""
+    signable = typed_message(domain, REFUND_WITH_AUTHORIZATION, _REFUND_FIELDS, refund.message())
+    digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    return _recover(digest, refund)
+
+
+def _recover(digest: bytes, signed: _Signed) -> str | None:
     try:
         signature = keys.Signature(
-            vrs=(
-                authorization.v - 27,
-                int.from_bytes(authorization.r, "big"),
-                int.from_bytes(authorization.s, "big"),
-            )
+            vrs=(signed.v - 27, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
         )
-        key = signature.recover_public_key_from_msg_hash(
-            authorization_digest(domain, authorization, primary_type)
-        )
+        key = signature.recover_public_key_from_msg_hash(digest)
     except (BadSignature, ValidationError):
         return None
     return key.to_checksum_address()
@@ -244,6 +315,40 @@ def sign_authorization(
         v=signed.v,
         r=signed.r.to_bytes(32, "big"),
         s=signed.s.to_bytes(32, "big"),
+    )
+
+
+def sign_refund(
+    private_key: str | bytes,
+    domain: TokenDomain,
+    *,
+    payer: str,
+    payment_id: bytes,
+    value: int,
+    valid_after: int = 0,
+    valid_before: int | None = None,
+    nonce: bytes | None = None,
+    merchant: str | None = None,
+) -> SignedRefund:
+    """Signs a refund of `value` of `payer`'s payment `payment_id` by `merchant`, the key's own
+    address unless given (a key signing for another merchant is what a forgery looks like)."""
+    unsigned = SignedRefund(
+        merchant=merchant or Account.from_key(private_key).address,
+        payer=payer,
+        payment_id=payment_id,
+        nonce=random_nonce() if nonce is None else nonce,
+        value=value,
+        valid_after=valid_after,
+        valid_before=int(time.time()) + 3600 if valid_before is None else valid_before,
+        v=0,
+        r=b"",
+        s=b"",
+    )
+    signed = _sign(
+        private_key, domain, REFUND_WITH_AUTHORIZATION, _REFUND_FIELDS, unsigned.message()
+    )
+    return replace(
+        unsigned, v=signed.v, r=signed.r.to_bytes(32, "big"), s=signed.s.to_bytes(32, "big")
     )
 
 

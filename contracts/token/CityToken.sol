@@ -23,6 +23,9 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
 
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant COMPLIANCE_ROLE = keccak256("COMPLIANCE_ROLE");
+    /// @dev keccak256("RefundWithAuthorization(address merchant,address payer,bytes32 paymentId,bytes32 nonce,uint256 value,uint256 validAfter,uint256 validBefore)")
+    bytes32 public constant REFUND_WITH_AUTHORIZATION_TYPEHASH =
+        0xc1e907f725bb0c01c48b610694c0a12e6cfcc5007a3dd030f311c68fd051ae19;
 
     /// @dev Keeps every balance and every payment record within their packed bit fields.
     uint256 public constant MAX_SUPPLY = type(uint88).max;
@@ -135,22 +138,65 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
 
     /// @inheritdoc ICityToken
     function refund(address payer, bytes32 paymentId, uint256 value) external {
+        _refund(msg.sender, payer, paymentId, value);
+    }
+
+    /// @inheritdoc ICityToken
+    function refundWithAuthorization(
+        address merchant,
+        address payer,
+        bytes32 paymentId,
+        bytes32 nonce,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        // Anyone may relay it, as transferWithAuthorization. The merchant's signature fixes every
+        // term (payer, payment, amount, window, nonce), and the money can only go from that
+        // merchant to that payment's payer, so the sender chooses nothing but the moment within
+        // the window: a relayer role would add a key whose loss stops refunds and protect nothing.
+        // An auditor reads the authority from the events, not from the sender: AuthorizationUsed
+        // (merchant, nonce) proves the merchant's signature, Refunded says what was refunded. The
+        // merchant withdraws an unused one with cancelAuthorization (the same nonces).
+        _checkAuthorization(
+            keccak256(
+                abi.encode(REFUND_WITH_AUTHORIZATION_TYPEHASH, merchant, payer, paymentId, nonce, value, validAfter, validBefore)
+            ),
+            merchant,
+            validAfter,
+            validBefore,
+            nonce,
+            abi.encodePacked(r, s, v)
+        );
+        // A wallet that left the nonce unset, not a random one (EIP-3009): refused as payments are.
+        if (nonce == bytes32(0)) revert CityTokenZeroNonce();
+        // The record names the payer and leaves nothing refundable: it is not a payment.
+        _markUsed(merchant, payer, 0, nonce);
+        _refund(merchant, payer, paymentId, value);
+    }
+
+    /// @dev The refund rules, for the merchant's own call and its signed authorization alike:
+    /// `merchant` refunds at most what is left of that payer's payment `paymentId` to it.
+    function _refund(address merchant, address payer, bytes32 paymentId, uint256 value) private {
         uint256 refundable;
         if (paymentId == bytes32(0)) {
-            refundable = _plainPayments[payer][msg.sender];
+            refundable = _plainPayments[payer][merchant];
             if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
-            _plainPayments[payer][msg.sender] = refundable - value;
+            _plainPayments[payer][merchant] = refundable - value;
         } else {
             uint256 record = _authorizations[payer][paymentId];
-            if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != msg.sender) {
-                revert CityTokenPaymentNotFound(payer, msg.sender, paymentId);
+            if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != merchant) {
+                revert CityTokenPaymentNotFound(payer, merchant, paymentId);
             }
             refundable = PaymentRecord.refundable(record);
             if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
             _authorizations[payer][paymentId] = PaymentRecord.lessRefunded(record, value);
         }
-        _move(msg.sender, currentWallet(payer), value, Movement.Refund);
-        emit Refunded(msg.sender, payer, paymentId, value);
+        _move(merchant, currentWallet(payer), value, Movement.Refund);
+        emit Refunded(merchant, payer, paymentId, value);
     }
 
     /// @inheritdoc ICityToken

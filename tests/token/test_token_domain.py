@@ -1,6 +1,7 @@
 """The token's EIP-712 domain and type hashes: what a USDC-compatible wallet signs must verify."""
 
 from brownie import chain, web3
+from citypay.authorization import _REFUND_FIELDS, REFUND_WITH_AUTHORIZATION
 from eth_account.messages import encode_typed_data
 
 USDC_TYPE_STRINGS = {
@@ -64,6 +65,17 @@ def test_receive_with_authorization_typehash_is_usdcs(token):
 def test_cancel_authorization_typehash_is_usdcs(token):
     constant = "CANCEL_AUTHORIZATION_TYPEHASH"
     assert typehash_of(token, constant) == web3.keccak(text=USDC_TYPE_STRINGS[constant])
+
+
+def test_refund_with_authorization_typehash_is_the_wallets_type_string(token):
+    """The token's own type: what citypay.authorization gives a merchant's wallet to sign."""
+    fields = ",".join(f"{f['type']} {f['name']}" for f in _REFUND_FIELDS)
+    expected = web3.keccak(text=f"{REFUND_WITH_AUTHORIZATION}({fields})")
+    assert typehash_of(token, "REFUND_WITH_AUTHORIZATION_TYPEHASH") == expected
+    assert expected == web3.keccak(
+        text="RefundWithAuthorization(address merchant,address payer,bytes32 paymentId,"
+        "bytes32 nonce,uint256 value,uint256 validAfter,uint256 validBefore)"
+    )
 
 
 def test_another_city_has_another_domain_separator(token, other_city):
