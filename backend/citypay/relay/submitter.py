@@ -41,6 +41,20 @@ _AUTHORIZATIONS = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes3
 _BATCH_SELECTOR = function_signature_to_4byte_selector(
     f"transferWithAuthorizationBatch({_AUTHORIZATIONS})"
 )
+# What a batch needs of a payment, read as plain rows: no ORM objects for a hundred payments.
+_BATCH_COLUMNS = (
+    Payment.id,
+    Payment.city,
+    Payment.payer,
+    Payment.merchant,
+    Payment.value,
+    Payment.valid_after,
+    Payment.valid_before,
+    Payment.nonce,
+    Payment.v,
+    Payment.r,
+    Payment.s,
+)
 _AUTHORIZATION_FAILED = (
     "0x" + event_signature_to_log_topic("AuthorizationFailed(address,bytes32,bytes)").hex()
 )
@@ -99,6 +113,9 @@ class Relayer:
         self._errors = error_decoder(next(iter(deployment.cities.values())).token.abi)
         self._block: int | None = None  # the newest block the sent batches were followed to
         self._block_checked = 0.0  # monotonic time the node was last asked for its newest block
+        # The node's pending count of the relayer's transactions, asked again at each block (it
+        # matters only if the key sent a transaction the relayer did not record).
+        self._pending_count: int | None = None
         self._unmined: set[str] | None = None  # batches without a receipt then; None: unknown
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -119,12 +136,17 @@ class Relayer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.step()
             except Exception:
+                self._pending_count = None
                 log.exception("relayer step failed; retrying")
             self._wake.wait(self.interval)
             self._wake.clear()
+            # Woken early (a payment was accepted): half an interval at least between two steps,
+            # so that the payments accepted meanwhile share a batch.
+            self._stop.wait(self.interval / 2 - (time.monotonic() - started))
 
     def step(self) -> None:
         """Follows the sent batches if a block came out since (asking the node at most once an
@@ -134,7 +156,7 @@ class Relayer:
             block = int(self._rpc("eth_blockNumber"), 16)
             if block != self._block:
                 self.follow_sent()
-                self._block = block
+                self._block, self._pending_count = block, None
         self.submit_accepted()
 
     # --- steps --------------------------------------------------------------------------------
@@ -143,13 +165,13 @@ class Relayer:
         """Sends every accepted payment, one batch transaction per city and batch size."""
         sent = 0
         with self.db.session() as session:
-            accepted = session.scalars(
-                select(Payment)
+            accepted = session.execute(
+                select(*_BATCH_COLUMNS)
                 .where(Payment.status == PaymentStatus.ACCEPTED)
                 .order_by(Payment.id)
                 .limit(self.batch_size * 4)
             ).all()
-            by_city: dict[str, list[Payment]] = defaultdict(list)
+            by_city: dict[str, list] = defaultdict(list)
             for payment in accepted:
                 by_city[payment.city].append(payment)
         for city_code, payments in by_city.items():
@@ -158,13 +180,13 @@ class Relayer:
                 sent += 1
         return sent
 
-    def _send_batch(self, city_code: str, payments: list[Payment]) -> None:
+    def _send_batch(self, city_code: str, payments: list) -> None:
         try:
             self._record_and_send(city_code, payments)
         except _BatchTaken:
             log.info("another relayer took part of a batch of %s; it is not sent", city_code)
 
-    def _record_and_send(self, city_code: str, payments: list[Payment]) -> None:
+    def _record_and_send(self, city_code: str, payments: list) -> None:
         token = self.deployment.city(city_code).token
         authorizations = [
             (
@@ -259,8 +281,11 @@ class Relayer:
                 RelayTransaction.sender == self.account.address
             )
         )
-        pending = self.w3.eth.get_transaction_count(self.account.address, "pending")
-        return max(pending, -1 if recorded is None else recorded + 1)
+        if self._pending_count is None:
+            self._pending_count = int(
+                self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16
+            )
+        return max(self._pending_count, -1 if recorded is None else recorded + 1)
 
     def _broadcast(self, raw: str) -> None:
         try:
@@ -307,28 +332,31 @@ class Relayer:
         return failures
 
     def _close(self, record: RelayTransaction, receipt: dict) -> None:
-        mined = int(receipt["status"], 16) == 1
+        of_batch = Payment.relay_transaction_id == record.id
         block_number = int(receipt["blockNumber"], 16)
-        failures = self._failures(receipt) if mined else {}
         with self.db.session() as session:
-            payments = session.scalars(
-                select(Payment).where(Payment.relay_transaction_id == record.id)
-            ).all()
-            for payment in payments:
-                if not mined:
-                    # The whole batch reverted (out of gas, say): nothing moved and no nonce was
-                    # used, so the payments go back in the queue.
-                    payment.status = PaymentStatus.ACCEPTED
-                    payment.relay_transaction_id = None
-                    payment.tx_hash = None
-                    continue
-                reason = failures.get((payment.payer, payment.nonce))
-                payment.block_number = block_number
-                if reason is None:
-                    payment.status = PaymentStatus.INCLUDED
-                else:
-                    payment.status = PaymentStatus.FAILED
-                    payment.failure_reason = reason
-            stored = session.get(RelayTransaction, record.id)
-            stored.status = RelayTransactionStatus.MINED
-            stored.block_number = block_number
+            if int(receipt["status"], 16) != 1:
+                # The whole batch reverted (out of gas, say): nothing moved and no nonce was
+                # used, so the payments go back in the queue.
+                session.execute(
+                    update(Payment)
+                    .where(of_batch)
+                    .values(status=PaymentStatus.ACCEPTED, relay_transaction_id=None, tx_hash=None)
+                )
+            else:
+                session.execute(
+                    update(Payment)
+                    .where(of_batch)
+                    .values(status=PaymentStatus.INCLUDED, block_number=block_number)
+                )
+                for (payer, nonce), reason in self._failures(receipt).items():
+                    session.execute(
+                        update(Payment)
+                        .where(of_batch, Payment.payer == payer, Payment.nonce == nonce)
+                        .values(status=PaymentStatus.FAILED, failure_reason=reason)
+                    )
+            session.execute(
+                update(RelayTransaction)
+                .where(RelayTransaction.id == record.id)
+                .values(status=RelayTransactionStatus.MINED, block_number=block_number)
+            )
