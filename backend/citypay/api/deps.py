@@ -13,14 +13,16 @@ from citypay.chain.deployment import City
 from citypay.core.errors import Unprocessable
 
 
-def get_platform(request: Request) -> Platform:
+# The two are async, though they do not wait on anything: FastAPI runs a plain `def` dependency in
+# its thread pool, two thread hops for every request.
+async def get_platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def get_city(city: str, platform: PlatformDep) -> City:
+async def get_city(city: str, platform: PlatformDep) -> City:
     return platform.deployment.city(city)
 
 
