@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay bench-audit audit lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -19,7 +19,7 @@ abi: setup
 	.venv/bin/python -m scripts.abi
 
 # The main job: starts the chain, deploys the cities, starts the backend and runs a day through
-# the HTTP API (DAY_ARGS=--keep-serving leaves the backend up).
+# the HTTP API, then keeps serving until Ctrl-C (DAY_ARGS=--no-serve ends after the summary).
 day: setup
 	.venv-backend/bin/python -m citypay.day $(DAY_ARGS)
 
@@ -50,6 +50,18 @@ gas: setup
 # Relayed payments per second end to end against raw ERC-20 transfers (BENCH_PAYMENTS, BENCH_CLIENTS).
 bench-relay: setup
 	.venv-backend/bin/python bench/relay.py
+
+# Time to audit BENCH_AUDIT_PAYMENTS (100,000) payments on a chain of its own, against the raw
+# eth_getLogs read of the same blocks.
+bench-audit: setup
+	.venv-backend/bin/python bench/audit.py
+
+# The auditor, knowing only a node and the directory's address (by default the embedded chain's
+# and its manifest's): make audit AUDIT_ARGS="check --city gimpo".
+AUDIT_RPC_URL ?= http://127.0.0.1:8546
+AUDIT_DIRECTORY ?= $(shell .venv-backend/bin/python -c "import json; print(json.load(open('data/deployments/58210.json'))['directory']['address'])" 2>/dev/null)
+audit: setup
+	.venv-backend/bin/python -m citypay.audit $(or $(AUDIT_ARGS),report) --rpc-url $(AUDIT_RPC_URL) --directory $(AUDIT_DIRECTORY)
 
 # Re-pins constraints/ from the two environments after a change to pyproject.toml.
 lock: setup

@@ -17,18 +17,18 @@ from citypay.charging.models import Deposit, DepositStatus
 from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
 from citypay.ledger import Books, Movement
-from citypay.ledger.books import CityBooks, Redemption
+from citypay.ledger.books import CityBooks
 
 # What the chain shows of a cash-out the database has at each step.
 CASH_OUT_ON_CHAIN = {
-    CashOutStatus.REQUESTED: "none",
+    CashOutStatus.REQUESTED: "absent",
     CashOutStatus.REDEEMED: "pending",
     CashOutStatus.PAYING: "pending",
     CashOutStatus.PAID: "pending",
     CashOutStatus.PAYOUT_FAILED: "pending",
     CashOutStatus.SETTLED: "settled",
     CashOutStatus.RETURNED: "returned",
-    CashOutStatus.REFUSED: "none",
+    CashOutStatus.REFUSED: "absent",
 }
 
 
@@ -57,11 +57,49 @@ def _shown(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One record as one side has it: where it stands, in the chain's words (included, issued,
+    pending, settled, returned or absent), how that side names it, and its figures."""
+
+    city: str
+    record: str
+    key: str
+    account: str
+    state: str
+    shown: str
+    fields: dict[str, Any]
+
+
+def _match(database: dict[tuple, Entry], chain: dict[tuple, Entry]) -> list[Difference]:
+    """Every record either side has: its status when they differ, else each differing field."""
+    differences = []
+    for identity in [*database, *(i for i in chain if i not in database)]:
+        ours, theirs = database.get(identity), chain.get(identity)
+        entry = ours or theirs
+        assert entry is not None
+        found = []
+        if (ours.state if ours else "absent") != (theirs.state if theirs else "absent"):
+            found = [
+                ("status", ours.shown if ours else "absent", theirs.shown if theirs else "absent")
+            ]
+        elif ours is not None and theirs is not None:
+            found = [
+                (name, value, theirs.fields[name])
+                for name, value in ours.fields.items()
+                if value != theirs.fields[name]
+            ]
+        differences += [
+            Difference(entry.city, entry.record, entry.key, entry.account, *difference)
+            for difference in found
+        ]
+    return differences
+
+
+@dataclass(frozen=True)
 class ChainPayment:
     merchant: str
     value: int
     tx_hash: str
-    block_number: int
 
 
 class PaymentIndex:
@@ -74,7 +112,7 @@ class PaymentIndex:
         if movement.kind == "payment" and movement.reference is not None:
             key = (movement.city, movement.account, movement.reference.lower())
             self.payments[key] = ChainPayment(
-                movement.counterparty or "", movement.value, movement.tx_hash, movement.block_number
+                movement.counterparty or "", movement.value, movement.tx_hash.lower()
             )
 
     def attach(self, books: Books) -> None:
@@ -83,198 +121,104 @@ class PaymentIndex:
         books.subscribe(self)
 
 
-def _compare(city, record, key, account, pairs) -> list[Difference]:
-    return [
-        Difference(city, record, key, account, name, ours, theirs)
-        for name, ours, theirs in pairs
-        if ours != theirs
-    ]
-
-
 def _payments(rows: list[Payment], index: PaymentIndex, cities: set[str]) -> list[Difference]:
-    differences = []
-    seen = set()
-    for row in rows:
-        key = (row.city, row.payer, row.nonce.lower())
-        seen.add(key)
-        on_chain = index.payments.get(key)
-        label = f"{row.payer}/{row.nonce}"
-        included = row.status == PaymentStatus.INCLUDED
-        if on_chain is None:
-            if included:
-                differences.append(
-                    Difference(
-                        row.city,
-                        "payment",
-                        label,
-                        row.payer,
-                        "status",
-                        f"included ({row.value:,} won in {row.tx_hash})",
-                        "absent",
-                    )
-                )
-            continue
-        if not included:
-            differences.append(
-                Difference(
-                    row.city,
-                    "payment",
-                    label,
-                    row.payer,
-                    "status",
-                    str(row.status),
-                    f"included ({on_chain.value:,} won in {on_chain.tx_hash})",
-                )
-            )
-            continue
-        differences += _compare(
+    def included(value: int, tx_hash: str | None) -> str:
+        return f"included ({value:,} won in {tx_hash})"
+
+    database = {
+        (row.city, row.payer, row.nonce.lower()): Entry(
             row.city,
             "payment",
-            label,
+            f"{row.payer}/{row.nonce}",
             row.payer,
-            [
-                ("merchant", row.merchant, on_chain.merchant),
-                ("value", row.value, on_chain.value),
-                ("tx_hash", (row.tx_hash or "").lower(), on_chain.tx_hash.lower()),
-            ],
+            "included" if row.status == PaymentStatus.INCLUDED else "absent",
+            included(row.value, row.tx_hash)
+            if row.status == PaymentStatus.INCLUDED
+            else str(row.status),
+            {"merchant": row.merchant, "value": row.value, "tx_hash": (row.tx_hash or "").lower()},
         )
-    for (city, payer, nonce), on_chain in index.payments.items():
-        if city in cities and (city, payer, nonce) not in seen:
-            differences.append(
-                Difference(
-                    city,
-                    "payment",
-                    f"{payer}/{nonce}",
-                    payer,
-                    "status",
-                    "absent",
-                    f"included ({on_chain.value:,} won in {on_chain.tx_hash})",
-                )
-            )
-    return differences
+        for row in rows
+    }
+    chain = {
+        (city, payer, nonce): Entry(
+            city,
+            "payment",
+            f"{payer}/{nonce}",
+            payer,
+            "included",
+            included(p.value, p.tx_hash),
+            {"merchant": p.merchant, "value": p.value, "tx_hash": p.tx_hash},
+        )
+        for (city, payer, nonce), p in index.payments.items()
+        if city in cities
+    }
+    return _match(database, chain)
 
 
 def _deposits(rows: list[Deposit], books: dict[str, CityBooks]) -> list[Difference]:
-    differences = []
-    issued = {
-        (code, i.deposit_reference.lower()): i for code, b in books.items() for i in b.issuances
-    }
-    seen = set()
-    for row in rows:
-        key = (row.city, row.reference.lower())
-        seen.add(key)
-        on_chain = issued.get(key)
-        if on_chain is None:
-            if row.status == DepositStatus.ISSUED:
-                differences.append(
-                    Difference(
-                        row.city,
-                        "deposit",
-                        row.reference,
-                        row.resident,
-                        "status",
-                        f"issued ({row.amount:,} won)",
-                        "absent",
-                    )
-                )
-            continue
-        if row.status != DepositStatus.ISSUED:
-            differences.append(
-                Difference(
-                    row.city,
-                    "deposit",
-                    row.reference,
-                    row.resident,
-                    "status",
-                    str(row.status),
-                    f"issued ({on_chain.amount:,} won)",
-                )
-            )
-            continue
-        differences += _compare(
+    database = {
+        (row.city, row.reference.lower()): Entry(
             row.city,
             "deposit",
             row.reference,
             row.resident,
-            [
-                ("resident", row.resident, on_chain.resident),
-                ("amount", row.amount, on_chain.amount),
-                ("incentive", row.incentive, on_chain.incentive),
-            ],
+            "issued" if row.status == DepositStatus.ISSUED else "absent",
+            f"issued ({row.amount:,} won)"
+            if row.status == DepositStatus.ISSUED
+            else str(row.status),
+            {"resident": row.resident, "amount": row.amount, "incentive": row.incentive},
         )
-    for (city, reference), on_chain in issued.items():
-        if (city, reference) not in seen:
-            differences.append(
-                Difference(
-                    city,
-                    "deposit",
-                    reference,
-                    on_chain.resident,
-                    "status",
-                    "absent",
-                    f"issued ({on_chain.amount:,} won)",
-                )
-            )
-    return differences
+        for row in rows
+    }
+    chain = {
+        (code, i.deposit_reference.lower()): Entry(
+            code,
+            "deposit",
+            i.deposit_reference,
+            i.resident,
+            "issued",
+            f"issued ({i.amount:,} won)",
+            {"resident": i.resident, "amount": i.amount, "incentive": i.incentive},
+        )
+        for code, city in books.items()
+        for i in city.issuances
+    }
+    return _match(database, chain)
 
 
 def _cash_outs(rows: list[CashOut], books: dict[str, CityBooks]) -> list[Difference]:
-    differences = []
-    by_nonce: dict[tuple[str, str, str], Redemption] = {}
-    by_id: dict[tuple[str, int], Redemption] = {}
+    chain: dict[tuple, Entry] = {}
     for code, city in books.items():
-        for redemption in city.redemptions.values():
-            if redemption.kind != "cash_out":
+        for r in city.redemptions.values():
+            if r.kind != "cash_out":
                 continue
-            by_id[(code, redemption.id)] = redemption
-            if redemption.nonce is not None:
-                by_nonce[(code, redemption.account, redemption.nonce.lower())] = redemption
-    matched = set()
-    for row in rows:
-        label = f"{row.merchant}/{row.nonce}"
-        on_chain = by_nonce.get((row.city, row.merchant, row.nonce.lower()))
-        if on_chain is None and row.redemption_id is not None:
-            on_chain = by_id.get((row.city, row.redemption_id))
-        if on_chain is not None:
-            matched.add((row.city, on_chain.id))
-        chain_status = on_chain.status if on_chain is not None else "none"
-        if CASH_OUT_ON_CHAIN[row.status] != chain_status:
-            differences.append(
-                Difference(
-                    row.city,
-                    "cash_out",
-                    label,
-                    row.merchant,
-                    "status",
-                    str(row.status),
-                    chain_status,
-                )
-            )
-        if on_chain is not None:
-            differences += _compare(
-                row.city,
+            # Relayed cash-outs carry their authorization nonce; one sent by the merchant itself
+            # is known by its id alone.
+            identity = (code, r.account, r.nonce.lower()) if r.nonce else (code, r.id)
+            chain[identity] = Entry(
+                code,
                 "cash_out",
-                label,
-                row.merchant,
-                [
-                    ("amount", row.amount, on_chain.burned),
-                    ("redemption_id", row.redemption_id, on_chain.id),
-                ],
+                f"{r.account}/{r.nonce}",
+                r.account,
+                r.status,
+                f"{r.status} (redemption {r.id}, {r.burned:,} won)",
+                {"amount": r.burned, "redemption_id": r.id},
             )
-    for (city, number), redemption in by_id.items():
-        if (city, number) not in matched:
-            differences.append(
-                Difference(
-                    city,
-                    "cash_out",
-                    f"{redemption.account}/{redemption.nonce}",
-                    redemption.account,
-                    "status",
-                    "absent",
-                    f"{redemption.status} (redemption {number}, {redemption.burned:,} won)",
-                )
-            )
-    return differences
+    database = {}
+    for row in rows:
+        identity = (row.city, row.merchant, row.nonce.lower())
+        if identity not in chain and (row.city, row.redemption_id) in chain:
+            identity = (row.city, row.redemption_id)
+        database[identity] = Entry(
+            row.city,
+            "cash_out",
+            f"{row.merchant}/{row.nonce}",
+            row.merchant,
+            CASH_OUT_ON_CHAIN[row.status],
+            str(row.status),
+            {"amount": row.amount, "redemption_id": row.redemption_id},
+        )
+    return _match(database, chain)
 
 
 def reconcile(

@@ -1,0 +1,250 @@
+"""Time to audit 100,000 payments, against the raw eth_getLogs read of the same blocks.
+
+    make bench-audit            # BENCH_AUDIT_PAYMENTS=20000 for a shorter run
+
+Starts a chain of its own (BENCH_CHAIN_PORT, a free port if unset) and deploys the cities,
+registers and charges payers, then makes BENCH_AUDIT_PAYMENTS payments as payer-signed EIP-3009
+authorizations settled by `transferWithAuthorizationBatch` in batches of BENCH_AUDIT_BATCH. The
+authorizations are signed with coincurve over the digest worked out word by word (eth-account's
+typed-data signing takes about 2 ms each); their generation is timed apart from the audit.
+
+Then, in the same run:
+- raw: every log of the directory and the cities' contracts over the audited range, read with the
+  auditor's LogReader and nothing else (no decoding, no books);
+- audit: `python -m citypay.audit report --format json` end to end, as a subprocess that knows
+  only the RPC URL and the directory's address (finding the start block included);
+- where the audit's time goes: the same logs decoded (citypay.chain.events.decode_log) and
+  folded (citypay.ledger.Books), each timed in this process.
+
+Prints a table and writes bench/results/audit.md and audit.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import coincurve
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, keccak
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend" / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from citypay.audit.source import ChainSource  # noqa: E402
+from citypay.authorization import TokenDomain, authorization_digest  # noqa: E402
+from citypay.chain.events import decode_log  # noqa: E402
+from citypay.chain.keys import development_account  # noqa: E402
+from citypay.chain.log_reader import LogReader  # noqa: E402
+from citypay.ledger import Books  # noqa: E402
+from platform_harness import ChainUnderTest  # noqa: E402
+from relay import _populate, _wallet  # noqa: E402
+
+CITY = "gimpo"
+PAYMENTS = int(os.environ.get("BENCH_AUDIT_PAYMENTS", "100000"))
+BATCH = int(os.environ.get("BENCH_AUDIT_BATCH", "300"))
+PAYERS = max(1, min(1_000, PAYMENTS // 100))
+MERCHANTS = 20
+CHAIN_PORT = int(os.environ.get("BENCH_CHAIN_PORT", "0")) or None
+RESULTS = ROOT / "bench" / "results"
+ENTRY = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
+SELECTOR = function_signature_to_4byte_selector(f"transferWithAuthorizationBatch({ENTRY}[])")
+
+
+class _Terms(NamedTuple):
+    """What authorization_digest reads of an authorization."""
+
+    from_: str
+    to: str
+    value: int
+    valid_after: int
+    valid_before: int
+    nonce: bytes
+
+
+def _value(index: int) -> int:
+    return 1 + index % 997  # 1 to 997 won: a payer's 100 payments stay within its charge
+
+
+def sign_payments(domain: TokenDomain, payers: list, merchants: list) -> list[tuple]:
+    """Every authorization as a batch entry (from, to, value, after, before, nonce, v, r, s)."""
+    keys = [coincurve.PrivateKey(bytes(p.key)) for p in payers]
+    valid_before = int(time.time()) + 24 * 3600
+    entries = []
+    for index in range(PAYMENTS):
+        payer = index % len(payers)
+        terms = _Terms(
+            payers[payer].address,
+            merchants[index % len(merchants)].address,
+            _value(index),
+            0,
+            valid_before,
+            keccak(text=f"bench-audit:{index}"),
+        )
+        signature = keys[payer].sign_recoverable(authorization_digest(domain, terms), hasher=None)
+        entries.append((*terms, 27 + signature[64], signature[:32], signature[32:64]))
+    return entries
+
+
+def submit(chain: ChainUnderTest, entries: list[tuple]) -> tuple[int, int]:
+    """Sends the batches with consecutive nonces and waits for them; (first block, last block)."""
+    city = chain.deployment.city(CITY)
+    sender = development_account(chain.deployment.account("relayer"))
+    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
+    hashes = []
+    for offset, start in enumerate(range(0, len(entries), BATCH)):
+        calldata = SELECTOR + encode([f"{ENTRY}[]"], [entries[start : start + BATCH]])
+        transaction = {
+            "to": city.token.address,
+            "data": calldata,
+            "nonce": nonce + offset,
+            "gas": 60_000 * BATCH + 100_000,
+            "gasPrice": 0,
+            "chainId": chain.deployment.chain_id,
+        }
+        signed = sender.sign_transaction(transaction)
+        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+    blocks = []
+    for tx_hash in hashes:
+        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=600, poll_latency=0.5)
+        assert receipt["status"] == 1, f"batch {tx_hash.hex()} reverted"
+        blocks.append(receipt["blockNumber"])
+    return min(blocks), max(blocks)
+
+
+def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "citypay.audit", "report", "--rpc-url", chain.rpc_url,
+         "--directory", directory, "--city", CITY, "--format", "json", "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - started, json.loads(done.stdout)
+
+
+def raw_read(chain: ChainUnderTest, directory: str) -> dict:
+    """The same range and addresses the auditor reads, with its reader, and the decode and fold
+    of what came back, each timed."""
+    source = ChainSource(chain.w3, directory)
+    head = source.head()
+    source.locate(head)
+    where = source.watched
+    started = time.perf_counter()
+    logs = [
+        raw for chunk in LogReader(chain.w3, list(where)).read(source.first_block, head)
+        for raw in chunk.logs
+    ]  # fmt: skip
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    events = [
+        decode_log(raw, *where[raw["address"].lower()], int(raw["blockTimestamp"], 16))
+        for raw in logs
+    ]
+    decoded = time.perf_counter() - started
+    started = time.perf_counter()
+    books = Books().apply_all(events)
+    folded = time.perf_counter() - started
+    return {
+        "first_block": source.first_block,
+        "last_block": head,
+        "logs": len(logs),
+        "read_seconds": read,
+        "decode_seconds": decoded,
+        "fold_seconds": folded,
+        "payments": books.cities[CITY].figures.payments,
+    }
+
+
+def main() -> None:
+    workdir = ROOT / "data" / "bench-audit" / str(os.getpid())
+    workdir.mkdir(parents=True)
+    chain = ChainUnderTest(workdir, CHAIN_PORT)
+    print(f"audit benchmark: {PAYMENTS:,} payments by {PAYERS} payers, batches of {BATCH}")
+    started = time.perf_counter()
+    chain.start_and_deploy()
+    try:
+        payers = [_wallet("payer", i) for i in range(PAYERS)]
+        merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
+        _populate(chain, payers, merchants)
+        setup = time.perf_counter() - started
+        city = chain.deployment.city(CITY)
+        domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+
+        started = time.perf_counter()
+        entries = sign_payments(domain, payers, merchants)
+        signing = time.perf_counter() - started
+        started = time.perf_counter()
+        first, last = submit(chain, entries)
+        mining = time.perf_counter() - started
+        print(
+            f"generated: signed in {signing:.1f} s, "
+            f"mined in blocks {first}-{last} in {mining:.1f} s"
+        )
+
+        directory = json.loads(chain.manifest.read_text())["directory"]["address"]
+        raw = raw_read(chain, directory)
+        audit_seconds, report = audit_report(chain, directory)
+    finally:
+        chain.stop()
+    audited = report["cities"][CITY]
+    expected = sum(_value(i) for i in range(PAYMENTS))
+    assert audited["payments"] == raw["payments"] == PAYMENTS, (audited["payments"], PAYMENTS)
+    assert audited["paid"] == expected, (audited["paid"], expected)
+    write_results(
+        {
+            "payments": PAYMENTS,
+            "batch": BATCH,
+            "payers": PAYERS,
+            "merchants": MERCHANTS,
+            "setup_seconds": setup,
+            "signing_seconds": signing,
+            "mining_seconds": mining,
+            "payment_blocks": [first, last],
+            "audit_seconds": audit_seconds,
+            "audited_paid": audited["paid"],
+            "raw": raw,
+            "cores": os.cpu_count(),
+        }
+    )
+
+
+def write_results(result: dict) -> None:
+    raw = result["raw"]
+    per_second = result["payments"] / result["audit_seconds"]
+    rows = [
+        ("raw eth_getLogs of the range (LogReader, no decoding)", raw["read_seconds"], ""),
+        ("audit report, end to end (subprocess, JSON out)", result["audit_seconds"],
+         f"{per_second:,.0f} payments/s"),
+        ("  of which: decode_log of every log (in process)", raw["decode_seconds"], ""),
+        ("  of which: Books fold of every event (in process)", raw["fold_seconds"], ""),
+    ]  # fmt: skip
+    lines = [
+        f"| {result['payments']:,} payments ({raw['logs']:,} logs, blocks "
+        f"{raw['first_block']}-{raw['last_block']}) | seconds | |",
+        "|---|---:|---:|",
+        *(f"| {name} | {seconds:.2f} | {note} |" for name, seconds, note in rows),
+        "",
+        f"- audit / raw read: {result['audit_seconds'] / raw['read_seconds']:.1f}x; the audit "
+        f"found {result['payments']:,} payments and {result['audited_paid']:,} won paid, as made.",
+        f"- generation, apart: {result['payers']} payers and {result['merchants']} merchants "
+        f"registered and charged with the deployment in {result['setup_seconds']:.0f} s; "
+        f"{result['payments']:,} authorizations signed (coincurve) in "
+        f"{result['signing_seconds']:.1f} s; mined in batches of {result['batch']} in "
+        f"{result['mining_seconds']:.1f} s (1-second blocks).",
+        f"- {result['cores']} cores shared by the node, the auditor and the generator.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "audit.md").write_text(table + "\n", encoding="utf-8")
+    (RESULTS / "audit.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
