@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from citypay.admin.service import DashboardService
 from citypay.api.routes import (
     admin,
+    alerts,
     auth,
     cards,
     cashouts,
@@ -32,6 +33,7 @@ from citypay.core.errors import install_error_handlers
 from citypay.core.logs import configure_logging
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
+from citypay.fraud.engine import fraud_engine_for
 from citypay.listener.indexer import listener_for
 from citypay.metrics import new_registry
 from citypay.metrics.http import HttpMetrics
@@ -75,6 +77,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         ),
         listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
         dashboard=DashboardService(db, deployment),
+        # The fraud rules run on the listener's updates, wherever the listener runs.
+        fraud=fraud_engine_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
     )
 
 
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
             platform.dashboard.follow(platform.listener)
+            platform.fraud.attach(platform.listener)  # catches up with the stored events first
             platform.listener.start()
         else:  # the listener runs as its own process: follow its checkpoint
             platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)
@@ -132,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(module.router)
+    app.include_router(alerts.router)
     return app
 
 

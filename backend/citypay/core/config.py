@@ -47,6 +47,8 @@ class Settings(LogSettings):
     LISTENER_RESCAN_MARGIN: int = Field(default=12, ge=1)
     LISTENER_POLL_INTERVAL: float = Field(default=0.25, gt=0)
     LISTENER_MAX_SPAN: int = Field(default=10_000, ge=1)
+    # The fraud rules' thresholds (citypay.fraud.config): they run wherever the listener runs.
+    FRAUD_CONFIG_PATH: Path = Path("config/fraud.yaml")
     # The listener as its own process serves its Prometheus metrics on this port (none if unset);
     # in the API process they are part of GET /metrics.
     LISTENER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)

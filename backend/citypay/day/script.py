@@ -24,6 +24,7 @@ from citypay.chain.deployment import Deployment
 from citypay.chain.duty_sender import DutySender
 from citypay.chain.keys import development_account
 from citypay.charging.notifications import sign as sign_deposit
+from citypay.day import kkang
 from citypay.day.processes import BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
@@ -33,11 +34,12 @@ CHAIN_ID = 58210
 RESTAURANT, BAKERY, BOOKSTORE = 5611, 4721, 4761
 REGION = 41570  # 김포시
 
-RESIDENTS = ("minji", "junho", "seoyeon", "dohyun")
+RESIDENTS = ("minji", "junho", "seoyeon", "dohyun", *kkang.RECRUITS)
 MERCHANTS = {
     "Haneul Bakery": BAKERY,
     "Gimpo Noodle House": RESTAURANT,
     "Riverside Books": BOOKSTORE,
+    kkang.SHOP: kkang.SHOP_CATEGORY,
 }
 CARD_PIN = "4826"
 
@@ -78,6 +80,7 @@ class Day:
             ("A payment by card at the till", self.pay_by_card),
             ("A merchant refunds part of a payment", self.refund),
             ("Merchants cash out to their bank accounts", self.cash_out),
+            ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
         ]
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -101,7 +104,10 @@ class Day:
         self.operator = make(f"gimpo-office-{self.run_id}", "operator", CITY)
         self.bank_key = make(f"nonghyup-{self.run_id}", "bank", CITY)
         self.pos = make(f"till-{self.run_id}", "pos", CITY)
-        self.say("operator, bank and till keys created (python -m citypay.auth create ...)")
+        self.auditor = make(f"gimpo-audit-{self.run_id}", "auditor", CITY)
+        self.say(
+            "operator, bank, till and auditor keys created (python -m citypay.auth create ...)"
+        )
 
     def register(self) -> None:
         registrar = DutySender(
@@ -272,43 +278,47 @@ class Day:
         self.say("Gimpo Noodle House refunds junho 3,000 KRW of his 9,000 KRW noodles")
 
     def cash_out(self) -> None:
-        domain = self.http.get(f"/v1/cities/{CITY}/cashout-domain").json()
         for name, bank_fails in (("Haneul Bakery", False), ("Riverside Books", True)):
             # The bank refuses one transfer (a closed account, say): its tokens come back.
             self.bank.faults(fail_next=1 if bank_fails else 0)
-            merchant = self.merchants[name]
-            balance = self.city.token.functions.balanceOf(merchant.address).call()
-            nonce = os.urandom(32)
-            valid_before = int(time.time()) + 600
-            signature = sign_cash_out(
-                merchant.key,
-                TokenDomain.from_dict(domain),
-                amount=balance,
-                valid_before=valid_before,
-                nonce=nonce,
-            )
-            session = sign_in(self.http, merchant)
-            response = self.http.post(
-                f"/v1/cities/{CITY}/merchants/{merchant.address}/cashouts",
-                json={
-                    "amount": balance,
-                    "validBefore": valid_before,
-                    "nonce": "0x" + nonce.hex(),
-                    "signature": "0x" + signature.hex(),
-                },
-                headers={"Authorization": f"Bearer {session}"},
-            )
-            if response.status_code >= 400:
-                raise RuntimeError(f"cash-out refused: {response.text}")
-            cash_out = self._wait_cash_out(response.json(), session)
+            cash_out = self.cash_out_balance(name)
             self.say(
-                f"{name:<20} cashes out {balance:>8,} KRW: {cash_out['status']}"
+                f"{name:<20} cashes out {cash_out['amount']:>8,} KRW: {cash_out['status']}"
                 + (
                     f", bank reference {cash_out['bankReference']}"
                     if cash_out["bankReference"]
                     else ""
                 )
             )
+
+    def cash_out_balance(self, name: str) -> dict:
+        """The merchant signs a cash-out of its whole balance; returns it settled or returned."""
+        domain = self.http.get(f"/v1/cities/{CITY}/cashout-domain").json()
+        merchant = self.merchants[name]
+        balance = self.city.token.functions.balanceOf(merchant.address).call()
+        nonce = os.urandom(32)
+        valid_before = int(time.time()) + 600
+        signature = sign_cash_out(
+            merchant.key,
+            TokenDomain.from_dict(domain),
+            amount=balance,
+            valid_before=valid_before,
+            nonce=nonce,
+        )
+        session = sign_in(self.http, merchant)
+        response = self.http.post(
+            f"/v1/cities/{CITY}/merchants/{merchant.address}/cashouts",
+            json={
+                "amount": balance,
+                "validBefore": valid_before,
+                "nonce": "0x" + nonce.hex(),
+                "signature": "0x" + signature.hex(),
+            },
+            headers={"Authorization": f"Bearer {session}"},
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(f"cash-out refused: {response.text}")
+        return self._wait_cash_out(response.json(), session)
 
     def _wait_cash_out(self, cash_out: dict, session: str, timeout: float = 60) -> dict:
         path = f"/v1/cities/{CITY}/merchants/{cash_out['merchant']}/cashouts/{cash_out['id']}"
@@ -344,3 +354,4 @@ class Day:
             headers={"Authorization": f"Bearer {self.operator}"},
         ).json()
         self.console.print(f"deposits refused and listed for return: {len(refused)}")
+        kkang.report(self)

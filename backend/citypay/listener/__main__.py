@@ -13,6 +13,7 @@ from citypay.core.config import get_settings
 from citypay.core.logs import configure_logging
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
+from citypay.fraud.engine import fraud_engine_for
 from citypay.listener.indexer import listener_for
 from citypay.metrics import new_registry
 from citypay.metrics.listener import ListenerCollector
@@ -27,6 +28,7 @@ def main() -> None:
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     listener = listener_for(settings, db, deployment)
+    fraud_engine_for(settings, db, deployment).attach(listener)
     if settings.LISTENER_METRICS_PORT is not None:
         registry = new_registry()
         registry.register(ListenerCollector(listener))
