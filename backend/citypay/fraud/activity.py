@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 from citypay.chain.events import ChainEvent
 from citypay.ledger import CityBooks
@@ -146,7 +147,9 @@ class CityActivity:
         return account.balance if account else 0
 
     def payments_to_since(self, merchant: str, since: int) -> list[Payment]:
-        return [p for p in self.payments_to.get(merchant, ()) if p.time >= since]
+        """Oldest first; read from the newest end, as windows are short and the horizon long."""
+        recent = takewhile(lambda p: p.time >= since, reversed(self.payments_to.get(merchant, ())))
+        return list(recent)[::-1]
 
     def latest_charge(
         self, wallet: str, before: ChainEvent, since: int, *, with_incentive: bool = False

@@ -159,12 +159,19 @@ class FreshWalletFeed(Rule):
     fact = Payment
     config: FreshWalletFeedConfig
 
+    def _charge_before(self, payment: Payment, activity: CityActivity):
+        """The charge that makes the payer fresh at this payment, if any."""
+        since = payment.time - self.config.fresh_minutes * MINUTE
+        return activity.latest_charge(payment.payer, payment.event, since)
+
     def judge(self, payment: Payment, activity: CityActivity) -> Finding | None:
         c, merchant = self.config, payment.merchant
+        if self._charge_before(payment, activity) is None:
+            return None  # judged as fresh money arrives: that is when the pattern grows
         window = activity.payments_to_since(merchant, payment.time - c.window_minutes * MINUTE)
         evidence, fresh_value, fresh_wallets = [], 0, set()
         for p in window:
-            charge = activity.latest_charge(p.payer, p.event, p.time - c.fresh_minutes * MINUTE)
+            charge = self._charge_before(p, activity)
             if charge is None:
                 continue
             fresh_value += p.value
