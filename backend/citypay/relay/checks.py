@@ -77,10 +77,10 @@ def _batch(w3: Web3, requests: list[tuple[str, list]]) -> list:
 
 
 class ChainViews:
-    """Reads the views a group of authorizations needs: the nonces' state at the newest block,
-    and the token's pause and each party's account at that block. Pause and parties are kept
-    until the next block, where they may change; a nonce is read every time, as each payment
-    has its own. One thread uses it (the service's acceptor)."""
+    """Reads the views a group of authorizations needs at the newest block: the nonces' state,
+    the token's pause and each party's account. Pause and parties are kept until the next
+    block, where they may change; a nonce is read every time, as each payment has its own. One
+    thread uses it (the service's acceptor)."""
 
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
@@ -88,7 +88,14 @@ class ChainViews:
         self._words: dict[tuple, int] = {}  # (token, view, *args) -> word at self._block
 
     def read(self, group: list[tuple[City, SignedAuthorization]]) -> list[ChainView]:
-        block, *nonces = _batch(
+        """One round trip to the node, two on the first read after a new block."""
+        needed = {
+            key: None
+            for city, authorization in group
+            for key in self._keys(city.token.address, authorization)
+        }
+        missing = [key for key in needed if key not in self._words]
+        block, *words = _batch(
             self.w3,
             [
                 ("eth_blockNumber", []),
@@ -96,19 +103,17 @@ class ChainViews:
                     _eth_call(c.token.address, "latest", "authorizationState", a.from_, a.nonce)
                     for c, a in group
                 ),
+                *(_eth_call(key[0], "latest", *key[1:]) for key in missing),
             ],
         )
-        if int(block, 16) != self._block:
+        nonces, fresh = words[: len(group)], words[len(group) :]
+        if int(block, 16) != self._block:  # what was kept is of an earlier block
             self._block, self._words = int(block, 16), {}
-        keys = {
-            key: None
-            for city, authorization in group
-            for key in self._keys(city.token.address, authorization)
-            if key not in self._words
-        }
-        if keys:
-            words = _batch(self.w3, [_eth_call(k[0], hex(self._block), *k[1:]) for k in keys])
-            self._words.update(zip(keys, (int(w, 16) for w in words), strict=True))
+        self._words.update(zip(missing, (int(word, 16) for word in fresh), strict=True))
+        stale = [key for key in needed if key not in self._words]
+        if stale:
+            words = _batch(self.w3, [_eth_call(k[0], hex(self._block), *k[1:]) for k in stale])
+            self._words.update(zip(stale, (int(word, 16) for word in words), strict=True))
         return [
             self._view(city.token.address, authorization, int(used, 16))
             for (city, authorization), used in zip(group, nonces, strict=True)

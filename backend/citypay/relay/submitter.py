@@ -38,6 +38,9 @@ GAS_PER_AUTHORIZATION = 120_000
 # transferWithAuthorizationBatch(TransferAuthorization[]), encoded by hand: web3.py's contract
 # functions walk the ABI for every argument, about 1 ms an authorization.
 _AUTHORIZATIONS = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)[]"
+# Idle, how often the relayer looks for payments to send and batches to follow anyway.
+IDLE_LOOK_SECONDS = 1.0
+
 _BATCH_SELECTOR = function_signature_to_4byte_selector(
     f"transferWithAuthorizationBatch({_AUTHORIZATIONS})"
 )
@@ -113,6 +116,8 @@ class Relayer:
         self._errors = error_decoder(next(iter(deployment.cities.values())).token.abi)
         self._block: int | None = None  # the newest block the sent batches were followed to
         self._block_checked = 0.0  # monotonic time the node was last asked for its newest block
+        self._looked = 0.0  # monotonic time of the last idle look
+        self._following = False  # batches are out, not yet mined
         # The node's pending count of the relayer's transactions, asked again at each block (it
         # matters only if the key sent a transaction the relayer did not record).
         self._pending_count: int | None = None
@@ -137,27 +142,35 @@ class Relayer:
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
+            woken = self._wake.is_set()
+            self._wake.clear()
             try:
-                self.step()
+                self.step(woken)
             except Exception:
                 self._pending_count = None
                 log.exception("relayer step failed; retrying")
             self._wake.wait(self.interval)
-            self._wake.clear()
             # Woken early (a payment was accepted): half an interval at least between two steps,
             # so that the payments accepted meanwhile share a batch.
             self._stop.wait(self.interval / 2 - (time.monotonic() - started))
 
-    def step(self) -> None:
+    def step(self, woken: bool = True) -> None:
         """Follows the sent batches if a block came out since (asking the node at most once an
-        interval: a wake comes with every accepted group), then sends what is accepted."""
-        if time.monotonic() - self._block_checked >= self.interval:
-            self._block_checked = time.monotonic()
+        interval while batches are out), then sends what is accepted (when woken). Idle, it
+        looks for both once a second: payments another process accepted, batches after a
+        restart."""
+        now = time.monotonic()
+        idle = now - self._looked >= IDLE_LOOK_SECONDS
+        if idle:
+            self._looked = now
+        if (self._following or idle) and now - self._block_checked >= self.interval:
+            self._block_checked = now
             block = int(self._rpc("eth_blockNumber"), 16)
             if block != self._block:
                 self.follow_sent()
                 self._block, self._pending_count = block, None
-        self.submit_accepted()
+        if (woken or idle) and self.submit_accepted():
+            self._following = True
 
     # --- steps --------------------------------------------------------------------------------
 
@@ -263,6 +276,7 @@ class Relayer:
                 self.resend_unknown(record)
             unmined.add(record.tx_hash)
         self._unmined = unmined
+        self._following = bool(unmined)
 
     def resend_unknown(self, record: RelayTransaction) -> None:
         """Sends a recorded batch again if the node does not know it (a restart of the node, a
