@@ -7,6 +7,7 @@ Each request first folds the blocks mined since the last one, so answers are as 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from citypay.audit.invariants import check
 from citypay.audit.report import city_report, merchant_report
 from citypay.audit.source import AuditError, ChainSource
 from citypay.core.errors import ApiError, NotFound, install_error_handlers
+from citypay.ledger import CityBooks
 
 
 class NodeUnavailable(ApiError):
@@ -27,7 +29,9 @@ def create_audit_app(source: ChainSource) -> FastAPI:
     install_error_handlers(app)
     lock = threading.Lock()
 
-    def current(code: str | None = None) -> ChainSource:
+    def answer(code: str | None, build: Callable[[CityBooks | None], dict]) -> dict[str, Any]:
+        """`build`'s answer from the books caught up to the head; one request at a time, so no
+        answer reads books another request is folding into."""
         with lock:
             try:
                 source.catch_up()
@@ -37,43 +41,44 @@ def create_audit_app(source: ChainSource) -> FastAPI:
                 raise NodeUnavailable(
                     "node_unavailable", f"the node did not answer: {error}"
                 ) from None
-        if code is not None and code not in source.cities:
-            raise NotFound(
-                "unknown_city",
-                f"the directory lists no city '{code}'",
-                field="code",
-                value=code,
-                accepted=", ".join(sorted(source.cities)),
-            )
-        return source
+            if code is not None and code not in source.cities:
+                raise NotFound(
+                    "unknown_city",
+                    f"the directory lists no city '{code}'",
+                    field="code",
+                    value=code,
+                    accepted=", ".join(sorted(source.cities)),
+                )
+            books = source.books.city(code) if code is not None else None
+            return {"block": source.scanned_to} | build(books)
 
     @app.get("/cities")
     def cities() -> dict[str, Any]:
-        audited = current()
-        return {
-            "block": audited.scanned_to,
-            "cities": [audited.books.city(code).summary() for code in sorted(audited.cities)],
-        }
+        return answer(
+            None,
+            lambda _: {"cities": [source.books.city(c).summary() for c in sorted(source.cities)]},
+        )
 
     @app.get("/cities/{code}/report")
     def report(code: str) -> dict[str, Any]:
-        audited = current(code)
-        return {"block": audited.scanned_to} | city_report(audited.books.city(code))
+        return answer(code, city_report)
 
     @app.get("/cities/{code}/merchants/{address}")
     def merchant(code: str, address: str) -> dict[str, Any]:
         wallet = path_address(address, "address")
-        audited = current(code)
-        try:
-            return {"block": audited.scanned_to} | merchant_report(audited.books.city(code), wallet)
-        except AuditError as error:
-            raise NotFound("unknown_merchant", str(error), field="address", value=address) from None
+
+        def build(books: CityBooks) -> dict[str, Any]:
+            try:
+                return merchant_report(books, wallet)
+            except AuditError as error:
+                raise NotFound(
+                    "unknown_merchant", str(error), field="address", value=address
+                ) from None
+
+        return answer(code, build)
 
     @app.get("/cities/{code}/check")
     def city_check(code: str) -> dict[str, Any]:
-        audited = current(code)
-        with lock:
-            violations = check(audited, code)
-        return {"block": audited.scanned_to, "violations": [v.as_dict() for v in violations]}
+        return answer(code, lambda _: {"violations": [v.as_dict() for v in check(source, code)]})
 
     return app
