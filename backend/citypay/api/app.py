@@ -20,6 +20,7 @@ from citypay.api.routes import (
     metrics,
     payments,
     qr,
+    refunds,
 )
 from citypay.api.state import Platform
 from citypay.bank.adapter import HttpBank
@@ -39,6 +40,7 @@ from citypay.metrics import new_registry
 from citypay.metrics.http import HttpMetrics
 from citypay.metrics.listener import ListenerCollector
 from citypay.metrics.platform import PlatformCollector
+from citypay.refund.service import RefundService
 from citypay.relay.service import PaymentService
 from citypay.relay.submitter import Relayer
 
@@ -51,11 +53,11 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     w3, chain_id = deployment.w3, deployment.chain_id
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
+    account = signer_for(
+        "relayer", settings.RELAYER_PRIVATE_KEY, deployment.account("relayer"), chain_id
+    )
     relayer = None
     if run_relayer:
-        account = signer_for(
-            "relayer", settings.RELAYER_PRIVATE_KEY, deployment.account("relayer"), chain_id
-        )
         relayer = Relayer(
             db,
             w3,
@@ -64,13 +66,16 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             batch_size=settings.RELAY_BATCH_SIZE,
             interval=settings.RELAY_INTERVAL,
         )
+    payments = PaymentService(db, deployment, settings)
     return Platform(
         settings=settings,
         db=db,
         w3=w3,
         deployment=deployment,
-        payments=PaymentService(db, deployment, settings),
+        payments=payments,
         relayer=relayer,
+        # Refunds go out from the relayer's account, under its nonces (refund/sender.py).
+        refunds=RefundService(db, deployment, settings, domain=payments.domain, relayer=account),
         charging=ChargingService(db, deployment, settings),
         cashouts=CashOutService(
             db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry.register(ListenerCollector(platform.listener))
         if platform.relayer is not None:
             platform.relayer.start()
+            platform.refunds.start()  # sends refunds a restart left accepted or submitted
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
@@ -121,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.cashouts.stop()
         platform.charging.stop()
         if platform.relayer is not None:
+            platform.refunds.stop()
             platform.relayer.stop()
 
     app = FastAPI(
@@ -137,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(module.router)
+    app.include_router(refunds.router)
     app.include_router(alerts.router)
     return app
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # charging's notices use api.deps, which imports this module
     from citypay.cashout.service import CashOutService
     from citypay.charging.service import ChargingService
     from citypay.fraud.engine import FraudEngine
+    from citypay.refund.service import RefundService
 
 
 @dataclass
@@ -34,3 +35,4 @@ class Platform:
     listener: Listener | None = None
     dashboard: DashboardService | None = None
     fraud: FraudEngine | None = None
+    refunds: RefundService | None = None

@@ -2,8 +2,10 @@
 point, as kill -9 would, so a test can crash it exactly between two steps of a cash-out.
 
 Read from the process environment only (never from settings or a .env file), and a no-op when
-unset; the points are named where they are called (service.py): after_redemption (burned on
-chain, not yet recorded) and after_payout (paid by the bank, not yet recorded).
+unset; the points are named where they are called: after_redemption (burned on chain, not yet
+recorded) and after_payout (paid by the bank, not yet recorded) in cashout/flow.py;
+after_refund_recorded (a refund's transaction recorded, not yet sent) and after_refund_sent (sent,
+its outcome not yet recorded) in refund/sender.py.
 """
 
 from __future__ import annotations

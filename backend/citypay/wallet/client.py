@@ -1,8 +1,11 @@
-"""A small wallet: pays a city's EIP-681 QR code with a gasless EIP-3009 authorization.
+"""A small wallet: pays a city's EIP-681 QR code with a gasless EIP-3009 authorization, and, for
+a merchant, refunds a payment with a signed RefundWithAuthorization.
 
 It reads the QR's URI, checks the URI's chain id and token against the city the backend serves
 (a QR for another chain or token is refused before anything is signed or posted), signs
-TransferWithAuthorization with eth-account, posts it to the relay and waits for the result.
+TransferWithAuthorization with eth-account, posts it to the relay and waits for the result. A
+refund is signed in the same domain, posted by the merchant's signed-in wallet (Sign-In with
+Ethereum) and followed to inclusion the same way.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ from dataclasses import dataclass
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from citypay.authorization import SignedAuthorization, TokenDomain, sign_authorization
+from citypay.authorization import (
+    SignedAuthorization,
+    SignedRefund,
+    TokenDomain,
+    sign_authorization,
+    sign_refund,
+)
 from citypay.qr.eip681 import PaymentRequest, parse
+from citypay.wallet.sign_in import sign_in
 
 DONE = ("included", "failed")
 # How long the signed authorization stays valid: the relay refuses one closer than 30 s to expiry.
@@ -52,6 +62,7 @@ class WalletClient:
         self._owns_http = http is None
         self.http = http or httpx.Client(base_url=base_url, timeout=30)
         self._info: CityInfo | None = None
+        self._session: str | None = None
 
     def close(self) -> None:
         if self._owns_http:
@@ -131,20 +142,65 @@ class WalletClient:
     def wait(self, payment: dict, timeout: float = 60) -> dict:
         """Polls the payment's public status until it is included or failed."""
         path = f"/v1/cities/{payment['city']}/payments/{payment['payer']}/{payment['nonce']}"
+        return self._follow(payment, path, "payment", timeout)
+
+    def _follow(self, record: dict, path: str, what: str, timeout: float) -> dict:
+        """Polls `path` until the record is included or failed."""
         deadline = time.monotonic() + timeout
-        while payment["status"] not in DONE:
+        while record["status"] not in DONE:
             if time.monotonic() > deadline:
                 raise WalletError(
-                    f"payment {payment['id']} still {payment['status']} after {timeout} s"
+                    f"{what} {record['id']} still {record['status']} after {timeout} s"
                 )
             time.sleep(0.2)
-            payment = self._json(self.http.get(path), "reading the payment's status")
-        return payment
+            record = self._json(
+                self.http.get(path, headers=self._headers()), f"reading the {what}'s status"
+            )
+        return record
 
     def pay(self, uri: str, amount: int | None = None, *, wait: bool = True, timeout: float = 60):
         """Pays the QR's URI; returns the payment, included or failed unless wait is False."""
         payment = self.post(self.sign(uri, amount))
         return self.wait(payment, timeout) if wait else payment
+
+    # --- a merchant's refunds --------------------------------------------------------------
+
+    def sign_refund(self, payer: str, payment_id: str, value: int) -> SignedRefund:
+        """The merchant's RefundWithAuthorization of `value` KRW of `payer`'s payment
+        `payment_id` (its invoice id or nonce, 0x-hex; zero for its plain transfers)."""
+        if value <= 0:
+            raise WalletError(f"the refund must be a positive amount of KRW, not {value}")
+        return sign_refund(
+            self.account.key,
+            self.city_info().domain,
+            payer=payer,
+            payment_id=_bytes32(payment_id, "payment id"),
+            value=value,
+            valid_before=int(time.time()) + AUTHORIZATION_LIFETIME,
+        )
+
+    def refund(
+        self, payer: str, payment_id: str, value: int, *, wait: bool = True, timeout: float = 60
+    ) -> dict:
+        """Refunds part or all of a payment made to this wallet's merchant; returns the refund,
+        included or failed unless wait is False."""
+        signed = self.sign_refund(payer, payment_id, value)
+        refund = self._json(
+            self.http.post(
+                f"/v1/cities/{self.city}/refunds",
+                json=signed.as_json(joined=True),
+                headers=self._headers(sign_in_if_needed=True),
+            ),
+            "posting the refund",
+        )
+        path = f"/v1/cities/{refund['city']}/refunds/{refund['id']}"
+        return self._follow(refund, path, "refund", timeout) if wait else refund
+
+    def _headers(self, *, sign_in_if_needed: bool = False) -> dict:
+        """The wallet's signed-in session: refunds need one, payments none."""
+        if self._session is None and sign_in_if_needed:
+            self._session = sign_in(self.http, self.account)
+        return {"Authorization": f"Bearer {self._session}"} if self._session else {}
 
     @staticmethod
     def _json(response: httpx.Response, doing: str) -> dict:
@@ -158,8 +214,11 @@ class WalletClient:
         raise WalletError(f"{doing}: HTTP {response.status_code}: {message}", error)
 
 
-def _bytes32(value: str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x"))
+def _bytes32(value: str, what: str = "invoice id") -> bytes:
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raw = b""
     if len(raw) != 32:
-        raise WalletError(f"the invoice id {value} is not 32 bytes")
+        raise WalletError(f"the {what} {value} is not 32 bytes of hex")
     return raw

@@ -1,0 +1,203 @@
+"""What a merchant's signed refund must pass before it is recorded, so that a refusal costs nothing
+and names the field, the value and what would be accepted: first what the message alone shows
+(nonce, signature, window), then the token's own verdict (an eth_call of refundWithAuthorization
+from the relayer: nonce unused, the payment and what is left of it, pause, both accounts), then the
+refunds of that payment still on their way."""
+
+from __future__ import annotations
+
+from eth_abi import decode
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from citypay.authorization import SignedRefund, TokenDomain, recover_refund_signer
+from citypay.chain.deployment import City
+from citypay.core.errors import ApiError, Conflict, Unprocessable
+from citypay.refund.models import IN_FLIGHT, Refund
+from citypay.relay.submitter import describe_revert, error_decoder
+
+ZERO = bytes(32)
+PLAIN_PAYMENTS = "0x" + ZERO.hex()
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def message_refusal(
+    domain: TokenDomain, refund: SignedRefund, *, now: int, min_validity: int
+) -> ApiError | None:
+    """What is wrong with the message itself, at the chain's time `now`."""
+    if refund.nonce == ZERO:
+        return Unprocessable(
+            "zero_nonce",
+            "the nonce is zero: the wallet drew no random nonce",
+            field="nonce",
+            value=refund.nonce,
+            accepted="a fresh random 32-byte nonce, not zero",
+        )
+    signer = recover_refund_signer(domain, refund)
+    if signer != refund.merchant:
+        return Unprocessable(
+            "invalid_signature",
+            f"the signature recovers {signer}, not the merchant {refund.merchant}",
+            field="signature",
+            value=refund.signature,
+            accepted=f"the merchant's EIP-712 RefundWithAuthorization signature for domain "
+            f"'{domain.name}' version {domain.version}, chain {domain.chain_id}, "
+            f"contract {domain.verifying_contract}",
+        )
+    if refund.valid_after >= now:
+        return Unprocessable(
+            "not_yet_valid",
+            f"the refund is valid only after {refund.valid_after}; the chain's time is {now}",
+            field="validAfter",
+            value=refund.valid_after,
+            accepted=f"a time before {now} (unix seconds)",
+        )
+    if refund.valid_before < now + min_validity:
+        return Unprocessable(
+            "expired",
+            f"the refund expires at {refund.valid_before}, too soon to relay "
+            f"(the chain's time is {now})",
+            field="validBefore",
+            value=refund.valid_before,
+            accepted=f"at least {now + min_validity} ({min_validity} s from now)",
+        )
+    return None
+
+
+def chain_refusal(city: City, relayer: LocalAccount, refund: SignedRefund) -> ApiError | None:
+    """The token's verdict on sending this refund now: None if it would go through."""
+    data = city.token.encode_abi("refundWithAuthorization", args=refund.as_args())
+    call = {"from": relayer.address, "to": city.token.address, "data": data}
+    answer = city.token.w3.provider.make_request("eth_call", [call, "latest"])
+    if "error" not in answer:
+        return None
+    revert = answer["error"].get("data")
+    if not isinstance(revert, str) or not revert.startswith("0x"):
+        raise RuntimeError(f"the node could not simulate the refund: {answer['error']}")
+    return _refusal(city, refund, bytes.fromhex(revert[2:]))
+
+
+def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
+    """The token's custom error as the API's: the field it is about, its value, what would do."""
+    errors = error_decoder(city.token.abi)
+    known = errors.get(revert[:4])
+    name, args = "", {}
+    if known is not None:
+        name, names, types = known
+        args = dict(zip(names, decode(types, revert[4:]), strict=True))
+    match name:
+        case "EnforcedPause":
+            return Conflict(
+                "city_paused",
+                f"{city.name} is paused: no refund is accepted",
+                field="city",
+                value=city.code,
+                accepted="a city that is not paused",
+            )
+        case "EIP3009AuthorizationUsedOrCanceled":
+            return Conflict(
+                "nonce_used",
+                f"nonce {_hex(refund.nonce)} of {refund.merchant} was used or cancelled on chain",
+                field="nonce",
+                value=refund.nonce,
+                accepted="a fresh random 32-byte nonce",
+            )
+        case "CityTokenPaymentNotFound":
+            return Unprocessable(
+                "unknown_payment",
+                f"{refund.payer} made no payment {_hex(refund.payment_id)} to {refund.merchant} "
+                f"in {city.name}",
+                field="paymentId",
+                value=refund.payment_id,
+                accepted=f"the invoice id or authorization nonce of a payment {refund.payer} made "
+                f"to {refund.merchant}, or {PLAIN_PAYMENTS} for its plain transfers",
+            )
+        case "CityTokenRefundExceedsPayment":
+            return _over_refundable(refund, args["refundable"], 0)
+        case "ERC20InsufficientBalance":
+            return Unprocessable(
+                "insufficient_balance",
+                f"{refund.merchant} holds {args['balance']:,} KRW, less than the refund",
+                field="value",
+                value=refund.value,
+                accepted=f"at most {args['balance']} (the merchant's balance)",
+            )
+        case (
+            "CityTokenAccountFrozen"
+            | "CityTokenNotRegistered"
+            | "CityTokenMerchantNotActive"
+            | "CityTokenResidentNotActive"
+        ):
+            (account,) = args.values()
+            field, role = (
+                ("merchant", "merchant") if account == refund.merchant else ("payer", "resident")
+            )
+            return Unprocessable(
+                "account_not_allowed",
+                f"{account} may not take part in a refund: {describe_revert(errors, revert)}",
+                field=field,
+                value=account,
+                accepted=f"an active, unfrozen {role} of {city.name}",
+            )
+    return Unprocessable(
+        "chain_refused",
+        f"the token refuses this refund: {describe_revert(errors, revert)}",
+        accepted="a refund the token accepts",
+    )
+
+
+def in_flight_refusal(
+    session: Session, city: City, refund: SignedRefund, refundable: int
+) -> ApiError | None:
+    """Refunds of the same payment recorded but not yet included draw on it too."""
+    in_flight = session.scalar(
+        select(func.coalesce(func.sum(Refund.value), 0)).where(
+            Refund.city == city.code,
+            Refund.merchant == refund.merchant,
+            Refund.payer == refund.payer,
+            Refund.payment_id == _hex(refund.payment_id),
+            Refund.status.in_(IN_FLIGHT),
+        )
+    )
+    if refund.value > refundable - in_flight:
+        return _over_refundable(refund, refundable, in_flight)
+    return None
+
+
+def _over_refundable(refund: SignedRefund, refundable: int, in_flight: int) -> ApiError:
+    left = max(refundable - in_flight, 0)
+    waiting = f", {in_flight:,} KRW of it in refunds not yet included" if in_flight else ""
+    return Unprocessable(
+        "refund_exceeds_payment",
+        f"{refund.value:,} KRW is more than is left to refund of payment "
+        f"{_hex(refund.payment_id)}: {refundable:,} KRW{waiting}",
+        field="value",
+        value=refund.value,
+        accepted=f"1 to {left}" if left else "nothing: this payment is refunded in full",
+    )
+
+
+def same_or_refusal(existing: Refund, refund: SignedRefund) -> ApiError | None:
+    """The merchant's nonce is taken: by this very refund (None), or by one with other terms."""
+    for field, recorded, posted in (
+        ("payer", existing.payer, refund.payer),
+        ("paymentId", existing.payment_id, _hex(refund.payment_id)),
+        ("value", existing.value, refund.value),
+        ("validAfter", existing.valid_after, refund.valid_after),
+        ("validBefore", existing.valid_before, refund.valid_before),
+        ("signature", existing.signature, _hex(refund.signature)),
+    ):
+        if recorded != posted:
+            return Conflict(
+                "nonce_reused",
+                f"refund {existing.id} already uses nonce {existing.nonce} of {existing.merchant} "
+                f"with another {field}",
+                field=field,
+                value=posted,
+                accepted=f"{recorded}, or a new nonce for a new refund",
+            )
+    return None

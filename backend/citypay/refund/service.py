@@ -1,0 +1,149 @@
+"""Refunds (환불) a merchant signed: checked and recorded once in the request, then sent and
+followed by a worker thread (sender.py), which also picks up, at start-up, what a restart left
+submitted or accepted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from citypay.authorization import SignedRefund, TokenDomain
+from citypay.chain.deployment import City, Deployment
+from citypay.core.config import Settings
+from citypay.core.errors import NotFound
+from citypay.db.session import Database
+from citypay.refund.checks import (
+    chain_refusal,
+    in_flight_refusal,
+    message_refusal,
+    same_or_refusal,
+)
+from citypay.refund.models import Refund, RefundStatus
+from citypay.refund.sender import RefundSender
+
+log = logging.getLogger(__name__)
+
+
+class RefundService:
+    def __init__(
+        self,
+        db: Database,
+        deployment: Deployment,
+        settings: Settings,
+        *,
+        domain: Callable[[str], TokenDomain],
+        relayer: LocalAccount,
+    ) -> None:
+        self.db = db
+        self.deployment = deployment
+        self.settings = settings
+        self._domain = domain  # city code -> the token's EIP-712 domain
+        self.relayer = relayer
+        self.sender = RefundSender(db, deployment, relayer)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the request -------------------------------------------------------------------------
+
+    def request(self, city: City, refund: SignedRefund) -> tuple[Refund, bool]:
+        """(the recorded refund, whether it is new): new once every check passed, or the one
+        this merchant's nonce made before."""
+        existing = self._find(city.code, refund)
+        if existing is not None:
+            return self._same(existing, refund), False
+        now = self.deployment.w3.eth.get_block("latest")["timestamp"]
+        for refusal in (
+            message_refusal(
+                self._domain(city.code),
+                refund,
+                now=now,
+                min_validity=self.settings.RELAY_MIN_VALIDITY,
+            ),
+            chain_refusal(city, self.relayer, refund),
+        ):
+            if refusal is not None:
+                raise refusal
+        refundable = city.token.functions.refundableAmount(
+            refund.payer, refund.merchant, refund.payment_id
+        ).call()
+        try:
+            with self.db.session() as session:
+                refusal = in_flight_refusal(session, city, refund, refundable)
+                if refusal is not None:
+                    raise refusal
+                recorded = Refund(
+                    city=city.code,
+                    merchant=refund.merchant,
+                    payer=refund.payer,
+                    payment_id="0x" + refund.payment_id.hex(),
+                    nonce="0x" + refund.nonce.hex(),
+                    value=refund.value,
+                    valid_after=refund.valid_after,
+                    valid_before=refund.valid_before,
+                    v=refund.v,
+                    r="0x" + refund.r.hex(),
+                    s="0x" + refund.s.hex(),
+                    status=RefundStatus.ACCEPTED,
+                )
+                session.add(recorded)
+        except IntegrityError:  # the same refund posted at the same time: the first one stands
+            return self._same(self._find(city.code, refund), refund), False
+        self._wake.set()
+        return recorded, True
+
+    def _find(self, city: str, refund: SignedRefund) -> Refund | None:
+        with self.db.session() as session:
+            return session.scalar(
+                select(Refund).where(
+                    Refund.city == city,
+                    Refund.merchant == refund.merchant,
+                    Refund.nonce == "0x" + refund.nonce.hex(),
+                )
+            )
+
+    @staticmethod
+    def _same(existing: Refund, refund: SignedRefund) -> Refund:
+        refusal = same_or_refusal(existing, refund)
+        if refusal is not None:
+            raise refusal
+        return existing
+
+    def get(self, city: str, refund_id: int) -> Refund:
+        with self.db.session() as session:
+            found = session.get(Refund, refund_id)
+        if found is None or found.city != city:
+            raise NotFound(
+                "unknown_refund",
+                f"{city} has no refund {refund_id}",
+                field="id",
+                value=refund_id,
+                accepted="the id the refund's POST answered with",
+            )
+        return found
+
+    # --- the worker --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="refunds", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sender.round()
+            except Exception:  # the node or the database away: the next round tries again
+                log.exception("refund round failed; retrying")
+            self._wake.wait(self.settings.RELAY_INTERVAL)
+            self._wake.clear()
