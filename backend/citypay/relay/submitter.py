@@ -22,6 +22,7 @@ from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from web3 import Web3
 
 from citypay.chain.deployment import Deployment
@@ -150,9 +151,9 @@ class Relayer:
                 self._pending_count = None
                 log.exception("relayer step failed; retrying")
             self._wake.wait(self.interval)
-            # Woken early (a payment was accepted): half an interval at least between two steps,
-            # so that the payments accepted meanwhile share a batch.
-            self._stop.wait(self.interval / 2 - (time.monotonic() - started))
+            # Woken early (a payment was accepted): an interval at least between two steps, so
+            # that the payments accepted meanwhile share a batch.
+            self._stop.wait(self.interval - (time.monotonic() - started))
 
     def step(self, woken: bool = True) -> None:
         """Follows the sent batches if a block came out since (asking the node at most once an
@@ -267,14 +268,17 @@ class Relayer:
                 )
             ).all()
         receipts = self._batch([("eth_getTransactionReceipt", [r.tx_hash]) for r in sent])
+        mined = [(r, receipt) for r, receipt in zip(sent, receipts, strict=True) if receipt]
+        if mined:
+            with self.db.session() as session:
+                for record, receipt in mined:
+                    self._close(session, record, receipt)
         unmined = set()
         for record, receipt in zip(sent, receipts, strict=True):
-            if receipt is not None:
-                self._close(record, receipt)
-                continue
-            if self._unmined is None or record.tx_hash in self._unmined:
-                self.resend_unknown(record)
-            unmined.add(record.tx_hash)
+            if receipt is None:
+                if self._unmined is None or record.tx_hash in self._unmined:
+                    self.resend_unknown(record)
+                unmined.add(record.tx_hash)
         self._unmined = unmined
         self._following = bool(unmined)
 
@@ -302,17 +306,11 @@ class Relayer:
         return max(self._pending_count, -1 if recorded is None else recorded + 1)
 
     def _broadcast(self, raw: str) -> None:
-        try:
-            self.w3.eth.send_raw_transaction(raw)
-        except ValueError as refused:
-            # Already in the pool or mined: the record is followed by hash either way.
-            message = str(refused).lower()
-            if (
-                "already" not in message
-                and "nonce too low" not in message
-                and "known" not in message
-            ):
-                raise
+        answer = self.w3.provider.make_request("eth_sendRawTransaction", [raw])
+        refused = str(answer.get("error", "")).lower()
+        # Already in the pool or mined: the record is followed by hash either way.
+        if refused and not any(known in refused for known in ("already", "nonce too low", "known")):
+            raise RuntimeError(f"the node refused a relay transaction: {answer['error']}")
 
     def _rpc(self, method: str, *params):
         answer = self.w3.provider.make_request(method, list(params))
@@ -345,32 +343,31 @@ class Relayer:
                 failures[(payer, topics[2])] = describe_revert(self._errors, reason)
         return failures
 
-    def _close(self, record: RelayTransaction, receipt: dict) -> None:
+    def _close(self, session: Session, record: RelayTransaction, receipt: dict) -> None:
         of_batch = Payment.relay_transaction_id == record.id
         block_number = int(receipt["blockNumber"], 16)
-        with self.db.session() as session:
-            if int(receipt["status"], 16) != 1:
-                # The whole batch reverted (out of gas, say): nothing moved and no nonce was
-                # used, so the payments go back in the queue.
-                session.execute(
-                    update(Payment)
-                    .where(of_batch)
-                    .values(status=PaymentStatus.ACCEPTED, relay_transaction_id=None, tx_hash=None)
-                )
-            else:
-                session.execute(
-                    update(Payment)
-                    .where(of_batch)
-                    .values(status=PaymentStatus.INCLUDED, block_number=block_number)
-                )
-                for (payer, nonce), reason in self._failures(receipt).items():
-                    session.execute(
-                        update(Payment)
-                        .where(of_batch, Payment.payer == payer, Payment.nonce == nonce)
-                        .values(status=PaymentStatus.FAILED, failure_reason=reason)
-                    )
+        if int(receipt["status"], 16) != 1:
+            # The whole batch reverted (out of gas, say): nothing moved and no nonce was
+            # used, so the payments go back in the queue.
             session.execute(
-                update(RelayTransaction)
-                .where(RelayTransaction.id == record.id)
-                .values(status=RelayTransactionStatus.MINED, block_number=block_number)
+                update(Payment)
+                .where(of_batch)
+                .values(status=PaymentStatus.ACCEPTED, relay_transaction_id=None, tx_hash=None)
             )
+        else:
+            session.execute(
+                update(Payment)
+                .where(of_batch)
+                .values(status=PaymentStatus.INCLUDED, block_number=block_number)
+            )
+            for (payer, nonce), reason in self._failures(receipt).items():
+                session.execute(
+                    update(Payment)
+                    .where(of_batch, Payment.payer == payer, Payment.nonce == nonce)
+                    .values(status=PaymentStatus.FAILED, failure_reason=reason)
+                )
+        session.execute(
+            update(RelayTransaction)
+            .where(RelayTransaction.id == record.id)
+            .values(status=RelayTransactionStatus.MINED, block_number=block_number)
+        )
