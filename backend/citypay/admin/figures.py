@@ -35,10 +35,6 @@ def day_key(block_time: int) -> str:
     return kst(block_time).date().isoformat()
 
 
-def month_key(block_time: int) -> str:
-    return kst(block_time).strftime("%Y-%m")
-
-
 @dataclass(slots=True)
 class Tally:
     count: int = 0
@@ -142,6 +138,8 @@ class CityFigures:
         self.redemptions_pending = 0
         # The treasury's cap, read when the events are folded; PolicyChanged events move it.
         self.annual_cap = 0
+        self._period_time: int | None = None
+        self._period_of: tuple[int, YearFigures, DayFigures, MonthFigures] | None = None
         self._registry: RegistryCounts | None = None
 
     def year_of(self, block_time: int) -> YearFigures:
@@ -163,25 +161,34 @@ class CityFigures:
 
     # --- what the books found -----------------------------------------------------------------
 
+    def _period(self, block_time: int) -> tuple[int, YearFigures, DayFigures, MonthFigures]:
+        """(hour, year, day, month) of a block time; many payments share a block, so the last
+        one's is kept (the calendar arithmetic was most of a payment's cost)."""
+        if block_time != self._period_time:
+            moment = kst(block_time)
+            self._period_of = (
+                moment.hour,
+                self.year_of(block_time),
+                self.days[moment.date().isoformat()],
+                self.months[f"{moment.year:04d}-{moment.month:02d}"],
+            )
+            self._period_time = block_time
+        return self._period_of
+
     def payment(self, movement: Movement) -> None:
         merchant = self.books.accounts[movement.counterparty]
-        moment = kst(movement.block_time)
-        year = self.year_of(movement.block_time)
-        for tally in (
-            year.payments,
-            year.by_category[merchant.category],
-            year.by_region[merchant.region],
-            year.by_hour[moment.hour],
-            year.by_merchant[merchant.address],
-        ):
-            tally.add(movement.value)
-        day = self.days[moment.date().isoformat()]
-        day.payments.add(movement.value)
-        day.by_hour[moment.hour].add(movement.value)
-        day.payers.add(movement.account)
-        month = self.months[moment.strftime("%Y-%m")]
-        month.payments.add(movement.value)
-        month.payers.add(movement.account)
+        value, payer = movement.value, movement.account
+        hour, year, day, month = self._period(movement.block_time)
+        year.payments.add(value)
+        year.by_category[merchant.category].add(value)
+        year.by_region[merchant.region].add(value)
+        year.by_hour[hour].add(value)
+        year.by_merchant[merchant.address].add(value)
+        day.payments.add(value)
+        day.by_hour[hour].add(value)
+        day.payers.add(payer)
+        month.payments.add(value)
+        month.payers.add(payer)
         month.merchants.add(merchant.address)
         self.payments_seen += 1
         self.feed.append(

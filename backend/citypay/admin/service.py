@@ -21,15 +21,19 @@ from dataclasses import dataclass
 from itertools import takewhile
 from typing import Any
 
+from citypay.admin.alerts import ALERTS, alerts_table
 from citypay.admin.figures import DashboardFigures, day_key
-from citypay.admin.summary import build_summary, payment_row
+from citypay.admin.summary import TABLES, build_summary, payment_row
 from citypay.chain.deployment import City, Deployment
+from citypay.core.errors import NotFound
 from citypay.db.session import Database
 from citypay.ledger import events_from_db
 from citypay.listener.indexer import CHECKPOINT, Listener, Update
 from citypay.listener.models import ListenerCheckpoint
 
 log = logging.getLogger(__name__)
+
+TABLE_KEYS = (*TABLES, ALERTS.key)
 
 
 class Changes:
@@ -213,6 +217,9 @@ class DashboardService:
                     annual_cap=figures.annual_cap,
                     now=now,
                 )
+                # The fraud rules follow the listener before the dashboard does (api/app.py):
+                # the alerts of this block are stored by now.
+                summary["tables"]["alerts"] = alerts_table(self.db, city.code)
                 cached = self._summaries[city.code] = (key, summary)
             return {**cached[1], "block": self.block()}
 
@@ -230,4 +237,12 @@ class DashboardService:
             )
 
     def table(self, city: City, key: str) -> dict[str, Any]:
+        if key not in TABLE_KEYS:
+            raise NotFound(
+                "unknown_table",
+                f"the dashboard has no table '{key}'",
+                field="table",
+                value=key,
+                accepted=", ".join(TABLE_KEYS),
+            )
         return self.summary(city)["tables"][key]

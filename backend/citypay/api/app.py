@@ -105,8 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.charging.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
-            platform.dashboard.follow(platform.listener)
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
+            # After the fraud rules: when the dashboard hears of a block, its alerts are stored.
+            platform.dashboard.follow(platform.listener)
             platform.listener.start()
         else:  # the listener runs as its own process: follow its checkpoint
             platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)

@@ -357,3 +357,7 @@ class Day:
         ).json()
         self.console.print(f"deposits refused and listed for return: {len(refused)}")
         kkang.report(self)
+        self.console.print(
+            f"admin dashboard (관리자모드): {self.backend.url}/admin/{CITY}, "
+            f"signed in with the office's operator key {self.operator}"
+        )

@@ -4,7 +4,6 @@
 (() => {
   const CITY = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
   const API = `/admin/api/cities/${encodeURIComponent(CITY)}`;
-  const ALERTS = `/v1/cities/${encodeURIComponent(CITY)}/alerts`;
   const TOKEN_KEY = `citypay.admin.token.${CITY}`;
   const LANG_KEY = "citypay.admin.lang";
   const FEED_ROWS = 50;
@@ -12,8 +11,8 @@
 
   let lang = localStorage.getItem(LANG_KEY) || (navigator.language.startsWith("ko") ? "ko" : "en");
   let summary = null;
+  let city = null; // the city's names, public, for the sign-in screen
   let block = null;
-  let alerts = null; // null: not loaded, {off: true}, {error}, or a list
   const feed = new Map(); // seq -> payment row
   const freshUntil = new Map(); // seq -> time its highlight ends
   const charts = {};
@@ -91,13 +90,16 @@
 
   // --- signing in -------------------------------------------------------------------------------
 
+  let signInError = "";
+
   function showSignIn(message = "") {
+    signInError = message;
     stopStream();
     $("#dashboard").hidden = true;
     $("#status").hidden = true;
     $("#sign-out").hidden = true;
     $("#sign-in").hidden = false;
-    $("#sign-in-error").textContent = message;
+    $("#sign-in-error").textContent = message ? `${t("signInFailed")}: ${message}` : "";
     $("#siwe-button").disabled = !window.ethereum;
     $("#siwe-hint").textContent = window.ethereum ? t("siweHint") : t("noWallet");
   }
@@ -153,7 +155,6 @@
     $("#sign-out").hidden = false;
     mergeFeed(summary.tables.payments.rows, false);
     render();
-    loadAlerts();
     followStream();
   }
 
@@ -184,8 +185,13 @@
           buffer += value.replace(/\r\n/g, "\n");
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
-            onMessage(buffer.slice(0, end));
+            const message = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
+            try {
+              onMessage(message);
+            } catch (error) {
+              console.error("dashboard: a pushed message was not shown", error);
+            }
           }
         }
       } catch (error) {
@@ -216,7 +222,6 @@
       summary = payload;
       mergeFeed(summary.tables.payments.rows, false);
       render();
-      loadAlerts();
     } else if (event === "block") {
       block = payload;
       renderStatus();
@@ -230,59 +235,38 @@
 
   // --- alerts -----------------------------------------------------------------------------------
 
-  async function loadAlerts() {
-    try {
-      const body = await (await call(ALERTS)).json();
-      alerts = Array.isArray(body) ? body : body.alerts || [];
-    } catch (error) {
-      alerts = error instanceof ApiError && error.status === 404 && error.error.code !== "unknown_city"
-        ? { off: true }
-        : { error: error.message };
-    }
-    renderAlerts();
-  }
-
   function renderAlerts() {
+    const table = summary.tables.alerts;
     const body = $("#alerts-body");
     const count = $("#alerts-count");
-    body.replaceChildren();
-    count.textContent = "";
-    if (alerts === null) return;
-    const note = (text, cls = "empty") => {
-      const p = document.createElement("p");
-      p.className = cls;
-      p.textContent = text;
-      body.append(p);
-    };
-    if (alerts.off) {
-      note(t("alertsOff"));
-      const path = document.createElement("code");
-      path.textContent = ALERTS;
-      body.append(path);
+    $("#alerts-card h2").textContent = table.title[lang];
+    count.textContent = String(table.rows.length);
+    count.classList.toggle("hot", table.rows.length > 0);
+    if (!table.rows.length) {
+      const none = document.createElement("p");
+      none.className = "empty";
+      none.textContent = t("alertsNone");
+      body.replaceChildren(none);
       return;
     }
-    if (alerts.error) return note(`${t("alertsError")}: ${alerts.error}`, "error");
-    count.textContent = String(alerts.length);
-    count.classList.toggle("hot", alerts.length > 0);
-    if (!alerts.length) return note(t("alertsNone"));
     const list = document.createElement("ul");
-    for (const alert of alerts) {
+    for (const alert of table.rows) {
       const item = document.createElement("li");
       const head = document.createElement("div");
       head.className = "alert-head";
       const rule = document.createElement("b");
-      rule.textContent = alert.title?.[lang] || alert.rule;
+      rule.textContent = `${alert.rule[lang]} · ${alert.subjectKind[lang]}`;
       const when = document.createElement("span");
-      when.textContent = format("time", alert.blockTime ?? alert.block_time);
+      when.textContent = `${format("time", alert.time)} · ${t("block")} #${alert.block}`;
       head.append(rule, when);
       const text = document.createElement("p");
-      text.textContent = alert.message?.[lang] || alert.message || "";
+      text.textContent = alert.message;
       const subject = document.createElement("code");
-      subject.textContent = alert.subject || "";
+      subject.textContent = alert.subject;
       item.append(head, text, subject);
       list.append(item);
     }
-    body.append(list);
+    body.replaceChildren(list);
   }
 
   // --- rendering --------------------------------------------------------------------------------
@@ -295,8 +279,11 @@
     document.title = `${t("adminMode")} · ${cityName()}`;
   }
 
-  const cityName = () =>
-    summary ? (lang === "ko" ? summary.city.localName || summary.city.name : summary.city.name) : CITY;
+  const cityName = () => {
+    const names = summary?.city || city;
+    if (!names) return CITY;
+    return lang === "ko" ? names.localName || names.name : names.name;
+  };
 
   function render() {
     applyLanguage();
@@ -375,9 +362,15 @@
     return tr;
   }
 
+  // Tables whose rows come oldest first (as the charts draw them), shown newest first; the hours
+  // without a payment are left out of the hours table (the chart shows all 24).
+  const NEWEST_FIRST = new Set(["daily", "monthly"]);
+
   function renderTable(card, table) {
     const body = tableCard(card, table);
-    const rows = table.key === "hours" ? table.rows.filter((r) => r.todayPayments || r.yearPayments) : table.rows;
+    let rows = table.rows;
+    if (table.key === "hours") rows = rows.filter((r) => r.todayPayments || r.yearPayments);
+    if (NEWEST_FIRST.has(table.key)) rows = [...rows].reverse();
     body.replaceChildren(...(rows.length ? rows.map((r) => row(table.columns, r)) : [emptyRow(table.columns)]));
   }
 
@@ -448,7 +441,7 @@
     update(
       chart("chart-hours", {
         type: "bar",
-        data: { labels: [], datasets: [{ backgroundColor: PALETTE[0] }, { type: "line", borderColor: PALETTE[3], backgroundColor: PALETTE[3], yAxisID: "year", tension: 0.3 }] },
+        data: { labels: [], datasets: [{ backgroundColor: PALETTE[0] }, { type: "line", borderColor: PALETTE[3], backgroundColor: PALETTE[3], yAxisID: "year", tension: 0.3, pointRadius: 2 }] },
         options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, year: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0 } } } },
       }),
       hours.map((r) => pad(r.hour)),
@@ -461,7 +454,7 @@
     update(
       chart("chart-daily", {
         type: "line",
-        data: { labels: [], datasets: [{ borderColor: PALETTE[1], backgroundColor: "rgba(46,134,193,0.15)", fill: true, tension: 0.3 }, { type: "bar", backgroundColor: "rgba(23,165,137,0.5)" }] },
+        data: { labels: [], datasets: [{ borderColor: PALETTE[1], backgroundColor: "rgba(46,134,193,0.15)", fill: true, tension: 0.3, pointRadius: 2 }, { type: "bar", backgroundColor: "rgba(23,165,137,0.5)" }] },
         options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
       }),
       daily.map((r) => r.date.slice(5)),
@@ -513,11 +506,18 @@
   document.addEventListener("DOMContentLoaded", () => {
     applyLanguage();
     $("#city-name").textContent = CITY;
+    fetch(API)
+      .then((response) => (response.ok ? response.json() : null))
+      .then((names) => {
+        city = names;
+        $("#city-name").textContent = cityName();
+        document.title = `${t("adminMode")} · ${cityName()}`;
+      });
     $("#lang-toggle").addEventListener("click", () => {
       lang = lang === "ko" ? "en" : "ko";
       localStorage.setItem(LANG_KEY, lang);
       render();
-      if ($("#sign-in").hidden === false) showSignIn($("#sign-in-error").textContent);
+      if ($("#sign-in").hidden === false) showSignIn(signInError);
     });
     $("#sign-out").addEventListener("click", () => signOut());
     $("#key-form").addEventListener("submit", (event) => {

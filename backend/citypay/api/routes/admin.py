@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from citypay.admin.export import Language, table_csv
-from citypay.admin.summary import TABLES
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
 from citypay.auth.models import Role
@@ -68,6 +67,12 @@ def dashboard_file(name: str):
     return FileResponse(files[name])
 
 
+@router.get("/admin/api/cities/{city}")
+def dashboard_city(city: CityDep):
+    """Public: the city's names, for the sign-in screen."""
+    return {"code": city.code, "name": city.name, "localName": city.local_name}
+
+
 @router.get("/admin/api/cities/{city}/summary")
 def dashboard_summary(city: OperatedCity, platform: PlatformDep):
     """Every figure and table of the city's dashboard, as of the last indexed block."""
@@ -82,14 +87,6 @@ def dashboard_table_csv(
     lang: Annotated[Language, Query(description="the language of the column names")] = "ko",
 ):
     """One table of the dashboard as CSV (UTF-8 with BOM, for Excel)."""
-    if table not in TABLES:
-        raise NotFound(
-            "unknown_table",
-            f"the dashboard has no table '{table}'",
-            field="table",
-            value=table,
-            accepted=", ".join(TABLES),
-        )
     body = table_csv(platform.dashboard.table(city, table), lang)
     filename = f"{city.code}-{table}-{date.today().isoformat()}.csv"
     return Response(
