@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated
 
 from eth_utils import is_checksum_address, to_checksum_address
@@ -29,6 +30,7 @@ async def get_city(city: str, platform: PlatformDep) -> City:
 CityDep = Annotated[City, Depends(get_city)]
 
 
+@lru_cache(maxsize=65_536)  # the same payers and merchants come back; each check is 2 keccaks
 def checked_address(value: str) -> str:
     """A 0x address, all lower or upper case or with a valid EIP-55 checksum, checksummed."""
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):

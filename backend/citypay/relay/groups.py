@@ -6,6 +6,7 @@ only for the group it lands in, and the busier the service, the larger the group
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable
@@ -33,11 +34,18 @@ class GroupWorker:
 
     def submit(self, item: Any, timeout: float = 60) -> Any:
         """Queues the item and returns its result (or raises its error)."""
+        return self._queued(item).result(timeout)
+
+    async def submit_async(self, item: Any, timeout: float = 60) -> Any:
+        """submit() for the event loop."""
+        return await asyncio.wait_for(asyncio.wrap_future(self._queued(item)), timeout)
+
+    def _queued(self, item: Any) -> Future:
         if self._thread is None:
             self._start()
         queued = Queued(item)
         self._queue.put(queued)
-        return queued.future.result(timeout)
+        return queued.future
 
     def _start(self) -> None:
         with self._starting:

@@ -77,6 +77,13 @@ class PaymentService:
     def accept_once(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
         """Records a payment to relay. Returns (payment, created): the same authorization posted
         again, also at the same time, returns the payment it already is."""
+        return _settled(self._acceptor.submit(self._offer(city, authorization)))
+
+    async def accept(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
+        """accept_once() for the event loop: waits for the acceptor without a thread."""
+        return _settled(await self._acceptor.submit_async(self._offer(city, authorization)))
+
+    def _offer(self, city: City, authorization: SignedAuthorization) -> _Offer:
         refusal = authorization_refusal(
             city,
             self.domain(city.code),
@@ -84,10 +91,7 @@ class PaymentService:
             now=int(time.time()),
             min_validity=self.settings.RELAY_MIN_VALIDITY,
         )
-        outcome = self._acceptor.submit(_Offer(city, authorization, refusal))
-        if isinstance(outcome, ApiError):
-            raise outcome
-        return outcome
+        return _Offer(city, authorization, refusal)
 
     # --- the acceptor ---------------------------------------------------------------------------
 
@@ -235,6 +239,12 @@ class PaymentService:
                 Payment.city == city, Payment.payer == payer, Payment.nonce == nonce
             )
         )
+
+
+def _settled(outcome) -> tuple[Payment, bool]:
+    if isinstance(outcome, ApiError):
+        raise outcome
+    return outcome
 
 
 def _payment(offer: _Offer, invoice: Invoice | None) -> Payment:

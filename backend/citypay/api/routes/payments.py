@@ -101,10 +101,13 @@ class PaymentPublic(BaseModel):
 
 
 @router.post("/v1/cities/{city}/payments", status_code=202, response_model=PaymentPublic)
-def relay_payment(city: CityDep, body: AuthorizationIn, platform: PlatformDep, response: Response):
+async def relay_payment(
+    city: CityDep, body: AuthorizationIn, platform: PlatformDep, response: Response
+):
     """Checks the authorization against the chain and queues it for the relayer. Posting the
-    same authorization again returns the same payment (200)."""
-    payment, created = platform.payments.accept_once(city, body.signed())
+    same authorization again returns the same payment (200). Async: the request waits for the
+    acceptor's group without holding a thread of the pool."""
+    payment, created = await platform.payments.accept(city, body.signed())
     if created and platform.relayer is not None:
         platform.relayer.wake()
     if not created:
