@@ -26,6 +26,7 @@ Prints a table and writes bench/results/relay.md and relay.json.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -33,6 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 from eth_account import Account
@@ -233,7 +235,56 @@ class IncludedWatcher:
         self._stop.set()
 
 
-def run_relayed(backend, chain, blocks, payers, merchants, api_key: str) -> dict:
+def _tills(url: str, api_key: str, merchants: list, conn) -> None:
+    """The POS tills' process: listens, says so, then answers one wait_for."""
+    watcher = IncludedWatcher(url, api_key, merchants)
+    time.sleep(1)  # every stream connected and past its backlog
+    conn.send("listening")
+    ids, timeout = conn.recv()
+    try:
+        watcher.wait_for(ids, timeout)
+        conn.send((watcher.seen, watcher.failed))
+    except RuntimeError as late:
+        conn.send(str(late))
+    watcher.stop()
+
+
+class PosTills:
+    """The merchants' POS tills (IncludedWatcher) in a process of their own: in the load
+    generator's, their event parsing would share one interpreter lock with the clients that
+    post. Their times are time.monotonic(), one clock for every process of the machine."""
+
+    def __init__(self, url: str, api_key: str, merchants: list) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        addresses = [SimpleNamespace(address=m.address) for m in merchants]
+        self._process = context.Process(
+            target=_tills, args=(url, api_key, addresses, child), daemon=True
+        )
+        self._process.start()
+        if not self._conn.poll(60) or self._conn.recv() != "listening":
+            raise RuntimeError("the POS tills did not start listening")
+
+    def wait_for(self, ids: set[int], timeout: float) -> tuple[dict, dict]:
+        """(seen, failed) once every payment in `ids` is reported included or failed."""
+        self._conn.send((ids, timeout))
+        answer = self._conn.recv()
+        if isinstance(answer, str):
+            raise RuntimeError(answer)
+        return answer
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.join(timeout=10)
+
+
+def _after_next_block(rpc_url: str) -> None:
+    blocks = BlockWatcher(rpc_url)
+    blocks.next_block()
+    blocks.stop()
+
+
+def run_relayed(backend, chain, payers, merchants, api_key: str) -> dict:
     city = chain.deployment.city(CITY)
     domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
     valid_before = int(time.time()) + 3600
@@ -248,8 +299,7 @@ def run_relayed(backend, chain, blocks, payers, merchants, api_key: str) -> dict
         for i in range(PAYMENTS)
     ]
     bodies = [a.as_json() for a in authorizations]
-    watcher = IncludedWatcher(backend.url, api_key, merchants)
-    time.sleep(1)
+    tills = PosTills(backend.url, api_key, merchants)
     posted: dict[int, float] = {}
     cpu_before = _cpu_seconds(backend.process.pid)
     local = threading.local()
@@ -264,20 +314,18 @@ def run_relayed(backend, chain, blocks, payers, merchants, api_key: str) -> dict
             raise RuntimeError(f"payment refused: {response.text}")
         posted[response.json()["id"]] = started
 
-    blocks.next_block()
+    _after_next_block(chain.rpc_url)
     started = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(post, bodies))
     accepted_in = time.monotonic() - started
-    watcher.wait_for(set(posted), timeout=300)
-    elapsed = max(watcher.seen.values()) - started
+    seen, failed = tills.wait_for(set(posted), timeout=300)
+    elapsed = max(seen.values()) - started
     cpu = _cpu_seconds(backend.process.pid) - cpu_before
-    watcher.stop()
-    if watcher.failed:
-        raise RuntimeError(
-            f"{len(watcher.failed)} payments failed: {list(watcher.failed.values())[:3]}"
-        )
-    latencies = [watcher.seen[i] - posted[i] for i in posted]
+    tills.stop()
+    if failed:
+        raise RuntimeError(f"{len(failed)} payments failed: {list(failed.values())[:3]}")
+    latencies = [seen[i] - posted[i] for i in posted]
     return {
         "payments": len(posted),
         "seconds": elapsed,
@@ -290,7 +338,7 @@ def run_relayed(backend, chain, blocks, payers, merchants, api_key: str) -> dict
     }
 
 
-def run_raw(chain, blocks, payers, merchants) -> dict:
+def run_raw(chain, payers, merchants) -> dict:
     city = chain.deployment.city(CITY)
     w3 = chain.w3
     per_payer = -(-PAYMENTS // len(payers))
@@ -332,6 +380,7 @@ def run_raw(chain, blocks, payers, merchants) -> dict:
             raise RuntimeError(f"raw transfer refused: {answer['error']}")
         return answer["result"]
 
+    blocks = BlockWatcher(chain.rpc_url)
     blocks.next_block()
     started = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -339,6 +388,7 @@ def run_raw(chain, blocks, payers, merchants) -> dict:
     sent_in = time.monotonic() - started
     blocks.wait_for(hashes, timeout=300)
     elapsed = max(blocks.seen[h] for h in hashes) - started
+    blocks.stop()
     reverted = blocks.failed(hashes)
     if reverted:
         raise RuntimeError(f"{reverted} raw transfers reverted")
@@ -364,20 +414,16 @@ def main() -> None:
     chain.start_and_deploy()
     backend = BackendUnderTest(chain, database_url, workdir / "log" / "backend.log", BACKEND_PORT)
     backend.settings["LISTENER_IN_API"] = "false"
-    blocks = None
     try:
         payers = [_wallet("payer", i) for i in range(PAYERS)]
         merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
         _populate(chain, payers, merchants)
         backend.start()
         api_key = backend.api_key(f"bench-{os.getpid()}", "operator", CITY)
-        blocks = BlockWatcher(chain.rpc_url)
         load = os.getloadavg()[0]
-        relayed = run_relayed(backend, chain, blocks, payers, merchants, api_key)
-        raw = run_raw(chain, blocks, payers, merchants)
+        relayed = run_relayed(backend, chain, payers, merchants, api_key)
+        raw = run_raw(chain, payers, merchants)
     finally:
-        if blocks is not None:
-            blocks.stop()
         backend.stop()
         chain.stop()
     report(relayed, raw, load)
