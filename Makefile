@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay bench-audit audit lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay bench-audit bench-listener audit lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -55,6 +55,12 @@ bench-relay: setup
 # eth_getLogs read of the same blocks.
 bench-audit: setup
 	.venv-backend/bin/python bench/audit.py
+
+# Chain events indexed per second (raw eth_getLogs, decoding, the listener into SQLite and, with
+# BENCH_POSTGRES_URL, PostgreSQL) over BENCH_LISTENER_PAYMENTS (20,000) payments on a chain of its
+# own; and the listener's lag while the relay benchmark's load (BENCH_PAYMENTS) comes in.
+bench-listener: setup
+	.venv-backend/bin/python bench/listener.py
 
 # The auditor, knowing only a node and the directory's address (by default the embedded chain's
 # and its manifest's): make audit AUDIT_ARGS="check --city gimpo".

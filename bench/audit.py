@@ -27,22 +27,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
-
-import coincurve
-from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector, keccak
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from citypay.audit.source import ChainSource  # noqa: E402
-from citypay.authorization import TokenDomain, authorization_digest  # noqa: E402
+from citypay.authorization import TokenDomain  # noqa: E402
 from citypay.chain.events import decode_log  # noqa: E402
-from citypay.chain.keys import development_account  # noqa: E402
 from citypay.chain.log_reader import LogReader  # noqa: E402
 from citypay.ledger import Books  # noqa: E402
+from history import sign_payments, submit  # noqa: E402
 from platform_harness import ChainUnderTest  # noqa: E402
 from relay import _populate, _wallet  # noqa: E402
 
@@ -53,69 +48,10 @@ PAYERS = max(1, min(1_000, PAYMENTS // 100))
 MERCHANTS = 20
 CHAIN_PORT = int(os.environ.get("BENCH_CHAIN_PORT", "0")) or None
 RESULTS = ROOT / "bench" / "results"
-ENTRY = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
-SELECTOR = function_signature_to_4byte_selector(f"transferWithAuthorizationBatch({ENTRY}[])")
-
-
-class _Terms(NamedTuple):
-    """What authorization_digest reads of an authorization."""
-
-    from_: str
-    to: str
-    value: int
-    valid_after: int
-    valid_before: int
-    nonce: bytes
 
 
 def _value(index: int) -> int:
     return 1 + index % 997  # 1 to 997 won: a payer's 100 payments stay within its charge
-
-
-def sign_payments(domain: TokenDomain, payers: list, merchants: list) -> list[tuple]:
-    """Every authorization as a batch entry (from, to, value, after, before, nonce, v, r, s)."""
-    keys = [coincurve.PrivateKey(bytes(p.key)) for p in payers]
-    valid_before = int(time.time()) + 24 * 3600
-    entries = []
-    for index in range(PAYMENTS):
-        payer = index % len(payers)
-        terms = _Terms(
-            payers[payer].address,
-            merchants[index % len(merchants)].address,
-            _value(index),
-            0,
-            valid_before,
-            keccak(text=f"bench-audit:{index}"),
-        )
-        signature = keys[payer].sign_recoverable(authorization_digest(domain, terms), hasher=None)
-        entries.append((*terms, 27 + signature[64], signature[:32], signature[32:64]))
-    return entries
-
-
-def submit(chain: ChainUnderTest, entries: list[tuple]) -> tuple[int, int]:
-    """Sends the batches with consecutive nonces and waits for them; (first block, last block)."""
-    city = chain.deployment.city(CITY)
-    sender = development_account(chain.deployment.account("relayer"))
-    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
-    hashes = []
-    for offset, start in enumerate(range(0, len(entries), BATCH)):
-        calldata = SELECTOR + encode([f"{ENTRY}[]"], [entries[start : start + BATCH]])
-        transaction = {
-            "to": city.token.address,
-            "data": calldata,
-            "nonce": nonce + offset,
-            "gas": 60_000 * BATCH + 100_000,
-            "gasPrice": 0,
-            "chainId": chain.deployment.chain_id,
-        }
-        signed = sender.sign_transaction(transaction)
-        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
-    blocks = []
-    for tx_hash in hashes:
-        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=600, poll_latency=0.5)
-        assert receipt["status"] == 1, f"batch {tx_hash.hex()} reverted"
-        blocks.append(receipt["blockNumber"])
-    return min(blocks), max(blocks)
 
 
 def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict]:
@@ -177,10 +113,10 @@ def main() -> None:
         domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
 
         started = time.perf_counter()
-        entries = sign_payments(domain, payers, merchants)
+        entries = sign_payments(domain, payers, merchants, PAYMENTS, _value, "bench-audit")
         signing = time.perf_counter() - started
         started = time.perf_counter()
-        first, last = submit(chain, entries)
+        first, last = submit(chain, CITY, entries, BATCH)
         mining = time.perf_counter() - started
         print(
             f"generated: signed in {signing:.1f} s, "

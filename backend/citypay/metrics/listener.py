@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from citypay.listener.indexer import Listener, Update
+
+log = logging.getLogger(__name__)
 
 
 class ListenerCollector(Collector):
@@ -36,18 +39,24 @@ class ListenerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         listener = self.listener
+        try:
+            head, head_time = listener.reader.latest()
+        except Exception:  # the node is unreachable: the head as the last step saw it
+            log.warning("metrics: the node's head could not be read", exc_info=True)
+            head, head_time = listener.head, listener.head_time
+        lag_blocks, lag_seconds = listener.behind(head, head_time)
         gauges = (
             (
                 "lag_blocks",
-                "Blocks between the chain's head and the last indexed block.",
-                listener.lag,
+                "Blocks between the chain's head now and the last indexed block.",
+                lag_blocks,
             ),
             (
                 "lag_seconds",
-                "Chain time between the head block and the last indexed block, in seconds.",
-                listener.lag_seconds,
+                "Chain time between the head block now and the last indexed block, in seconds.",
+                lag_seconds,
             ),
-            ("head_block", "The chain's head at the listener's last step.", listener.head),
+            ("head_block", "The chain's head as the scrape read it.", head),
             ("indexed_block", "The last block whose events are all stored.", listener.indexed_to),
             (
                 "last_step_timestamp_seconds",

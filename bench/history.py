@@ -1,0 +1,91 @@
+"""A long chain history for the benchmarks that read one: many payments as payer-signed EIP-3009
+authorizations, settled by `transferWithAuthorizationBatch` as the relayer sends them.
+
+The authorizations are signed with coincurve over the digest worked out word by word
+(citypay.authorization.authorization_digest; eth-account's typed-data signing takes about 2 ms
+each), and the batches are encoded with eth-abi and sent with consecutive nonces without waiting
+for one another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import coincurve
+from citypay.authorization import TokenDomain, authorization_digest
+from citypay.chain.keys import development_account
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, keccak
+
+ENTRY = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
+SELECTOR = function_signature_to_4byte_selector(f"transferWithAuthorizationBatch({ENTRY}[])")
+# Gas a batch entry may use (about 40,000 is typical): anvil packs a block by the gas limits.
+GAS_PER_ENTRY = 60_000
+
+
+class _Terms(NamedTuple):
+    """What authorization_digest reads of an authorization."""
+
+    from_: str
+    to: str
+    value: int
+    valid_after: int
+    valid_before: int
+    nonce: bytes
+
+
+def sign_payments(
+    domain: TokenDomain,
+    payers: list,
+    merchants: list,
+    count: int,
+    value: Callable[[int], int],
+    label: str,
+) -> list[tuple]:
+    """`count` authorizations, payer and merchant in turn, each worth `value(index)`, as batch
+    entries (from, to, value, after, before, nonce, v, r, s); nonces are keccak(label:index)."""
+    keys = [coincurve.PrivateKey(bytes(p.key)) for p in payers]
+    valid_before = int(time.time()) + 24 * 3600
+    entries = []
+    for index in range(count):
+        payer = index % len(payers)
+        terms = _Terms(
+            payers[payer].address,
+            merchants[index % len(merchants)].address,
+            value(index),
+            0,
+            valid_before,
+            keccak(text=f"{label}:{index}"),
+        )
+        signature = keys[payer].sign_recoverable(authorization_digest(domain, terms), hasher=None)
+        entries.append((*terms, 27 + signature[64], signature[:32], signature[32:64]))
+    return entries
+
+
+def submit(chain, city_code: str, entries: list[tuple], batch: int) -> tuple[int, int]:
+    """Sends the entries in batches from the relayer's account and waits for every one;
+    (first block, last block) that holds them."""
+    city = chain.deployment.city(city_code)
+    sender = development_account(chain.deployment.account("relayer"))
+    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
+    hashes = []
+    for offset, start in enumerate(range(0, len(entries), batch)):
+        chunk = entries[start : start + batch]
+        transaction = {
+            "to": city.token.address,
+            "data": SELECTOR + encode([f"{ENTRY}[]"], [chunk]),
+            "nonce": nonce + offset,
+            "gas": GAS_PER_ENTRY * len(chunk) + 100_000,
+            "gasPrice": 0,
+            "chainId": chain.deployment.chain_id,
+        }
+        signed = sender.sign_transaction(transaction)
+        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+    blocks = []
+    for tx_hash in hashes:
+        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=600, poll_latency=0.5)
+        assert receipt["status"] == 1, f"batch {tx_hash.hex()} reverted"
+        blocks.append(receipt["blockNumber"])
+    return min(blocks), max(blocks)

@@ -1,0 +1,418 @@
+"""Chain events indexed per second, against the raw eth_getLogs rate of the same run; then the
+listener's lag while relayed payments come in.
+
+    make bench-listener     # BENCH_LISTENER_PAYMENTS=20000, BENCH_POSTGRES_URL=postgresql+psycopg://...
+
+Starts a chain of its own (BENCH_CHAIN_PORT, a free port if unset) and deploys the cities,
+registers and charges payers, then makes BENCH_LISTENER_PAYMENTS payments as payer-signed EIP-3009
+authorizations settled by `transferWithAuthorizationBatch` in batches of BENCH_LISTENER_BATCH
+(bench/history.py; generation is timed apart). Each payment leaves two events (Transfer and
+AuthorizationUsed). Then, over the same blocks and addresses, best of BENCH_LISTENER_REPEATS:
+
+- raw: eth_getLogs with the listener's LogReader and its chunking, nothing else;
+- decode: every log of that read through citypay.chain.events.decode_log, in this process;
+- SQLite and PostgreSQL: the listener from scratch (fresh database, no checkpoint) to the head,
+  read, decoded and stored with a checkpoint per chunk, as `python -m citypay.listener` does;
+  PostgreSQL when BENCH_POSTGRES_URL names a database the benchmark may empty.
+
+Before the history, the lag: on the chain as the relay benchmark has it (the cities, payers and
+merchants), the backend (LISTENER_IN_API=false, as the relay benchmark runs it) and the listener
+as its own process share a SQLite database; BENCH_PAYMENTS payments (the relay benchmark's
+setting, 2000) are POSTed by BENCH_CLIENTS (32) clients, and the listener's /metrics is sampled
+every 0.1 s until they are all included and indexed.
+
+Prints the tables and writes bench/results/listener.md and listener.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend" / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from citypay.authorization import TokenDomain  # noqa: E402
+from citypay.chain.events import decode_log  # noqa: E402
+from citypay.chain.log_reader import LogReader  # noqa: E402
+from citypay.core.config import Settings  # noqa: E402
+from citypay.db.migrate import upgrade  # noqa: E402
+from citypay.db.models import Payment, PaymentStatus  # noqa: E402
+from citypay.db.session import Database  # noqa: E402
+from citypay.listener.indexer import listener_for  # noqa: E402
+from history import sign_payments, submit  # noqa: E402
+from platform_harness import BackendUnderTest, ChainUnderTest, free_port  # noqa: E402
+from relay import CLIENTS, _populate, _wallet  # noqa: E402
+from relay import PAYMENTS as LOAD_PAYMENTS  # noqa: E402
+
+CITY = "gimpo"
+PAYMENTS = int(os.environ.get("BENCH_LISTENER_PAYMENTS", "20000"))
+BATCH = int(os.environ.get("BENCH_LISTENER_BATCH", "100"))
+REPEATS = int(os.environ.get("BENCH_LISTENER_REPEATS", "3"))
+PAYERS = max(1, min(1_000, PAYMENTS // 100))
+MERCHANTS = 8
+CHAIN_PORT = int(os.environ.get("BENCH_CHAIN_PORT", "0")) or None
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL")
+SETTINGS = Settings()  # the LISTENER_* settings the listener runs with (environment, defaults)
+SAMPLE_EVERY = 0.1  # seconds between two scrapes of the listener's /metrics
+RESULTS = ROOT / "bench" / "results"
+
+
+def _value(index: int) -> int:
+    return 1 + index % 97  # a payer's payments stay well within its charge
+
+
+def _best(runs: list[tuple[float, object]]) -> tuple[float, object]:
+    return min(runs, key=lambda run: run[0])
+
+
+def read_raw(w3, where: dict, first: int, last: int, max_span: int) -> tuple[float, list, int]:
+    """(seconds, logs, chunks): eth_getLogs over [first, last] as the listener's reader asks."""
+    started = time.perf_counter()
+    reader = LogReader(w3, list(where), max_span=max_span)
+    chunks = list(reader.read(first, last))
+    seconds = time.perf_counter() - started
+    return seconds, [entry for chunk in chunks for entry in chunk.logs], len(chunks)
+
+
+def decode_all(logs: list, where: dict) -> tuple[float, list]:
+    started = time.perf_counter()
+    events = [
+        decode_log(entry, *where[entry["address"].lower()], int(entry["blockTimestamp"], 16))
+        for entry in logs
+    ]
+    return time.perf_counter() - started, events
+
+
+def index_from_scratch(database_url: str, chain, last: int) -> tuple[float, int]:
+    """(seconds, events stored): the listener on an empty database until it has `last`."""
+    db = Database(database_url)
+    upgrade(db.engine)
+    listener = listener_for(SETTINGS, db, chain.deployment)  # as python -m citypay.listener
+    started = time.perf_counter()
+    stored = 0
+    while (listener.indexed_to or -1) < last:
+        stored += listener.step()
+    seconds = time.perf_counter() - started
+    db.engine.dispose()
+    return seconds, stored
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def _indexing(name: str, events: int, runs: list[tuple[float, object]]) -> dict:
+    seconds, _ = _best(runs)
+    return {
+        "path": name,
+        "events": events,
+        "seconds": seconds,
+        "per_second": events / seconds,
+        "runs": [run[0] for run in runs],
+    }
+
+
+def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
+    """The four rows of the table, over every block since the deployment; and what was read."""
+    watched = chain.deployment.watched_contracts()
+    where = {w.address.lower(): (w.city, w.kind) for w in watched}
+    first, last = min(w.deployed_at for w in watched), chain.w3.eth.block_number
+    max_span = SETTINGS.LISTENER_MAX_SPAN
+
+    raw_runs = []
+    for _ in range(REPEATS):
+        seconds, logs, chunks = read_raw(chain.w3, where, first, last, max_span)
+        raw_runs.append((seconds, None))
+    decode_runs = [decode_all(logs, where) for _ in range(REPEATS)]
+    kinds = Counter(event.event for event in decode_runs[0][1])
+    assert kinds["AuthorizationUsed"] >= PAYMENTS and not kinds["AuthorizationFailed"], kinds
+    rows = [
+        _indexing("raw eth_getLogs (the listener's LogReader and chunking)", len(logs), raw_runs),
+        _indexing("decode only (decode_log of every log, in process)", len(logs), decode_runs),
+    ]
+
+    sqlite_runs = []
+    for run in range(REPEATS):
+        url = f"sqlite:///{workdir / f'listener-{run}.sqlite3'}"
+        seconds, stored = index_from_scratch(url, chain, last)
+        assert stored == len(logs), (stored, len(logs))
+        sqlite_runs.append((seconds, None))
+    rows.append(_indexing("listener into SQLite, from scratch", len(logs), sqlite_runs))
+    if POSTGRES_URL:
+        postgres_runs = []
+        for _ in range(REPEATS):
+            _empty_postgres(POSTGRES_URL)
+            seconds, stored = index_from_scratch(POSTGRES_URL, chain, last)
+            assert stored == len(logs), (stored, len(logs))
+            postgres_runs.append((seconds, None))
+        rows.append(_indexing("listener into PostgreSQL, from scratch", len(logs), postgres_runs))
+    history = {
+        "first_block": first,
+        "last_block": last,
+        "logs": len(logs),
+        "chunks": chunks,
+        "max_span": max_span,
+        "events": dict(kinds.most_common()),
+    }
+    return rows, history
+
+
+# --- the lag under relayed load --------------------------------------------------------------
+
+
+def _scrape(url: str) -> Counter:
+    """A /metrics page as {sample name: value}, summed over labels."""
+    totals: Counter = Counter()
+    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
+        for sample in family.samples:
+            totals[sample.name] += sample.value
+    return totals
+
+
+class LagSampler:
+    """Scrapes the listener's /metrics every SAMPLE_EVERY seconds: lag in blocks and seconds."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.blocks: list[float] = []
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            samples = _scrape(self.url)
+            self.blocks.append(samples["citypay_listener_lag_blocks"])
+            self.seconds.append(samples["citypay_listener_lag_seconds"])
+            self._stop.wait(SAMPLE_EVERY)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _listener_process(chain, database_url: str, port: int, log_path: Path) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RPC_URL": chain.rpc_url,
+        "CHAIN_ID": str(chain.deployment.chain_id),
+        "MANIFEST_PATH": str(chain.manifest),
+        "LISTENER_METRICS_PORT": str(port),
+        "LOG_FORMAT": "json",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "citypay.listener"],
+        cwd=ROOT,
+        env=environment,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_caught_up(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _scrape(url).get("citypay_listener_lag_blocks", 99) <= 1:
+                return
+        except httpx.HTTPError:
+            pass  # not serving yet
+        time.sleep(0.2)
+    raise RuntimeError(f"the listener did not catch up within {timeout} s")
+
+
+def measure_lag(chain, database_url: str, payers: list, merchants: list, workdir: Path) -> dict:
+    """The listener's lag while LOAD_PAYMENTS relayed payments are posted and included."""
+    city = chain.deployment.city(CITY)
+    domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+    entries = sign_payments(domain, payers, merchants, LOAD_PAYMENTS, _value, "bench-lag")
+    bodies = [
+        {
+            "from": payer,
+            "to": merchant,
+            "value": value,
+            "validAfter": after,
+            "validBefore": before,
+            "nonce": "0x" + nonce.hex(),
+            "v": v,
+            "r": "0x" + r.hex(),
+            "s": "0x" + s.hex(),
+        }
+        for payer, merchant, value, after, before, nonce, v, r, s in entries
+    ]
+    backend = BackendUnderTest(chain, database_url, workdir / "backend.log")
+    backend.settings["LISTENER_IN_API"] = "false"
+    port = free_port()
+    listener = _listener_process(chain, database_url, port, workdir / "listener.log")
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    try:
+        backend.start()
+        _wait_caught_up(metrics)
+        sampler = LagSampler(metrics)
+        local = threading.local()
+
+        def post(body: dict) -> None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=backend.url, timeout=60)
+            answer = client.post(f"/v1/cities/{CITY}/payments", json=body)
+            if answer.status_code != 202:
+                raise RuntimeError(f"payment refused: {answer.text}")
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(post, bodies))
+        while True:  # until nothing is queued or in a batch not yet mined
+            relay = _scrape(f"{backend.url}/metrics")
+            if relay["citypay_relay_queue"] + relay["citypay_relay_transactions_pending"] == 0:
+                break
+            time.sleep(0.2)
+        included_in = time.monotonic() - started
+        included = _included(database_url)
+        if included != LOAD_PAYMENTS:
+            raise RuntimeError(f"{included} of {LOAD_PAYMENTS} payments included")
+        _wait_caught_up(metrics)
+        sampler.stop()
+    finally:
+        listener.terminate()
+        listener.wait(timeout=15)
+        backend.stop()
+    return {
+        "payments": LOAD_PAYMENTS,
+        "clients": CLIENTS,
+        "relayed_per_second": LOAD_PAYMENTS / included_in,
+        "samples": len(sampler.blocks),
+        "blocks_max": max(sampler.blocks),
+        "blocks_p99": _percentile(sampler.blocks, 0.99),
+        "blocks_p50": statistics.median(sampler.blocks),
+        "seconds_max": max(sampler.seconds),
+        "seconds_p99": _percentile(sampler.seconds, 0.99),
+        "seconds_p50": statistics.median(sampler.seconds),
+    }
+
+
+def _included(database_url: str) -> int:
+    db = Database(database_url)
+    with db.session() as session:
+        count = session.scalar(select(func.count()).where(Payment.status == PaymentStatus.INCLUDED))
+    db.engine.dispose()
+    return count
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    workdir = ROOT / "data" / "bench-listener" / str(os.getpid())
+    workdir.mkdir(parents=True)
+    chain = ChainUnderTest(workdir / "chain", CHAIN_PORT)
+    print(f"listener benchmark: {PAYMENTS:,} payments by {PAYERS} payers, batches of {BATCH}")
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    chain.start_and_deploy()
+    try:
+        payers = [_wallet("payer", i) for i in range(PAYERS)]
+        merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
+        _populate(chain, payers, merchants)
+        city = chain.deployment.city(CITY)
+        domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+        setup = time.perf_counter() - started
+        # The lag first, on the chain as the relay benchmark has it (the cities and their
+        # people): a listener starting on the long history would first spend its start-up on it.
+        lag = measure_lag(chain, f"sqlite:///{workdir / 'lag.sqlite3'}", payers, merchants, workdir)
+        started = time.perf_counter()
+        entries = sign_payments(domain, payers, merchants, PAYMENTS, _value, "bench-listener")
+        signing = time.perf_counter() - started
+        started = time.perf_counter()
+        first, last = submit(chain, CITY, entries, BATCH)
+        mining = time.perf_counter() - started
+        print(
+            f"history: signed in {signing:.1f} s, mined in blocks {first}-{last} in {mining:.1f} s"
+        )
+        rows, history = measure_indexing(chain, workdir)
+    finally:
+        chain.stop()
+    history |= {
+        "payments": PAYMENTS,
+        "batch": BATCH,
+        "payers": PAYERS,
+        "payment_blocks": [first, last],
+        "setup_seconds": setup,
+        "signing_seconds": signing,
+        "mining_seconds": mining,
+        "load_average": load,
+    }
+    report(rows, history, lag)
+
+
+def report(rows: list[dict], history: dict, lag: dict) -> None:
+    raw = rows[0]["per_second"]
+    lines = [
+        f"| {history['logs']:,} events (blocks {history['first_block']}-{history['last_block']}) "
+        "| seconds | events/s | x raw |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {row['path']} | {row['seconds']:.2f} | {row['per_second']:,.0f} | "
+            f"{row['per_second'] / raw:.2f}x |"
+            for row in rows
+        ),
+        "",
+        "| listener lag while relayed payments come in | max | p99 | median |",
+        "|---|---:|---:|---:|",
+        f"| blocks behind the head | {lag['blocks_max']:.0f} | {lag['blocks_p99']:.0f} | "
+        f"{lag['blocks_p50']:.0f} |",
+        f"| seconds behind the head (chain time) | {lag['seconds_max']:.0f} | "
+        f"{lag['seconds_p99']:.0f} | {lag['seconds_p50']:.0f} |",
+        "",
+        f"- History: {history['payments']:,} payments in batches of {history['batch']} "
+        f"(transferWithAuthorizationBatch) in blocks {history['payment_blocks'][0]}-"
+        f"{history['payment_blocks'][1]}, by {history['payers']} payers to {MERCHANTS} merchants, "
+        f"after the deployment and registrations; read in {history['chunks']} eth_getLogs chunks "
+        f"(spans up to {history['max_span']:,} blocks). Best of {REPEATS} runs each; the "
+        "listener's rows start from an empty database and include its checkpoint per chunk.",
+        f"- Generation, apart: set-up {history['setup_seconds']:.0f} s; signed (coincurve) in "
+        f"{history['signing_seconds']:.1f} s; mined in {history['mining_seconds']:.1f} s "
+        "(1-second blocks).",
+        f"- Lag: the listener as its own process (python -m citypay.listener) and the backend "
+        f"(LISTENER_IN_API=false) on one SQLite database; {lag['payments']:,} payments POSTed by "
+        f"{lag['clients']} clients, all included at {lag['relayed_per_second']:.0f} payments/s; "
+        f"{lag['samples']} samples of the listener's /metrics, one every {SAMPLE_EVERY} s, until "
+        "it had indexed them all.",
+        f"- {os.cpu_count()} cores shared by the node, the database, the backend, the listener "
+        f"and the load generator (load average {history['load_average']:.1f} as the run began).",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "listener.md").write_text(table + "\n", encoding="utf-8")
+    result = {"indexing": rows, "history": history, "lag": lag, "cores": os.cpu_count()}
+    (RESULTS / "listener.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
