@@ -77,18 +77,47 @@ class YearFigures:
     )
 
 
+class Distinct:
+    """How many distinct wallets: a set while its day or month takes payments, then only its
+    size (payments come in chain order, so a period that is over takes no more; a city's year of
+    daily sets of payers would otherwise stay in memory)."""
+
+    __slots__ = ("_count", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[str] | None = set()
+        self._count = 0
+
+    def add(self, address: str) -> None:
+        self._seen.add(address)
+
+    def close(self) -> None:
+        if self._seen is not None:
+            self._count, self._seen = len(self._seen), None
+
+    def __len__(self) -> int:
+        return self._count if self._seen is None else len(self._seen)
+
+
 @dataclass(slots=True)
 class DayFigures:
     payments: Tally = field(default_factory=Tally)
     by_hour: list[Tally] = field(default_factory=_hours)
-    payers: set[str] = field(default_factory=set)
+    payers: Distinct = field(default_factory=Distinct)
+
+    def close(self) -> None:
+        self.payers.close()
 
 
 @dataclass(slots=True)
 class MonthFigures:
     payments: Tally = field(default_factory=Tally)
-    payers: set[str] = field(default_factory=set)
-    merchants: set[str] = field(default_factory=set)
+    payers: Distinct = field(default_factory=Distinct)
+    merchants: Distinct = field(default_factory=Distinct)
+
+    def close(self) -> None:
+        self.payers.close()
+        self.merchants.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +195,17 @@ class CityFigures:
         one's is kept (the calendar arithmetic was most of a payment's cost)."""
         if block_time != self._period_time:
             moment = kst(block_time)
-            self._period_of = (
+            period = (
                 moment.hour,
                 self.year_of(block_time),
                 self.days[moment.date().isoformat()],
                 self.months[f"{moment.year:04d}-{moment.month:02d}"],
             )
-            self._period_time = block_time
+            if self._period_of is not None:
+                for before, now in zip(self._period_of[2:], period[2:], strict=True):
+                    if before is not now:  # a new day or month: the last one is over
+                        before.close()
+            self._period_of, self._period_time = period, block_time
         return self._period_of
 
     def payment(self, movement: Movement) -> None:
