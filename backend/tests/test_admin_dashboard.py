@@ -548,6 +548,7 @@ def test_the_page_shows_the_days_numbers_live_in_both_languages(
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("#city-name").inner_text() == "Ulsan Pay"
     assert page.locator("[data-i18n=kpiCirculation]").inner_text() == "In circulation"
+    assert page.locator("#live-text").inner_text() == "Live"
     assert restaurant.locator("[data-col=category]").inner_text() == "Restaurant"
     page.screenshot(path=str(ARTIFACTS / f"admin-dashboard-{CITY}-en.png"))
     with page.expect_download() as download:

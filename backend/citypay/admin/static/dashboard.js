@@ -228,7 +228,10 @@
     }
   }
 
-  function setLive(live) {
+  let live = false;
+
+  function setLive(connected) {
+    live = connected;
     $("#live-dot").classList.toggle("on", live);
     $("#live-text").textContent = live ? t("live") : t("reconnecting");
   }
@@ -275,6 +278,7 @@
     document.documentElement.lang = lang;
     for (const element of $$("[data-i18n]")) element.textContent = t(element.dataset.i18n);
     $("#lang-toggle").textContent = t("switchTo");
+    $("#live-text").textContent = live ? t("live") : t("reconnecting");
     for (const button of $$("button.csv:not([data-i18n])")) button.textContent = t("csv");
     document.title = `${t("adminMode")} · ${cityName()}`;
   }
