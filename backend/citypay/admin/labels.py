@@ -41,6 +41,7 @@ CATEGORIES = {
     8621: Label("의원", "Clinic"),
     8622: Label("치과", "Dental clinic"),
     8623: Label("한의원", "Korean medicine clinic"),
+    5947: Label("선물·기념품", "Gifts and souvenirs"),  # the code the day's gift shop registers
     9124: Label("사행시설", "Gambling"),
     9611: Label("미용실", "Hair and beauty"),
     9612: Label("목욕탕", "Bathhouse"),
