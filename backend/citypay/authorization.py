@@ -212,6 +212,11 @@ def _type_hash(primary_type: str, fields: list) -> bytes:
 
 
 @cache
+def _authorization_type_hash(primary_type: str) -> bytes:
+    return _type_hash(primary_type, _AUTHORIZATION_FIELDS)
+
+
+@cache
 def domain_separator(domain: TokenDomain) -> bytes:
     return keccak(
         _type_hash("EIP712Domain", _DOMAIN_FIELDS)
@@ -236,7 +241,7 @@ def authorization_digest(
     encoder parses the types again on every call (about 250 us), and the relay recovers one
     signature a payment."""
     words = (
-        _type_hash(primary_type, _AUTHORIZATION_FIELDS)
+        _authorization_type_hash(primary_type)
         + _address_word(authorization.from_)
         + _address_word(authorization.to)
         + authorization.value.to_bytes(32, "big")
