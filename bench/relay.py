@@ -123,6 +123,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuMeter:
+    """CPU-seconds each named process used since the meter was made."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self.start = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+
+    def used(self) -> dict[str, float]:
+        return {
+            name: round(_cpu_seconds(pid) - self.start[name], 2) for name, pid in self.pids.items()
+        }
+
+
+def _node_pid(chain: ChainUnderTest) -> int:
+    return json.loads((chain.data_dir / "anvil.json").read_text())["pid"]
+
+
 class BlockWatcher:
     """Notes when each transaction is first seen in a block, asking the node for its newest
     block every 20 ms."""
@@ -265,6 +282,10 @@ class PosTills:
         if not self._conn.poll(60) or self._conn.recv() != "listening":
             raise RuntimeError("the POS tills did not start listening")
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def wait_for(self, ids: set[int], timeout: float) -> tuple[dict, dict]:
         """(seen, failed) once every payment in `ids` is reported included or failed."""
         self._conn.send((ids, timeout))
@@ -332,14 +353,19 @@ def run_relayed(backend, chain, payers, merchants, api_key: str) -> dict:
         list(pool.map(post, warm_up))
         _wait_included(backend.url, warm_up)
         posted.clear()
-        cpu_before = _cpu_seconds(backend.process.pid)
         _after_next_block(chain.rpc_url)
+        meter = CpuMeter(
+            backend=backend.process.pid,
+            node=_node_pid(chain),
+            load_generator=os.getpid(),
+            pos_tills=tills.pid,
+        )
         started = time.monotonic()
         list(pool.map(post, bodies))
         accepted_in = time.monotonic() - started
     seen, failed = tills.wait_for(set(posted), timeout=300)
     elapsed = max(seen.values()) - started
-    cpu = _cpu_seconds(backend.process.pid) - cpu_before
+    cpu = meter.used()
     tills.stop()
     if failed:
         raise RuntimeError(f"{len(failed)} payments failed: {list(failed.values())[:3]}")
@@ -351,8 +377,9 @@ def run_relayed(backend, chain, payers, merchants, api_key: str) -> dict:
         "accepted_per_second": len(posted) / accepted_in,
         "p50_seconds": statistics.median(latencies),
         "p99_seconds": _percentile(latencies, 0.99),
-        "backend_cpu_seconds": cpu,
-        "per_cpu_second": len(posted) / cpu if cpu else None,
+        "backend_cpu_seconds": cpu["backend"],
+        "per_cpu_second": len(posted) / cpu["backend"] if cpu["backend"] else None,
+        "cpu_seconds": cpu,
     }
 
 
@@ -403,11 +430,13 @@ def run_raw(chain, payers, merchants) -> dict:
     with ThreadPoolExecutor(CLIENTS) as pool:
         blocks.wait_for(list(pool.map(send, warm_up)), timeout=60)
         blocks.next_block()
+        meter = CpuMeter(node=_node_pid(chain), load_generator=os.getpid())
         started = time.monotonic()
         hashes = list(pool.map(send, raw))
         sent_in = time.monotonic() - started
     blocks.wait_for(hashes, timeout=300)
     elapsed = max(blocks.seen[h] for h in hashes) - started
+    cpu = meter.used()
     blocks.stop()
     reverted = blocks.failed(hashes)
     if reverted:
@@ -417,6 +446,7 @@ def run_raw(chain, payers, merchants) -> dict:
         "seconds": elapsed,
         "per_second": len(raw) / elapsed,
         "sent_per_second": len(raw) / sent_in,
+        "cpu_seconds": cpu,
     }
 
 
@@ -458,6 +488,10 @@ def _empty(database_url: str) -> None:
     engine.dispose()
 
 
+def _cpu_line(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name.replace('_', ' ')} {seconds:.2f}" for name, seconds in cpu.items())
+
+
 def report(relayed: dict, raw: dict, load: float) -> None:
     ratio = relayed["per_second"] / raw["per_second"]
     postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
@@ -490,6 +524,9 @@ def report(relayed: dict, raw: dict, load: float) -> None:
         f"{os.cpu_count()} cores shared by the node, the backend and the load generator "
         f"(load average {load:.1f} as the run began); the chain event listener not in the "
         "backend's process.",
+        f"- CPU-seconds in the window, relayed: {_cpu_line(relayed['cpu_seconds'])}; "
+        f"raw: {_cpu_line(raw['cpu_seconds'])}. Both windows open just after a block and close "
+        "when the last payment is known included; both sides are signed before.",
     ]
     table = "\n".join(lines)
     print(table)
