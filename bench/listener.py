@@ -17,9 +17,10 @@ AuthorizationUsed). Then, over the same blocks and addresses, best of BENCH_LIST
 
 Before the history, the lag: on the chain as the relay benchmark has it (the cities, payers and
 merchants), the backend (LISTENER_IN_API=false, as the relay benchmark runs it) and the listener
-as its own process share a SQLite database; BENCH_PAYMENTS payments (the relay benchmark's
-setting, 2000) are POSTed by BENCH_CLIENTS (32) clients, and the listener's /metrics is sampled
-every 0.1 s until they are all included and indexed.
+as its own process share a SQLite database, and the relay benchmark's relayed run
+(bench/relay.py: BENCH_PAYMENTS payments POSTed by BENCH_CLIENTS clients, the merchants' tills
+following them) goes through; the listener's /metrics is sampled every 0.1 s from before the
+first POST until every block of the load is indexed.
 
 Prints the tables and writes bench/results/listener.md and listener.json.
 """
@@ -34,12 +35,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
@@ -50,13 +50,11 @@ from citypay.chain.events import decode_log  # noqa: E402
 from citypay.chain.log_reader import LogReader  # noqa: E402
 from citypay.core.config import Settings  # noqa: E402
 from citypay.db.migrate import upgrade  # noqa: E402
-from citypay.db.models import Payment, PaymentStatus  # noqa: E402
 from citypay.db.session import Database  # noqa: E402
 from citypay.listener.indexer import listener_for  # noqa: E402
 from history import sign_payments, submit  # noqa: E402
 from platform_harness import BackendUnderTest, ChainUnderTest, free_port  # noqa: E402
-from relay import CLIENTS, _populate, _wallet  # noqa: E402
-from relay import PAYMENTS as LOAD_PAYMENTS  # noqa: E402
+from relay import CLIENTS, _percentile, _populate, _wallet, run_relayed  # noqa: E402
 
 CITY = "gimpo"
 PAYMENTS = int(os.environ.get("BENCH_LISTENER_PAYMENTS", "20000"))
@@ -211,11 +209,6 @@ class LagSampler:
         self._thread.join(timeout=10)
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def _listener_process(chain, database_url: str, port: int, log_path: Path) -> subprocess.Popen:
     environment = {
         **os.environ,
@@ -248,65 +241,27 @@ def _wait_caught_up(url: str, timeout: float = 120) -> None:
 
 
 def measure_lag(chain, database_url: str, payers: list, merchants: list, workdir: Path) -> dict:
-    """The listener's lag while LOAD_PAYMENTS relayed payments are posted and included."""
-    city = chain.deployment.city(CITY)
-    domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
-    entries = sign_payments(domain, payers, merchants, LOAD_PAYMENTS, _value, "bench-lag")
-    bodies = [
-        {
-            "from": payer,
-            "to": merchant,
-            "value": value,
-            "validAfter": after,
-            "validBefore": before,
-            "nonce": "0x" + nonce.hex(),
-            "v": v,
-            "r": "0x" + r.hex(),
-            "s": "0x" + s.hex(),
-        }
-        for payer, merchant, value, after, before, nonce, v, r, s in entries
-    ]
+    """The listener's lag while the relay benchmark's relayed run goes through the backend."""
     backend = BackendUnderTest(chain, database_url, workdir / "backend.log")
-    backend.settings["LISTENER_IN_API"] = "false"
+    backend.settings["LISTENER_IN_API"] = "false"  # as the relay benchmark runs it
     port = free_port()
     listener = _listener_process(chain, database_url, port, workdir / "listener.log")
     metrics = f"http://127.0.0.1:{port}/metrics"
     try:
         backend.start()
+        api_key = backend.api_key(f"bench-listener-{os.getpid()}", "operator", CITY)
         _wait_caught_up(metrics)
         sampler = LagSampler(metrics)
-        local = threading.local()
-
-        def post(body: dict) -> None:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = httpx.Client(base_url=backend.url, timeout=60)
-            answer = client.post(f"/v1/cities/{CITY}/payments", json=body)
-            if answer.status_code != 202:
-                raise RuntimeError(f"payment refused: {answer.text}")
-
-        started = time.monotonic()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            list(pool.map(post, bodies))
-        while True:  # until nothing is queued or in a batch not yet mined
-            relay = _scrape(f"{backend.url}/metrics")
-            if relay["citypay_relay_queue"] + relay["citypay_relay_transactions_pending"] == 0:
-                break
-            time.sleep(0.2)
-        included_in = time.monotonic() - started
-        included = _included(database_url)
-        if included != LOAD_PAYMENTS:
-            raise RuntimeError(f"{included} of {LOAD_PAYMENTS} payments included")
-        _wait_caught_up(metrics)
+        relayed = run_relayed(backend, chain, payers, merchants, api_key)
+        _wait_caught_up(metrics)  # and every block of the load indexed
         sampler.stop()
     finally:
         listener.terminate()
         listener.wait(timeout=15)
         backend.stop()
     return {
-        "payments": LOAD_PAYMENTS,
+        "relayed": relayed,
         "clients": CLIENTS,
-        "relayed_per_second": LOAD_PAYMENTS / included_in,
         "samples": len(sampler.blocks),
         "blocks_max": max(sampler.blocks),
         "blocks_p99": _percentile(sampler.blocks, 0.99),
@@ -315,14 +270,6 @@ def measure_lag(chain, database_url: str, payers: list, merchants: list, workdir
         "seconds_p99": _percentile(sampler.seconds, 0.99),
         "seconds_p50": statistics.median(sampler.seconds),
     }
-
-
-def _included(database_url: str) -> int:
-    db = Database(database_url)
-    with db.session() as session:
-        count = session.scalar(select(func.count()).where(Payment.status == PaymentStatus.INCLUDED))
-    db.engine.dispose()
-    return count
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -402,10 +349,12 @@ def report(rows: list[dict], history: dict, lag: dict) -> None:
         f"{history['signing_seconds']:.1f} s; mined in {history['mining_seconds']:.1f} s "
         "(1-second blocks).",
         f"- Lag: the listener as its own process (python -m citypay.listener) and the backend "
-        f"(LISTENER_IN_API=false) on one SQLite database; {lag['payments']:,} payments POSTed by "
-        f"{lag['clients']} clients, all included at {lag['relayed_per_second']:.0f} payments/s; "
-        f"{lag['samples']} samples of the listener's /metrics, one every {SAMPLE_EVERY} s, until "
-        "it had indexed them all.",
+        f"(LISTENER_IN_API=false) on one SQLite database, under the relay benchmark's relayed "
+        f"run (bench/relay.py): {lag['relayed']['payments']:,} payments POSTed by "
+        f"{lag['clients']} clients, {lag['relayed']['per_second']:.0f} payments/s included and "
+        f"told to the tills, p99 {lag['relayed']['p99_seconds']:.2f} s; {lag['samples']} samples "
+        f"of the listener's /metrics, one every {SAMPLE_EVERY} s, from before the first POST to "
+        "the last block indexed.",
         f"- {os.cpu_count()} cores shared by the node, the database, the backend, the listener "
         f"and the load generator (load average {history['load_average']:.1f} as the run began).",
     ]
