@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from citypay.authorization import (
     _AUTHORIZATION_FIELDS,
     RECEIVE_WITH_AUTHORIZATION,
@@ -190,6 +191,46 @@ def test_a_payment_over_the_balance_is_refused_counting_payments_in_flight(
     error = refused.json()["error"]
     assert error["code"] == "insufficient_balance"
     assert error["accepted"] == "at most 10000"
+
+
+def test_payments_posted_at_once_are_held_to_the_balance_together(api, city, resident, merchant):
+    # 110,000 KRW held (100,000 charged and the incentive): three of five 30,000 go through.
+    authorizations = [signed(city, resident, merchant, 30_000) for _ in range(5)]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        responses = list(pool.map(lambda a: post(api, a), authorizations))
+    assert sorted(r.status_code for r in responses) == [202, 202, 202, 422, 422]
+    refusals = [r.json()["error"] for r in responses if r.status_code == 422]
+    assert {e["code"] for e in refusals} == {"insufficient_balance"}
+    assert {e["accepted"] for e in refusals} == {"at most 20000"}
+    finals = [wait_for_status(api, r.json()) for r in responses if r.status_code == 202]
+    assert {p["status"] for p in finals} == {"included"}
+    assert city.token.functions.balanceOf(resident.address).call() == 110_000 - 90_000
+
+
+@pytest.mark.parametrize("point", ["after_batch_recorded", "after_batch_sent"])
+def test_a_relayer_crash_between_recording_and_sending_pays_once(
+    api, backend, chain, city, resident, merchant, point
+):
+    relayer = chain.deployment.account("relayer")
+    relayer_nonce = chain.w3.eth.get_transaction_count(relayer)
+    merchant_before = city.token.functions.balanceOf(merchant.address).call()
+    backend.kill()
+    backend.settings["CITYPAY_CRASH_AT"] = point
+    try:
+        backend.start()
+        accepted = post(api, signed(city, resident, merchant, 4_000))
+        assert accepted.status_code == 202
+        assert backend.process.wait(timeout=30) == 86, "the backend did not crash at the point"
+    finally:
+        backend.settings.pop("CITYPAY_CRASH_AT")
+        if backend.process.poll() is not None:
+            backend.start()
+    payment = wait_for_status(api, accepted.json(), timeout=30)
+    assert payment["status"] == "included"
+    assert city.token.functions.balanceOf(merchant.address).call() == merchant_before + 4_000
+    # The batch recorded before the crash is the one mined, under the next nonce: none skipped.
+    assert chain.w3.eth.get_transaction(payment["transactionHash"])["nonce"] == relayer_nonce
+    assert chain.w3.eth.get_transaction_count(relayer) == relayer_nonce + 1
 
 
 def test_a_nonce_used_on_chain_is_refused(api, city, resident, merchant, chain):

@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from web3 import Web3
 
+from citypay.cashout.faults import crash_point
 from citypay.chain.deployment import Deployment
 from citypay.db.models import Payment, PaymentStatus, RelayTransaction, RelayTransactionStatus
 from citypay.db.session import Database
@@ -254,7 +255,9 @@ class Relayer:
             )
             if result.rowcount != len(payments):
                 raise _BatchTaken
+        crash_point("after_batch_recorded")
         self._broadcast(record.raw_transaction)
+        crash_point("after_batch_sent")
 
     def follow_sent(self) -> None:
         """Closes the payments of every mined batch: included, or failed with the chain's reason.
