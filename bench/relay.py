@@ -16,9 +16,11 @@ uvicorn process, registers and charges payers, then, in the same run:
   once a block holding it is out (the node is asked for its newest block every 20 ms).
 
 Both sides are signed before their timed window, which opens just after a block is out (the same
-phase of the 1-second block clock for both) and closes when the last payment is known included.
-The backend runs without the chain event listener in its process (LISTENER_IN_API=false): the
-listener can run as its own process, and this measures the relay.
+phase of the 1-second block clock for both) and closes when the last payment is known included;
+one payment per client goes first on each side, untimed (connections open, first-request costs
+paid). The POS tills listen in a process of their own. The backend runs without the chain event
+listener in its process (LISTENER_IN_API=false): the listener can run as its own process, and
+this measures the relay. Beside the rates: the CPU-seconds each process used in each window.
 
 Prints a table and writes bench/results/relay.md and relay.json.
 """

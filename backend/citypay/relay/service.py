@@ -1,6 +1,6 @@
 """Accepting payments: checked, then recorded once; relay/submitter.py sends them.
 
-The checks that need only the authorization run in the request's thread. Then one thread (the
+The checks that need only the authorization run as the request comes in. Then one thread (the
 acceptor) takes every payment queued meanwhile and, for the lot, reads the database (payments
 already recorded, amounts in flight, invoices), reads the chain in one batch, and records the
 accepted ones in one commit: a payment is answered once it is committed, and the acceptor being
