@@ -5,7 +5,10 @@ changes only while it is in flight (accepted or submitted), and once more when i
 (included or failed): the poll reads the status of the payments in flight (by the status index),
 of those in flight last time that are not any more, and of those recorded since (by id), and
 each stream gets the full payments whose status it has not told yet. Changes made by any process
-(the acceptor, a relayer replica) are seen alike.
+(the acceptor, a relayer replica) are seen alike. "Recorded since" goes by id, which follows the
+commit order where one writer records payments (SQLite's single writer, one acceptor); with
+several acceptors on PostgreSQL a payment committed under a lower id after a poll is still seen
+in flight at the next, unless it was also included within that tenth of a second.
 """
 
 from __future__ import annotations
