@@ -2,10 +2,9 @@
 
 The relayer's account holds no role: any account may relay a merchant's signed refund, and this
 one already relays the payments. So refunds share its nonces and its record of signed
-transactions with the payment batches (relay/submitter.py): a refund's transaction is signed under
-the next nonce, recorded in relay_transactions in the same database transaction that marks the
-refund submitted, and only then sent; two writers of one nonce meet the table's unique (sender,
-nonce) and one of them tries again. After a restart a submitted refund is looked up by its
+transactions with the payment batches (chain/relay_account.py): a refund's transaction is
+recorded in relay_transactions in the same database transaction that marks the refund
+submitted, and only then sent. After a restart a submitted refund is looked up by its
 transaction's hash, and the same signed bytes are sent again if the node lost them.
 
 Exactly once: the token uses each nonce of the merchant once, so the refund happens at most once
@@ -18,13 +17,14 @@ from __future__ import annotations
 import logging
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from web3.exceptions import TransactionNotFound
 
 from citypay.cashout.faults import crash_point
 from citypay.chain.deployment import City, Deployment
-from citypay.db.models import RelayTransaction, RelayTransactionStatus
+from citypay.chain.relay_account import broadcast, sign_and_record
+from citypay.db.models import RelayTransaction
 from citypay.db.session import Database
 from citypay.refund.checks import chain_refusal
 from citypay.refund.models import Refund, RefundStatus
@@ -83,27 +83,15 @@ class RefundSender:
             return
         data = city.token.encode_abi("refundWithAuthorization", args=signed_refund.as_args())
         with self.db.session() as session:
-            nonce = self._next_nonce(session)
-            signed = self.account.sign_transaction(
-                {
-                    "to": city.token.address,
-                    "data": data,
-                    "value": 0,
-                    "nonce": nonce,
-                    "gas": REFUND_GAS,
-                    "gasPrice": 0,
-                    "chainId": self.deployment.chain_id,
-                }
+            record = sign_and_record(
+                session,
+                self.account,
+                pending=self.w3.eth.get_transaction_count(self.account.address, "pending"),
+                chain_id=self.deployment.chain_id,
+                to=city.token.address,
+                data=data,
+                gas=REFUND_GAS,
             )
-            record = RelayTransaction(
-                sender=self.account.address,
-                nonce=nonce,
-                tx_hash="0x" + signed.hash.hex(),
-                raw_transaction="0x" + signed.raw_transaction.hex(),
-                status=RelayTransactionStatus.SENT,
-            )
-            session.add(record)
-            session.flush()
             taken = session.execute(
                 update(Refund)
                 .where(Refund.id == refund.id, Refund.status == RefundStatus.ACCEPTED)
@@ -121,28 +109,8 @@ class RefundSender:
             extra={"city": refund.city, "refund_id": refund.id, "tx_hash": record.tx_hash},
         )
         crash_point("after_refund_recorded")
-        self._broadcast(record.raw_transaction)
+        broadcast(self.w3, record.raw_transaction)
         crash_point("after_refund_sent")
-
-    def _next_nonce(self, session) -> int:
-        """As the payment relayer takes it: after every nonce recorded, and never below the
-        node's count (a transaction the key sent that no one recorded)."""
-        recorded = session.scalar(
-            select(func.max(RelayTransaction.nonce)).where(
-                RelayTransaction.sender == self.account.address
-            )
-        )
-        pending = self.w3.eth.get_transaction_count(self.account.address, "pending")
-        return max(pending, -1 if recorded is None else recorded + 1)
-
-    def _broadcast(self, raw: str) -> None:
-        try:
-            self.w3.eth.send_raw_transaction(raw)
-        except ValueError as refused:
-            # In the pool already, or mined: the refund is followed by its hash either way.
-            message = str(refused).lower()
-            if not any(known in message for known in ("already", "nonce too low", "known")):
-                raise
 
     # --- following ----------------------------------------------------------------------------
 
@@ -180,7 +148,7 @@ class RefundSender:
                 refund.id,
                 refund.tx_hash,
             )
-            self._broadcast(raw)
+            broadcast(self.w3, raw)
 
     def _settled_elsewhere(self, city: City, refund: Refund) -> bool:
         """Records what the chain says if the merchant's nonce is used already: by the transaction

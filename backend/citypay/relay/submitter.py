@@ -21,12 +21,13 @@ from collections import defaultdict
 from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from web3 import Web3
 
 from citypay.cashout.faults import crash_point
 from citypay.chain.deployment import Deployment
+from citypay.chain.relay_account import broadcast, sign_and_record
 from citypay.db.models import Payment, PaymentStatus, RelayTransaction, RelayTransactionStatus
 from citypay.db.session import Database
 
@@ -219,27 +220,15 @@ class Relayer:
         ]
         data = _BATCH_SELECTOR + encode([_AUTHORIZATIONS], [authorizations])
         with self.db.session() as session:
-            nonce = self._next_nonce(session)
-            signed = self.account.sign_transaction(
-                {
-                    "to": token.address,
-                    "data": data,
-                    "value": 0,
-                    "nonce": nonce,
-                    "gas": BATCH_BASE_GAS + GAS_PER_AUTHORIZATION * len(payments),
-                    "gasPrice": 0,
-                    "chainId": self.deployment.chain_id,
-                }
+            record = sign_and_record(
+                session,
+                self.account,
+                pending=self._pending(),
+                chain_id=self.deployment.chain_id,
+                to=token.address,
+                data=data,
+                gas=BATCH_BASE_GAS + GAS_PER_AUTHORIZATION * len(payments),
             )
-            record = RelayTransaction(
-                sender=self.account.address,
-                nonce=nonce,
-                tx_hash="0x" + signed.hash.hex(),
-                raw_transaction="0x" + signed.raw_transaction.hex(),
-                status=RelayTransactionStatus.SENT,
-            )
-            session.add(record)
-            session.flush()
             # Only payments still accepted: another relayer replica may have taken some.
             result = session.execute(
                 update(Payment)
@@ -256,7 +245,7 @@ class Relayer:
             if result.rowcount != len(payments):
                 raise _BatchTaken
         crash_point("after_batch_recorded")
-        self._broadcast(record.raw_transaction)
+        broadcast(self.w3, record.raw_transaction)
         crash_point("after_batch_sent")
 
     def follow_sent(self) -> None:
@@ -292,28 +281,16 @@ class Relayer:
             log.warning(
                 "relay transaction %s unknown to the node: sending it again", record.tx_hash
             )
-            self._broadcast(record.raw_transaction)
+            broadcast(self.w3, record.raw_transaction)
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _next_nonce(self, session) -> int:
-        recorded = session.scalar(
-            select(func.max(RelayTransaction.nonce)).where(
-                RelayTransaction.sender == self.account.address
-            )
-        )
+    def _pending(self) -> int:
         if self._pending_count is None:
             self._pending_count = int(
                 self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16
             )
-        return max(self._pending_count, -1 if recorded is None else recorded + 1)
-
-    def _broadcast(self, raw: str) -> None:
-        answer = self.w3.provider.make_request("eth_sendRawTransaction", [raw])
-        refused = str(answer.get("error", "")).lower()
-        # Already in the pool or mined: the record is followed by hash either way.
-        if refused and not any(known in refused for known in ("already", "nonce too low", "known")):
-            raise RuntimeError(f"the node refused a relay transaction: {answer['error']}")
+        return self._pending_count
 
     def _rpc(self, method: str, *params):
         answer = self.w3.provider.make_request(method, list(params))
