@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 from sse_starlette.sse import EventSourceResponse
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, checked_address, path_address
+from citypay.api.relayed import Hex32, RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedAuthorization
 from citypay.db.models import Payment
 
 router = APIRouter(tags=["payments"])
 
-Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
 
-
-class AuthorizationIn(BaseModel):
+class AuthorizationIn(SignatureIn):
     """A TransferWithAuthorization as the wallet signed it: v, r, s or a 65-byte signature."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
@@ -31,28 +27,14 @@ class AuthorizationIn(BaseModel):
     validAfter: int = Field(ge=0)
     validBefore: int = Field(gt=0)
     nonce: Hex32
-    v: int | None = Field(default=None, ge=27, le=28)
-    r: Hex32 | None = None
-    s: Hex32 | None = None
-    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
 
     @field_validator("from_", "to")
     @classmethod
     def _address(cls, value: str) -> str:
         return checked_address(value)
 
-    @model_validator(mode="after")
-    def _one_signature(self) -> AuthorizationIn:
-        if self.signature is None and None in (self.v, self.r, self.s):
-            raise ValueError("give the signature as v, r and s, or as one 65-byte 'signature'")
-        return self
-
     def signed(self) -> SignedAuthorization:
-        if self.signature is not None:
-            raw = bytes.fromhex(self.signature[2:])
-            r, s, v = raw[:32], raw[32:64], raw[64]
-        else:
-            r, s, v = bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]), self.v
+        v, r, s = self.vrs()
         return SignedAuthorization(
             from_=self.from_,
             to=self.to,
@@ -60,13 +42,13 @@ class AuthorizationIn(BaseModel):
             valid_after=self.validAfter,
             valid_before=self.validBefore,
             nonce=bytes.fromhex(self.nonce[2:]),
-            v=v if v >= 27 else v + 27,
+            v=v,
             r=r,
             s=s,
         )
 
 
-class PaymentPublic(BaseModel):
+class PaymentPublic(RelayedPublic):
     id: int
     city: str
     payer: str
@@ -74,12 +56,6 @@ class PaymentPublic(BaseModel):
     value: int
     nonce: str
     invoiceId: str | None
-    status: str
-    failureReason: str | None
-    transactionHash: str | None
-    blockNumber: int | None
-    createdAt: datetime
-    updatedAt: datetime
 
     @classmethod
     def of(cls, payment: Payment) -> PaymentPublic:
@@ -91,12 +67,7 @@ class PaymentPublic(BaseModel):
             value=payment.value,
             nonce=payment.nonce,
             invoiceId=payment.invoice_id,
-            status=payment.status.value,
-            failureReason=payment.failure_reason,
-            transactionHash=payment.tx_hash if payment.block_number is not None else None,
-            blockNumber=payment.block_number,
-            createdAt=payment.created_at,
-            updatedAt=payment.updated_at,
+            **cls.progress(payment),
         )
 
 

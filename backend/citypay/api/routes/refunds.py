@@ -3,28 +3,24 @@ status out. The merchant's phone or till sends no transaction of its own."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.api.relayed import Hex32, RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedRefund
 from citypay.refund.models import Refund
 
 router = APIRouter(tags=["refunds"])
 
-Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
-
 # Who may post a merchant's refund besides the merchant's own signed-in wallet: its till.
 _SENDERS = frozenset({Role.POS})
 _READERS = frozenset({Role.OPERATOR, Role.AUDITOR, Role.POS})
 
 
-class RefundIn(BaseModel):
+class RefundIn(SignatureIn):
     """A RefundWithAuthorization as the merchant's wallet signed it (EIP-712, the token's domain
     from GET /v1/cities/{city}): v, r, s or a 65-byte signature."""
 
@@ -37,28 +33,14 @@ class RefundIn(BaseModel):
     value: int = Field(gt=0, description="KRW (whole tokens)")
     validAfter: int = Field(ge=0, description="unix seconds; refused until after this")
     validBefore: int = Field(gt=0, description="unix seconds; refused from this on")
-    v: int | None = Field(default=None, ge=27, le=28)
-    r: Hex32 | None = None
-    s: Hex32 | None = None
-    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
 
     @field_validator("merchant", "payer")
     @classmethod
     def _address(cls, value: str) -> str:
         return checked_address(value)
 
-    @model_validator(mode="after")
-    def _one_signature(self) -> RefundIn:
-        if self.signature is None and None in (self.v, self.r, self.s):
-            raise ValueError("give the signature as v, r and s, or as one 65-byte 'signature'")
-        return self
-
     def signed(self) -> SignedRefund:
-        if self.signature is not None:
-            raw = bytes.fromhex(self.signature[2:])
-            r, s, v = raw[:32], raw[32:64], raw[64]
-        else:
-            r, s, v = bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]), self.v
+        v, r, s = self.vrs()
         return SignedRefund(
             merchant=self.merchant,
             payer=self.payer,
@@ -67,13 +49,13 @@ class RefundIn(BaseModel):
             value=self.value,
             valid_after=self.validAfter,
             valid_before=self.validBefore,
-            v=v if v >= 27 else v + 27,
+            v=v,
             r=r,
             s=s,
         )
 
 
-class RefundPublic(BaseModel):
+class RefundPublic(RelayedPublic):
     id: int
     city: str
     merchant: str
@@ -81,12 +63,6 @@ class RefundPublic(BaseModel):
     paymentId: str
     nonce: str
     value: int
-    status: str
-    failureReason: str | None
-    transactionHash: str | None
-    blockNumber: int | None
-    createdAt: datetime
-    updatedAt: datetime
 
     @classmethod
     def of(cls, refund: Refund) -> RefundPublic:
@@ -98,12 +74,7 @@ class RefundPublic(BaseModel):
             paymentId=refund.payment_id,
             nonce=refund.nonce,
             value=refund.value,
-            status=refund.status.value,
-            failureReason=refund.failure_reason,
-            transactionHash=refund.tx_hash if refund.block_number is not None else None,
-            blockNumber=refund.block_number,
-            createdAt=refund.created_at,
-            updatedAt=refund.updated_at,
+            **cls.progress(refund),
         )
 
 
