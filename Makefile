@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile abi day contract-day test backend-test lint gas bench-relay bench-audit bench-listener audit lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day contract-day test backend-test backend-test-run lint gas bench-relay bench-audit bench-listener audit lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -28,16 +28,34 @@ contract-day: setup
 	$(BROWNIE) run scripts/day.py
 
 # Contract and deployment tests run under Brownie (.venv); the backend's under its own
-# environment, on SQLite and, when TEST_POSTGRES_URL names a server (CI sets it), on PostgreSQL.
+# environment, on SQLite and, when TEST_POSTGRES_URL names a server (CI sets it), on PostgreSQL at
+# the same time: the two runs share nothing (each starts its own chain, bank and backend on free
+# ports) and mostly wait for blocks, so together they take about as long as one.
 test: setup lint
 	$(BROWNIE) test tests/ $(PYTEST_ARGS)
+ifdef TEST_POSTGRES_URL
+	@scripts/toolchain/browser.sh
+	@mkdir -p data/test-logs
+	@echo "backend tests on SQLite and, alongside, on PostgreSQL (log: data/test-logs/backend-postgres.log)"
+	@$(MAKE) --no-print-directory backend-test-run DATABASE_URL=$(TEST_POSTGRES_URL) \
+	  > data/test-logs/backend-postgres.log 2>&1 & postgres=$$!; \
+	$(MAKE) --no-print-directory backend-test-run; sqlite=$$?; \
+	wait $$postgres; pg=$$?; \
+	echo "--- backend tests on PostgreSQL ($(TEST_POSTGRES_URL)) ---"; \
+	cat data/test-logs/backend-postgres.log; \
+	echo "backend tests: SQLite exit $$sqlite, PostgreSQL exit $$pg"; \
+	exit $$(( sqlite != 0 || pg != 0 ))
+else
 	$(MAKE) --no-print-directory backend-test
-	$(if $(TEST_POSTGRES_URL),$(MAKE) --no-print-directory backend-test DATABASE_URL=$(TEST_POSTGRES_URL))
+endif
 
 # The admin dashboard's browser test drives Debian's Chromium: browser.sh installs it (as root or
 # with sudo) when /usr/bin/chromium is missing.
 backend-test: setup
 	scripts/toolchain/browser.sh
+	$(MAKE) --no-print-directory backend-test-run
+
+backend-test-run:
 	.venv-backend/bin/pytest backend/tests $(BACKEND_PYTEST_ARGS)
 
 lint: setup
