@@ -5,7 +5,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile abi day contract-day test backend-test backend-test-run lint gas bench-relay bench-audit bench-listener audit lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day contract-day test backend-test backend-test-run lint gas bench-relay bench-audit bench-listener bench-fraud audit lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -79,6 +79,12 @@ bench-audit: setup
 # own; and the listener's lag while the relay benchmark's load (BENCH_PAYMENTS) comes in.
 bench-listener: setup
 	.venv-backend/bin/python bench/listener.py
+
+# The fraud rules' µs per event over BENCH_FRAUD_PAYMENTS (20,000) payments to a few merchants in
+# minutes, folded in memory; BENCH_FRAUD_ARGS=--stored: the engine's catch-up over such a history
+# stored by the listener, on a chain of its own.
+bench-fraud: setup
+	.venv-backend/bin/python bench/fraud.py $(BENCH_FRAUD_ARGS)
 
 # The auditor, knowing only a node and the directory's address (by default the embedded chain's
 # and its manifest's): make audit AUDIT_ARGS="check --city gimpo".

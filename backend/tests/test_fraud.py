@@ -23,7 +23,14 @@ from citypay.fraud.activity import CityActivity, kst_minute_of_day
 from citypay.fraud.alerts import alerts_for
 from citypay.fraud.config import FraudConfig, FraudConfigError, parse_fraud_config
 from citypay.fraud.engine import FraudEngine
-from citypay.fraud.rules import FreshWalletFeed, IncentiveSpendAll, RoundUnderLimit
+from citypay.fraud.judge import Judge
+from citypay.fraud.rules import (
+    EVIDENCE_CAP,
+    FreshWalletFeed,
+    IncentiveSpendAll,
+    OutsideBusinessHours,
+    RoundUnderLimit,
+)
 from citypay.ledger import Books
 from citypay.listener.indexer import Listener
 from citypay.listener.models import ListenerCheckpoint
@@ -446,6 +453,7 @@ class _Events:
         self.activity = CityActivity(self.books.city(CITY), horizon=86_400)
         self.block = 0
         self.facts = []
+        self.events: list[ChainEvent] = []  # for a Judge to fold as the engine does
 
     def add(self, contract: str, name: str, minute: float, **args):
         self.block += 1
@@ -460,6 +468,7 @@ class _Events:
             0,
             args,
         )
+        self.events.append(event)
         self.books.apply(event)
         fact = self.activity.apply(event)
         self.facts.append(fact)
@@ -529,6 +538,61 @@ def test_a_charge_without_incentive_or_spread_over_merchants_is_no_spend_all():
     assert finding.observed["share_percent"] == 100.0
     assert [e.role for e in finding.evidence] == ["charge", "payment", "payment"]
     assert rule.judge(events.pay(RESIDENT_A, 200, 1), events.activity) is None  # past the window
+
+
+def _hours(hours: str, **more):
+    return parse_fraud_config(
+        {"defaults": {"outside_business_hours": {"hours": hours, **more}}}
+    ).defaults.outside_business_hours
+
+
+CLOSED_UNTIL_TEN = _hours("10:00-22:00")  # T0 is 09:00 KST: closed for the first hour
+
+
+def _alerts(events: _Events, hours=CLOSED_UNTIL_TEN) -> list:
+    """The findings a Judge raises (the engine stores them) folding the events in order."""
+    config = FraudConfig(defaults={"outside_business_hours": hours})
+    judge = Judge(config, [CITY], lambda code: {})
+    return [finding for event in events.events for finding in judge.fold(event)]
+
+
+def test_a_burst_of_payments_outside_business_hours_is_one_alert_of_bounded_evidence():
+    """5,000 payments in ten minutes while the shop is closed: every one crosses the rule, the
+    window holds thousands, and yet the evidence of a finding is the newest EVIDENCE_CAP events
+    (the count is over all of them) and the burst is one alert."""
+    rule = OutsideBusinessHours(CLOSED_UNTIL_TEN)
+    events = _Events().registered(RESIDENT_A, RESIDENT_B)
+    burst = [events.pay((RESIDENT_A, RESIDENT_B)[i % 2], i / 500, 1_000) for i in range(5_000)]
+    last = rule.judge(burst[-1], events.activity)
+    assert len(last.evidence) == EVIDENCE_CAP
+    assert [e.event for e in last.evidence] == [p.event for p in burst[-EVIDENCE_CAP:]]
+    assert last.observed["count"] == 5_000
+    assert last.observed["events_attached"] == EVIDENCE_CAP
+    assert last.observed["times_kst"] == ["09:09"] * EVIDENCE_CAP
+    assert f"(the last {EVIDENCE_CAP} of 5000)" in last.message
+
+    [alert] = _alerts(events)
+    assert alert.rule == "outside_business_hours"
+    assert alert.trigger == burst[0].event  # raised at the first; the rest continue its episode
+    assert [e.event for e in alert.evidence] == [burst[0].event]
+
+
+def test_an_alert_raised_past_a_large_min_count_carries_the_newest_evidence():
+    events = _Events().registered(RESIDENT_A)
+    burst = [events.pay(RESIDENT_A, i / 100, 1_000) for i in range(500)]
+    [alert] = _alerts(events, _hours("10:00-22:00", min_count=200))
+    assert alert.trigger == burst[199].event
+    assert alert.observed["count"] == 200
+    assert alert.observed["events_attached"] == EVIDENCE_CAP
+    assert [e.event for e in alert.evidence] == [p.event for p in burst[150:200]]
+
+
+def test_payments_outside_hours_an_hour_apart_are_two_episodes():
+    events = _Events().registered(RESIDENT_A)
+    first, _, later = (events.pay(RESIDENT_A, minute, 1_000) for minute in (0, 30, 95))
+    alerts = _alerts(events, _hours("12:00-22:00"))  # 60 min windows: the third overlaps no other
+    assert [a.trigger for a in alerts] == [first.event, later.event]
+    assert [[e.event for e in a.evidence] for a in alerts] == [[first.event], [later.event]]
 
 
 def test_business_hours_may_run_past_midnight_and_a_city_adds_to_the_defaults():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from itertools import takewhile
+from typing import Any
 
 from citypay.chain.events import ChainEvent
 from citypay.ledger import CityBooks
@@ -92,6 +92,8 @@ class CityActivity:
     payments_by: dict[str, deque[Payment]] = field(default_factory=lambda: defaultdict(deque))
     refunds_by: dict[str, deque[Refund]] = field(default_factory=lambda: defaultdict(deque))
     charges_of: dict[str, deque[Charge]] = field(default_factory=lambda: defaultdict(deque))
+    # The rules' running windows over these facts (citypay.fraud.window), by rule and key.
+    windows: dict[tuple, Any] = field(default_factory=dict)
 
     def apply(self, event: ChainEvent) -> Fact | None:
         """Folds one event in; returns the fact it is, if the rules care."""
@@ -145,11 +147,6 @@ class CityActivity:
     def balance(self, address: str) -> int:
         account = self.books.accounts.get(address)
         return account.balance if account else 0
-
-    def payments_to_since(self, merchant: str, since: int) -> list[Payment]:
-        """Oldest first; read from the newest end, as windows are short and the horizon long."""
-        recent = takewhile(lambda p: p.time >= since, reversed(self.payments_to.get(merchant, ())))
-        return list(recent)[::-1]
 
     def latest_charge(
         self, wallet: str, before: ChainEvent, since: int, *, with_incentive: bool = False

@@ -5,8 +5,9 @@ Every event is folded into its city's activity in chain order and judged by the 
 folded, so a catch-up finds what the live listener found; alerts are stored under deterministic
 keys, so finding them again stores nothing.
 
-A finding that shares evidence with the previous alert of the same rule and subject continues
-that alert's episode (more payments of the same pattern) instead of raising another one.
+A finding that overlaps in time the previous alert of the same rule and subject continues that
+alert's episode (more payments of the same pattern) instead of raising another one
+(citypay.fraud.judge).
 
 Reorgs: when the listener re-reads blocks it had already delivered (`rescanned_from`), the
 activity is folded again from the stored events below that block, and the rescanned events are
@@ -17,30 +18,22 @@ at events that did not happen: the pattern on the chain that stays raises its ow
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from itertools import takewhile
 
 from sqlalchemy.orm import Session
 
 from citypay.chain.deployment import Deployment
-from citypay.chain.events import ChainEvent
 from citypay.core.config import Settings
 from citypay.db.session import Database
-from citypay.fraud.activity import CityActivity, PolicyChange
 from citypay.fraud.alerts import drop_orphans, newest_evidence_block, record
 from citypay.fraud.config import FraudConfig, load_fraud_config
-from citypay.fraud.rules import Finding, Rule, horizon, rules_for
-from citypay.ledger import Books, events_from_db
+from citypay.fraud.judge import Judge
+from citypay.fraud.rules import Finding
+from citypay.ledger import events_from_db
 from citypay.listener.indexer import CHECKPOINT, Listener, Update
 from citypay.listener.models import ListenerCheckpoint
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _City:
-    activity: CityActivity
-    rules: list[Rule]
 
 
 class FraudEngine:
@@ -51,9 +44,7 @@ class FraudEngine:
         self.alerts_raised = 0  # new alerts stored by this process
         self.alerts_dropped = 0
         self.folded_to: int | None = None  # every stored event up to this block is folded
-        self.books = Books()
-        self._cities: dict[str, _City] = {}
-        self._episodes: dict[tuple[str, str, str], set] = {}
+        self.judge: Judge | None = None  # made by the first catch-up
         self._unverified_from: int | None = 0  # alerts with evidence from here on to check
         self._stale = True  # the activity does not match the index: fold it again
 
@@ -87,7 +78,7 @@ class FraudEngine:
                         self._unverified_from = rescanned
                     if self.folded_to is not None and rescanned <= self.folded_to:
                         self._rebuild(session, below=rescanned)
-                findings = [f for event in update.events for f in self._fold(event)]
+                findings = [f for event in update.events for f in self.judge.fold(event)]
                 self.folded_to = update.indexed_to
                 self._store(session, findings, update.indexed_to)
         except Exception:
@@ -97,50 +88,17 @@ class FraudEngine:
     # --- folding --------------------------------------------------------------------------------
 
     def _rebuild(self, session: Session, *, below: int | None) -> list[Finding]:
-        """Folds the stored events below block `below` (all if None) into fresh activity."""
-        self.books = Books()
-        self._cities = {code: self._city(code) for code in self.deployment.cities}
-        self._episodes = {}
+        """Folds the stored events below block `below` (all if None) into a fresh judge."""
+        self.judge = Judge(self.config, self.deployment.cities, self._limits)
         events = events_from_db(session)
         if below is not None:
             events = takewhile(lambda event: event.block_number < below, events)
-        return [f for event in events for f in self._fold(event)]
-
-    def _city(self, code: str) -> _City:
-        rules = self.config.for_city(code)
-        activity = CityActivity(self.books.city(code), horizon(rules), limits=self._limits(code))
-        return _City(activity, rules_for(rules))
+        return [f for event in events for f in self.judge.fold(event)]
 
     def _limits(self, code: str) -> dict[str, int]:
         """The city's limits a payment could be kept under, as the treasury has them now."""
         policy = self.deployment.city(code).treasury.functions.policy().call()
         return {"monthly purchase limit": policy[1], "holding cap": policy[2]}
-
-    def _fold(self, event: ChainEvent) -> list[Finding]:
-        self.books.apply(event)
-        city = self._cities.get(event.city)
-        fact = city.activity.apply(event) if city else None
-        if fact is None:
-            return []
-        if isinstance(fact, PolicyChange):
-            city.activity.limits = self._limits(event.city)
-            return []
-        findings = []
-        for rule in city.rules:
-            if isinstance(fact, rule.fact):
-                finding = rule.judge(fact, city.activity)
-                if finding is not None and self._opens_episode(finding):
-                    findings.append(finding)
-        return findings
-
-    def _opens_episode(self, finding: Finding) -> bool:
-        slot = (finding.city, finding.rule, finding.subject)
-        episode = self._episodes.get(slot)
-        if episode is not None and not episode.isdisjoint(finding.event_keys):
-            episode |= finding.event_keys
-            return False
-        self._episodes[slot] = set(finding.event_keys)
-        return True
 
     # --- storing ------------------------------------------------------------------------------
 
