@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     (data / "backend").mkdir(parents=True, exist_ok=True)
     backend.start()
     print(f"backend: {backend.url} (OpenAPI docs at {backend.url}/docs, log {backend.log_path})")
+    # A service manager (or kill) stops the day with SIGTERM: stop the backend and the bank as
+    # Ctrl-C does, rather than leaving them running without their parent.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         Day(backend, bank, manifest, run=time.strftime("%Y%m%d-%H%M%S")).run()
         if not args.no_serve:
@@ -101,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         backend.stop()
         bank.stop()
     return 0
+
+
+def _interrupt(_signal, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
