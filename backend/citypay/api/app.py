@@ -101,9 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry.register(ListenerCollector(platform.listener))
         if platform.relayer is not None:
             platform.relayer.start()
-            platform.refunds.start()  # sends refunds a restart left accepted or submitted
-        platform.charging.start()  # issues deposits left pending, e.g. by a crash
-        platform.cashouts.start()  # finishes cash-outs a crash or the bank left halfway
+            platform.refunds.worker.start()  # sends refunds a restart left accepted or submitted
+        platform.charging.worker.start()  # issues deposits left pending, e.g. by a crash
+        platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
             # After the fraud rules: when the dashboard hears of a block, its alerts are stored.
@@ -125,10 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if platform.listener is not None:
             platform.listener.stop()
         platform.dashboard.stop()
-        platform.cashouts.stop()
-        platform.charging.stop()
+        platform.cashouts.worker.stop()
+        platform.charging.worker.stop()
         if platform.relayer is not None:
-            platform.refunds.stop()
+            platform.refunds.worker.stop()
             platform.relayer.stop()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from citypay.cashout.models import FINAL, CashOut, CashOutStatus
 from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import Conflict, NotFound
+from citypay.core.worker import Worker
 from citypay.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ class CashOutService:
         # One cash-out advances at a time in a process; across replicas flow.py's idempotent
         # steps keep it exactly once.
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = Worker("cash-out", self.finish_unfinished, settings.CASHOUT_RETRY_INTERVAL)
 
     # --- the request -------------------------------------------------------------------------
 
@@ -71,7 +70,7 @@ class CashOutService:
         except IntegrityError:  # the same request posted concurrently: the first one stands
             existing = self._find(city.code, request.merchant, request.nonce)
             return _same_request(existing, request), False
-        self._wake.set()
+        self.worker.wake()
         return cash_out, True
 
     def _find(self, city: str, merchant: str, nonce: bytes) -> CashOut | None:
@@ -124,7 +123,7 @@ class CashOutService:
                 select(CashOut.id).where(CashOut.status.not_in(FINAL)).order_by(CashOut.id)
             ).all()
         for cash_out_id in unfinished:
-            if self._stop.is_set():
+            if self.worker.stopping:
                 return
             try:
                 self.advance(cash_out_id)
@@ -132,22 +131,6 @@ class CashOutService:
                 log.exception(
                     "cash-out %s: retrying later", cash_out_id, extra={"cash_out_id": cash_out_id}
                 )
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="cash-out", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.finish_unfinished()
-            self._wake.wait(self.settings.CASHOUT_RETRY_INTERVAL)
-            self._wake.clear()
 
 
 def _same_request(existing: CashOut, request: CashOutRequest) -> CashOut:

@@ -25,6 +25,7 @@ from citypay.charging.models import Deposit, DepositStatus
 from citypay.charging.notifications import DepositNotice
 from citypay.core.config import Settings
 from citypay.core.errors import Conflict, Unprocessable
+from citypay.core.worker import Worker
 from citypay.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ class ChargingService:
         # Check-then-send must not interleave within a process; across replicas the chain refuses
         # the second issue of a reference and the record is completed from the first.
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = Worker("charging", self.issue_pending, settings.CHARGING_RETRY_INTERVAL)
 
     # --- the notification --------------------------------------------------------------------
 
@@ -198,27 +198,13 @@ class ChargingService:
 
     # --- the worker: pending deposits, at start-up and then every CHARGING_RETRY_INTERVAL -----
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="charging", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.issue_pending()
-            self._stop.wait(self.settings.CHARGING_RETRY_INTERVAL)
-
     def issue_pending(self) -> None:
         with self.db.session() as session:
             pending = session.scalars(
                 select(Deposit.id).where(Deposit.status == DepositStatus.PENDING)
             ).all()
         for deposit_pk in pending:
-            if self._stop.is_set():
+            if self.worker.stopping:
                 return
             try:
                 self.issue(deposit_pk)

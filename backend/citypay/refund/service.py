@@ -4,8 +4,6 @@ submitted or accepted."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
@@ -16,6 +14,7 @@ from citypay.authorization import SignedRefund, TokenDomain
 from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
+from citypay.core.worker import Worker
 from citypay.db.session import Database
 from citypay.refund.checks import (
     chain_refusal,
@@ -25,8 +24,6 @@ from citypay.refund.checks import (
 )
 from citypay.refund.models import Refund, RefundStatus
 from citypay.refund.sender import RefundSender
-
-log = logging.getLogger(__name__)
 
 
 class RefundService:
@@ -45,9 +42,7 @@ class RefundService:
         self._domain = domain  # city code -> the token's EIP-712 domain
         self.relayer = relayer
         self.sender = RefundSender(db, deployment, relayer)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = Worker("refunds", self.sender.round, settings.RELAY_INTERVAL)
 
     # --- the request -------------------------------------------------------------------------
 
@@ -94,7 +89,7 @@ class RefundService:
                 session.add(recorded)
         except IntegrityError:  # the same refund posted at the same time: the first one stands
             return self._same(self._find(city.code, refund), refund), False
-        self._wake.set()
+        self.worker.wake()
         return recorded, True
 
     def _find(self, city: str, refund: SignedRefund) -> Refund | None:
@@ -126,24 +121,3 @@ class RefundService:
                 accepted="the id the refund's POST answered with",
             )
         return found
-
-    # --- the worker --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="refunds", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sender.round()
-            except Exception:  # the node or the database away: the next round tries again
-                log.exception("refund round failed; retrying")
-            self._wake.wait(self.settings.RELAY_INTERVAL)
-            self._wake.clear()
