@@ -15,6 +15,7 @@ from citypay.authorization import SignedRefund, TokenDomain, recover_refund_sign
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.refund.models import IN_FLIGHT, Refund
+from citypay.relay.checks import window_refusal
 from citypay.relay.submitter import describe_revert, error_decoder
 
 ZERO = bytes(32)
@@ -48,24 +49,14 @@ def message_refusal(
             f"'{domain.name}' version {domain.version}, chain {domain.chain_id}, "
             f"contract {domain.verifying_contract}",
         )
-    if refund.valid_after >= now:
-        return Unprocessable(
-            "not_yet_valid",
-            f"the refund is valid only after {refund.valid_after}; the chain's time is {now}",
-            field="validAfter",
-            value=refund.valid_after,
-            accepted=f"a time before {now} (unix seconds)",
-        )
-    if refund.valid_before < now + min_validity:
-        return Unprocessable(
-            "expired",
-            f"the refund expires at {refund.valid_before}, too soon to relay "
-            f"(the chain's time is {now})",
-            field="validBefore",
-            value=refund.valid_before,
-            accepted=f"at least {now + min_validity} ({min_validity} s from now)",
-        )
-    return None
+    return window_refusal(
+        "refund",
+        refund.valid_after,
+        refund.valid_before,
+        now=now,
+        clock="the chain's time",
+        min_validity=min_validity,
+    )
 
 
 def chain_refusal(city: City, relayer: LocalAccount, refund: SignedRefund) -> ApiError | None:

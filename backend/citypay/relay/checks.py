@@ -140,6 +140,31 @@ class ChainViews:
         return Party(kind, bool(active), bool(frozen), balance)
 
 
+def window_refusal(
+    what: str, valid_after: int, valid_before: int, *, now: int, clock: str, min_validity: int
+) -> ApiError | None:
+    """What is wrong with a signed message's window (EIP-3009's validAfter and validBefore) at
+    `now`: too early, or too little time left to relay it. `what` names the message and `clock`
+    the time `now` is (the chain's, or the server's)."""
+    if valid_after >= now:
+        return Unprocessable(
+            "not_yet_valid",
+            f"the {what} is valid only after {valid_after}; {clock} is {now}",
+            field="validAfter",
+            value=valid_after,
+            accepted=f"a time before {now} (unix seconds)",
+        )
+    if valid_before < now + min_validity:
+        return Unprocessable(
+            "expired",
+            f"the {what} expires at {valid_before}, too soon to relay ({clock} is {now})",
+            field="validBefore",
+            value=valid_before,
+            accepted=f"at least {now + min_validity} ({min_validity} s from now)",
+        )
+    return None
+
+
 def authorization_refusal(
     city: City,
     domain: TokenDomain,
@@ -159,23 +184,16 @@ def authorization_refusal(
             accepted=f"an EIP-712 TransferWithAuthorization signature by {authorization.from_} "
             f"in the domain of {city.name} on chain id {domain.chain_id}",
         )
-    if authorization.valid_after >= now:
-        return Unprocessable(
-            "not_yet_valid",
-            f"the authorization is valid only after {authorization.valid_after}; it is now {now}",
-            field="validAfter",
-            value=authorization.valid_after,
-            accepted=f"a time before {now}",
-        )
-    if authorization.valid_before < now + min_validity:
-        return Unprocessable(
-            "expired",
-            f"the authorization expires at {authorization.valid_before}, "
-            f"too soon to relay (now {now})",
-            field="validBefore",
-            value=authorization.valid_before,
-            accepted=f"at least {now + min_validity} ({min_validity} s from now)",
-        )
+    window = window_refusal(
+        "authorization",
+        authorization.valid_after,
+        authorization.valid_before,
+        now=now,
+        clock="the time",
+        min_validity=min_validity,
+    )
+    if window is not None:
+        return window
     if authorization.value <= 0:
         return Unprocessable(
             "invalid_amount",
