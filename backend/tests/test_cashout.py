@@ -50,7 +50,7 @@ def session(api, shop) -> dict:
 
 
 def _send_as(chain, wallet, call) -> None:
-    """A resident's own transaction (gas price zero on the embedded chain)."""
+    """A wallet's own transaction (gas price zero on the embedded chain)."""
     transaction = call.build_transaction(
         {
             "from": wallet.address,

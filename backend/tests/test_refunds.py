@@ -14,11 +14,11 @@ import time
 import httpx
 import pytest
 from citypay.authorization import TokenDomain, sign_authorization, sign_cancellation, sign_refund
-from citypay.core.config import EMBEDDED_CHAIN_ID
 from citypay.wallet.client import WalletClient, WalletError
 from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer, wait_for_status
 from platform_harness import ROOT, new_wallet
+from test_cashout import _send_as
 from web3.logs import DISCARD
 
 PAID = 10_000
@@ -91,22 +91,6 @@ def _error(response, status: int) -> dict:
 
 def _refundable(city, payer, merchant, payment_id: bytes) -> int:
     return city.token.functions.refundableAmount(payer.address, merchant.address, payment_id).call()
-
-
-def _send_as(chain, wallet, call) -> None:
-    """A wallet's own transaction (gas price zero on the embedded chain)."""
-    transaction = call.build_transaction(
-        {
-            "from": wallet.address,
-            "nonce": chain.w3.eth.get_transaction_count(wallet.address, "pending"),
-            "gas": 300_000,
-            "gasPrice": 0,
-            "chainId": EMBEDDED_CHAIN_ID,
-        }
-    )
-    signed = wallet.sign_transaction(transaction)
-    tx_hash = chain.w3.eth.send_raw_transaction(signed.raw_transaction)
-    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["status"] == 1
 
 
 # --- the refund ---------------------------------------------------------------------------------
