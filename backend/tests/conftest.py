@@ -112,19 +112,28 @@ def resident(chain, request):
     return wallet
 
 
+def poll_status(
+    api, path: str, statuses, *, what: str, headers=None, timeout: float, every: float = 0.2
+) -> dict:
+    """GETs `path` every `every` seconds until its status is one of `statuses`; `what` names it
+    if it never is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = api.get(path, headers=headers).json()
+        if found["status"] in statuses:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what} still {found['status']} after {timeout} s")
+
+
 def wait_for_status(
     api, accepted: dict, statuses=("included", "failed"), timeout: float = 20
 ) -> dict:
     """Polls the public status of a payment the API accepted until it reaches `statuses`."""
-    payment_id = accepted["id"]
     path = f"/v1/cities/{accepted['city']}/payments/{accepted['payer']}/{accepted['nonce']}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        payment = api.get(path).json()
-        if payment["status"] in statuses:
-            return payment
-        time.sleep(0.1)
-    raise AssertionError(f"payment {payment_id} still {payment['status']} after {timeout} s")
+    return poll_status(
+        api, path, statuses, what=f"payment {accepted['id']}", timeout=timeout, every=0.1
+    )
 
 
 @pytest.fixture(scope="session")

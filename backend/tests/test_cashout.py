@@ -14,7 +14,7 @@ from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import sign_cash_out
 from citypay.core.config import EMBEDDED_CHAIN_ID
 from citypay.wallet.sign_in import sign_in
-from conftest import CITY, bearer
+from conftest import CITY, bearer, poll_status
 from eth_utils import keccak
 from platform_harness import new_wallet
 
@@ -90,13 +90,10 @@ def _path(wallet) -> str:
 
 
 def _wait(api, headers, wallet, cash_out_id: int, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = api.get(f"{_path(wallet)}/{cash_out_id}", headers=headers).json()
-        if found["status"] in FINAL:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"cash-out {cash_out_id} still {found['status']} after {timeout} s")
+    path = f"{_path(wallet)}/{cash_out_id}"
+    return poll_status(
+        api, path, FINAL, what=f"cash-out {cash_out_id}", headers=headers, timeout=timeout
+    )
 
 
 def _account_hash(wallet) -> str:

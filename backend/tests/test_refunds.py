@@ -16,7 +16,7 @@ import pytest
 from citypay.authorization import TokenDomain, sign_authorization, sign_cancellation, sign_refund
 from citypay.wallet.client import WalletClient, WalletError
 from citypay.wallet.sign_in import sign_in
-from conftest import CITY, bearer, wait_for_status
+from conftest import CITY, bearer, poll_status, wait_for_status
 from platform_harness import ROOT, new_wallet
 from test_cashout import _send_as
 from web3.logs import DISCARD
@@ -75,13 +75,10 @@ def _refund(chain, domain, payer, payment_id: bytes, value: int, *, signer=None,
 
 
 def _wait(api, headers, refund_id: int, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = api.get(f"{PATH}/{refund_id}", headers=headers).json()
-        if found["status"] in FINAL:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"refund {refund_id} still {found['status']} after {timeout} s")
+    path = f"{PATH}/{refund_id}"
+    return poll_status(
+        api, path, FINAL, what=f"refund {refund_id}", headers=headers, timeout=timeout
+    )
 
 
 def _error(response, status: int) -> dict:
