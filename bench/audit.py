@@ -33,13 +33,9 @@ sys.path.insert(0, str(ROOT / "backend" / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from citypay.audit.source import ChainSource  # noqa: E402
-from citypay.authorization import TokenDomain  # noqa: E402
-from citypay.chain.events import decode_log  # noqa: E402
-from citypay.chain.log_reader import LogReader  # noqa: E402
 from citypay.ledger import Books  # noqa: E402
-from history import sign_payments, submit  # noqa: E402
+from history import decode_all, make_history, people, read_raw  # noqa: E402
 from platform_harness import ChainUnderTest  # noqa: E402
-from relay import _populate, _wallet  # noqa: E402
 
 CITY = "gimpo"
 PAYMENTS = int(os.environ.get("BENCH_AUDIT_PAYMENTS", "100000"))
@@ -71,18 +67,8 @@ def raw_read(chain: ChainUnderTest, directory: str) -> dict:
     head = source.head()
     source.locate(head)
     where = source.watched
-    started = time.perf_counter()
-    logs = [
-        raw for chunk in LogReader(chain.w3, list(where)).read(source.first_block, head)
-        for raw in chunk.logs
-    ]  # fmt: skip
-    read = time.perf_counter() - started
-    started = time.perf_counter()
-    events = [
-        decode_log(raw, *where[raw["address"].lower()], int(raw["blockTimestamp"], 16))
-        for raw in logs
-    ]
-    decoded = time.perf_counter() - started
+    read, logs, _ = read_raw(chain.w3, where, source.first_block, head)
+    decoded, events = decode_all(logs, where)
     started = time.perf_counter()
     books = Books().apply_all(events)
     folded = time.perf_counter() - started
@@ -105,22 +91,10 @@ def main() -> None:
     started = time.perf_counter()
     chain.start_and_deploy()
     try:
-        payers = [_wallet("payer", i) for i in range(PAYERS)]
-        merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
-        _populate(chain, payers, merchants)
+        payers, merchants = people(chain, PAYERS, MERCHANTS)
         setup = time.perf_counter() - started
-        city = chain.deployment.city(CITY)
-        domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
-
-        started = time.perf_counter()
-        entries = sign_payments(domain, payers, merchants, PAYMENTS, _value, "bench-audit")
-        signing = time.perf_counter() - started
-        started = time.perf_counter()
-        first, last = submit(chain, CITY, entries, BATCH)
-        mining = time.perf_counter() - started
-        print(
-            f"generated: signed in {signing:.1f} s, "
-            f"mined in blocks {first}-{last} in {mining:.1f} s"
+        made = make_history(
+            chain, CITY, payers, merchants, PAYMENTS, _value, label="bench-audit", batch=BATCH
         )
 
         directory = json.loads(chain.manifest.read_text())["directory"]["address"]
@@ -135,15 +109,13 @@ def main() -> None:
     assert audited["payments"] == raw["payments"] == PAYMENTS, (audited["payments"], PAYMENTS)
     assert audited["paid"] == expected, (audited["paid"], expected)
     write_results(
-        {
+        made
+        | {
             "payments": PAYMENTS,
             "batch": BATCH,
             "payers": PAYERS,
             "merchants": MERCHANTS,
             "setup_seconds": setup,
-            "signing_seconds": signing,
-            "mining_seconds": mining,
-            "payment_blocks": [first, last],
             "audit_seconds": audit_seconds,
             "audited_paid": audited["paid"],
             "raw": raw,

@@ -1,5 +1,6 @@
 """A long chain history for the benchmarks that read one: many payments as payer-signed EIP-3009
-authorizations, settled by `transferWithAuthorizationBatch` as the relayer sends them.
+authorizations, settled by `transferWithAuthorizationBatch` as the relayer sends them; and the
+raw read of it that those benchmarks measure against.
 
 The authorizations are signed with coincurve over the digest worked out word by word
 (citypay.authorization.authorization_digest; eth-account's typed-data signing takes about 2 ms
@@ -15,9 +16,12 @@ from typing import NamedTuple
 
 import coincurve
 from citypay.authorization import TokenDomain, authorization_digest
+from citypay.chain.events import decode_log
 from citypay.chain.keys import development_account
+from citypay.chain.log_reader import LogReader
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak
+from relay import _populate, _wallet
 
 ENTRY = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
 SELECTOR = function_signature_to_4byte_selector(f"transferWithAuthorizationBatch({ENTRY}[])")
@@ -34,6 +38,51 @@ class _Terms(NamedTuple):
     valid_after: int
     valid_before: int
     nonce: bytes
+
+
+def people(chain, payers: int, merchants: int) -> tuple[list, list]:
+    """The relay benchmark's payers (registered and charged) and merchants (registered)."""
+    payer_wallets = [_wallet("payer", i) for i in range(payers)]
+    merchant_wallets = [_wallet("merchant", i) for i in range(merchants)]
+    _populate(chain, payer_wallets, merchant_wallets)
+    return payer_wallets, merchant_wallets
+
+
+def make_history(
+    chain, city_code: str, payers: list, merchants: list, count: int, value, *, label, batch
+) -> dict:
+    """sign_payments in the city's token domain, then submit; how long each took and the blocks
+    that hold the payments."""
+    city = chain.deployment.city(city_code)
+    domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+    started = time.perf_counter()
+    entries = sign_payments(domain, payers, merchants, count, value, label)
+    signing = time.perf_counter() - started
+    started = time.perf_counter()
+    first, last = submit(chain, city_code, entries, batch)
+    mining = time.perf_counter() - started
+    print(f"history: signed in {signing:.1f} s, mined in blocks {first}-{last} in {mining:.1f} s")
+    return {"signing_seconds": signing, "mining_seconds": mining, "payment_blocks": [first, last]}
+
+
+def read_raw(w3, where: dict, first: int, last: int, **reader) -> tuple[float, list, int]:
+    """(seconds, logs, chunks): eth_getLogs of `where`'s addresses over [first, last], with the
+    LogReader the backend reads with (`reader`: its options) and nothing else."""
+    started = time.perf_counter()
+    chunks = list(LogReader(w3, list(where), **reader).read(first, last))
+    seconds = time.perf_counter() - started
+    return seconds, [entry for chunk in chunks for entry in chunk.logs], len(chunks)
+
+
+def decode_all(logs: list, where: dict) -> tuple[float, list]:
+    """(seconds, events): every log through decode_log, `where` naming each address's (city,
+    contract kind)."""
+    started = time.perf_counter()
+    events = [
+        decode_log(entry, *where[entry["address"].lower()], int(entry["blockTimestamp"], 16))
+        for entry in logs
+    ]
+    return time.perf_counter() - started, events
 
 
 def sign_payments(

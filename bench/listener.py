@@ -45,16 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from citypay.authorization import TokenDomain  # noqa: E402
-from citypay.chain.events import decode_log  # noqa: E402
 from citypay.chain.log_reader import LogReader  # noqa: E402
 from citypay.core.config import Settings  # noqa: E402
 from citypay.db.migrate import upgrade  # noqa: E402
 from citypay.db.session import Database  # noqa: E402
 from citypay.listener.indexer import listener_for  # noqa: E402
-from history import sign_payments, submit  # noqa: E402
+from history import decode_all, make_history, people, read_raw  # noqa: E402
 from platform_harness import BackendUnderTest, ChainUnderTest, free_port  # noqa: E402
-from relay import CLIENTS, _percentile, _populate, _wallet, run_relayed  # noqa: E402
+from relay import CLIENTS, _percentile, run_relayed  # noqa: E402
 
 CITY = "gimpo"
 PAYMENTS = int(os.environ.get("BENCH_LISTENER_PAYMENTS", "20000"))
@@ -75,24 +73,6 @@ def _value(index: int) -> int:
 
 def _best(runs: list[tuple[float, object]]) -> tuple[float, object]:
     return min(runs, key=lambda run: run[0])
-
-
-def read_raw(w3, where: dict, first: int, last: int, max_span: int) -> tuple[float, list, int]:
-    """(seconds, logs, chunks): eth_getLogs over [first, last] as the listener's reader asks."""
-    started = time.perf_counter()
-    reader = LogReader(w3, list(where), max_span=max_span)
-    chunks = list(reader.read(first, last))
-    seconds = time.perf_counter() - started
-    return seconds, [entry for chunk in chunks for entry in chunk.logs], len(chunks)
-
-
-def decode_all(logs: list, where: dict) -> tuple[float, list]:
-    started = time.perf_counter()
-    events = [
-        decode_log(entry, *where[entry["address"].lower()], int(entry["blockTimestamp"], 16))
-        for entry in logs
-    ]
-    return time.perf_counter() - started, events
 
 
 def index_from_scratch(database_url: str, chain, last: int) -> tuple[float, int]:
@@ -137,7 +117,7 @@ def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
 
     raw_runs = []
     for _ in range(REPEATS):
-        seconds, logs, chunks = read_raw(chain.w3, where, first, last, max_span)
+        seconds, logs, chunks = read_raw(chain.w3, where, first, last, max_span=max_span)
         raw_runs.append((seconds, None))
     decode_runs = [decode_all(logs, where) for _ in range(REPEATS)]
     kinds = Counter(event.event for event in decode_runs[0][1])
@@ -284,35 +264,22 @@ def main() -> None:
     started = time.perf_counter()
     chain.start_and_deploy()
     try:
-        payers = [_wallet("payer", i) for i in range(PAYERS)]
-        merchants = [_wallet("merchant", i) for i in range(MERCHANTS)]
-        _populate(chain, payers, merchants)
-        city = chain.deployment.city(CITY)
-        domain = TokenDomain(city.name, "1", chain.deployment.chain_id, city.token.address)
+        payers, merchants = people(chain, PAYERS, MERCHANTS)
         setup = time.perf_counter() - started
         # The lag first, on the chain as the relay benchmark has it (the cities and their
         # people): a listener starting on the long history would first spend its start-up on it.
         lag = measure_lag(chain, f"sqlite:///{workdir / 'lag.sqlite3'}", payers, merchants, workdir)
-        started = time.perf_counter()
-        entries = sign_payments(domain, payers, merchants, PAYMENTS, _value, "bench-listener")
-        signing = time.perf_counter() - started
-        started = time.perf_counter()
-        first, last = submit(chain, CITY, entries, BATCH)
-        mining = time.perf_counter() - started
-        print(
-            f"history: signed in {signing:.1f} s, mined in blocks {first}-{last} in {mining:.1f} s"
+        made = make_history(
+            chain, CITY, payers, merchants, PAYMENTS, _value, label="bench-listener", batch=BATCH
         )
         rows, history = measure_indexing(chain, workdir)
     finally:
         chain.stop()
-    history |= {
+    history |= made | {
         "payments": PAYMENTS,
         "batch": BATCH,
         "payers": PAYERS,
-        "payment_blocks": [first, last],
         "setup_seconds": setup,
-        "signing_seconds": signing,
-        "mining_seconds": mining,
         "load_average": load,
     }
     report(rows, history, lag)
