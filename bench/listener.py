@@ -39,7 +39,6 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
@@ -52,7 +51,7 @@ from citypay.db.session import Database  # noqa: E402
 from citypay.listener.indexer import listener_for  # noqa: E402
 from history import decode_all, make_history, people, read_raw  # noqa: E402
 from platform_harness import BackendUnderTest, ChainUnderTest, free_port  # noqa: E402
-from relay import CLIENTS, _percentile, run_relayed  # noqa: E402
+from relay import CLIENTS, _empty, _percentile, run_relayed  # noqa: E402
 
 CITY = "gimpo"
 PAYMENTS = int(os.environ.get("BENCH_LISTENER_PAYMENTS", "20000"))
@@ -87,14 +86,6 @@ def index_from_scratch(database_url: str, chain, last: int) -> tuple[float, int]
     seconds = time.perf_counter() - started
     db.engine.dispose()
     return seconds, stored
-
-
-def _empty_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _indexing(name: str, events: int, runs: list[tuple[float, object]]) -> dict:
@@ -137,7 +128,7 @@ def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
     if POSTGRES_URL:
         postgres_runs = []
         for _ in range(REPEATS):
-            _empty_postgres(POSTGRES_URL)
+            _empty(POSTGRES_URL)
             seconds, stored = index_from_scratch(POSTGRES_URL, chain, last)
             assert stored == len(logs), (stored, len(logs))
             postgres_runs.append((seconds, None))

@@ -482,7 +482,7 @@ def main() -> None:
 
 
 def _empty(database_url: str) -> None:
-    """A clean schema on the database DATABASE_URL names: the benchmark owns it for the run."""
+    """A clean schema on that PostgreSQL database: the benchmark owns it for the run."""
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
