@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,7 +49,7 @@ from citypay.db.migrate import upgrade  # noqa: E402
 from citypay.db.session import Database  # noqa: E402
 from citypay.listener.indexer import listener_for  # noqa: E402
 from history import decode_all, make_history, people, read_raw  # noqa: E402
-from platform_harness import BackendUnderTest, ChainUnderTest, free_port  # noqa: E402
+from platform_harness import BackendUnderTest, ChainUnderTest, free_port, listener_process  # noqa: E402
 from relay import CLIENTS, _empty, _percentile, run_relayed  # noqa: E402
 
 CITY = "gimpo"
@@ -180,25 +179,6 @@ class LagSampler:
         self._thread.join(timeout=10)
 
 
-def _listener_process(chain, database_url: str, port: int, log_path: Path) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RPC_URL": chain.rpc_url,
-        "CHAIN_ID": str(chain.deployment.chain_id),
-        "MANIFEST_PATH": str(chain.manifest),
-        "LISTENER_METRICS_PORT": str(port),
-        "LOG_FORMAT": "json",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "citypay.listener"],
-        cwd=ROOT,
-        env=environment,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def _wait_caught_up(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -216,7 +196,11 @@ def measure_lag(chain, database_url: str, payers: list, merchants: list, workdir
     backend = BackendUnderTest(chain, database_url, workdir / "backend.log")
     backend.settings["LISTENER_IN_API"] = "false"  # as the relay benchmark runs it
     port = free_port()
-    listener = _listener_process(chain, database_url, port, workdir / "listener.log")
+    listener = listener_process(
+        chain.service_settings(database_url)
+        | {"LISTENER_METRICS_PORT": str(port), "LOG_FORMAT": "json"},
+        workdir / "listener.log",
+    )
     metrics = f"http://127.0.0.1:{port}/metrics"
     try:
         backend.start()

@@ -10,7 +10,13 @@ import httpx
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import development_account
 from citypay.core.config import EMBEDDED_CHAIN_ID
-from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool  # noqa: F401
+from citypay.day.processes import (  # noqa: F401
+    ROOT,
+    BackendProcess,
+    SandboxBank,
+    chain_tool,
+    listener_process,
+)
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
@@ -58,6 +64,16 @@ class ChainUnderTest:
 
     def stop(self) -> None:
         chain_tool("scripts.chain", "stop", env=_chain_settings(self.port, self.data_dir))
+
+    def service_settings(self, database_url: str) -> dict:
+        """The settings a backend or listener process finds this chain, its deployment and
+        `database_url` by."""
+        return {
+            "DATABASE_URL": database_url,
+            "RPC_URL": self.rpc_url,
+            "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
+            "MANIFEST_PATH": str(self.manifest),
+        }
 
     # --- the city's duties, signed with the development keys the deployment named ---------
 
@@ -123,11 +139,8 @@ class BackendUnderTest(BackendProcess):
         self.database_url = database_url
         super().__init__(
             port or free_port(),
-            {
-                "DATABASE_URL": database_url,
-                "RPC_URL": chain.rpc_url,
-                "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
-                "MANIFEST_PATH": str(chain.manifest),
+            chain.service_settings(database_url)
+            | {
                 "RELAY_INTERVAL": "0.1",
                 "BANK_WEBHOOK_SECRET": BANK_WEBHOOK_SECRET,
                 "CASHOUT_RETRY_INTERVAL": "0.5",

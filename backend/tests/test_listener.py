@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
-import sys
 import time
 
 import pytest
 from citypay.chain.deployment import Deployment
-from citypay.core.config import EMBEDDED_CHAIN_ID
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.listener.indexer import Listener
 from citypay.listener.models import IndexedEvent, ListenerCheckpoint
 from conftest import own_database_url
-from platform_harness import ROOT, ChainUnderTest, new_wallet
+from platform_harness import ChainUnderTest, listener_process, new_wallet
 from sqlalchemy import func, select
 from web3 import Web3
 
@@ -94,23 +91,9 @@ def test_a_restart_rescans_its_margin_without_duplicates(chain, database):
 
 
 def _listener_process(chain: ChainUnderTest, database_url: str, log_path) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RPC_URL": chain.rpc_url,
-        "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
-        "MANIFEST_PATH": str(chain.manifest),
-        # Narrow chunks: many checkpoints to be killed between.
-        "LISTENER_MAX_SPAN": "3",
-        "LISTENER_POLL_INTERVAL": "0.05",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "citypay.listener"],
-        cwd=ROOT,
-        env=environment,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    # Narrow chunks: many checkpoints to be killed between.
+    narrow = {"LISTENER_MAX_SPAN": "3", "LISTENER_POLL_INTERVAL": "0.05"}
+    return listener_process(chain.service_settings(database_url) | narrow, log_path)
 
 
 def test_kill_9_at_any_moment_loses_and_duplicates_nothing(chain, database, tmp_path):

@@ -7,16 +7,13 @@ session's chain, so that its figures move only with what these tests do.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 from citypay.authorization import TokenDomain, sign_authorization
 from conftest import CITY, bearer, own_database_url, wait_for_status
-from platform_harness import ROOT, BackendUnderTest, SandboxBank, free_port
+from platform_harness import BackendUnderTest, SandboxBank, free_port, listener_process
 from prometheus_client.parser import text_string_to_metric_families
 
 METRICS_TOKEN = "test-metrics-token"
@@ -156,21 +153,9 @@ def test_the_backends_log_lines_are_json_with_their_context(ops_backend, ops_api
 
 def test_the_listener_process_serves_its_lag_and_logs_json(chain, tmp_path):
     port, log_path = free_port(), tmp_path / "listener.log"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": own_database_url(tmp_path, "listener_process"),
-        "RPC_URL": chain.rpc_url,
-        "CHAIN_ID": str(chain.deployment.chain_id),
-        "MANIFEST_PATH": str(chain.manifest),
-        "LISTENER_METRICS_PORT": str(port),
-        "LOG_FORMAT": "json",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "citypay.listener"],
-        cwd=ROOT,
-        env=environment,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
+    settings = chain.service_settings(own_database_url(tmp_path, "listener_process"))
+    process = listener_process(
+        settings | {"LISTENER_METRICS_PORT": str(port), "LOG_FORMAT": "json"}, log_path
     )
     try:
         url = f"http://127.0.0.1:{port}/metrics"

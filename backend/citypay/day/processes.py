@@ -1,5 +1,5 @@
 """The platform's processes for the main job: the project's chain and its deployment (run with the
-chain tools' environment, .venv), and the backend as a uvicorn process."""
+chain tools' environment, .venv), the backend as a uvicorn process, and the listener."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def chain_tool(*args: str, env: dict | None = None, timeout: float = 600) -> str
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
+
+
+def listener_process(settings: dict, log_path: Path) -> subprocess.Popen:
+    """python -m citypay.listener with `settings` in its environment and its output appended to
+    `log_path`; not waited for: it serves no /health (its metrics only if asked)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "citypay.listener"],
+        cwd=ROOT,
+        env={**os.environ, **settings},
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 class ServiceProcess:
