@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from citypay.core.strict_config import StrictSection
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from scripts.city_suite import DAY, City, CityPolicy
 from scripts.deployment import DeploymentError
@@ -33,30 +34,16 @@ KrwOrZero = Annotated[int, Field(strict=True, ge=0, le=UINT48_MAX)]
 AccountName = Annotated[str, Field(min_length=1)]
 
 
-class _Section(BaseModel):
-    """A mapping of the file: unknown keys are errors that list the accepted ones."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [key for key in data if key not in cls.model_fields]
-            if unknown:
-                accepted = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {unknown[0]!r} (accepted keys: {accepted})")
-        return data
-
-
-class PolicyConfig(_Section):
+class PolicyConfig(StrictSection):
     annual_issuance_cap: Krw
     monthly_purchase_limit: Krw
     holding_cap: Krw
     incentive_percent: Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
     monthly_incentive_limit: KrwOrZero
     merchant_revenue_cap: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
-    excluded_categories: list[Annotated[int, Field(strict=True, gt=0, le=UINT16_MAX)]] = []
+    excluded_categories: list[Annotated[int, Field(strict=True, gt=0, le=UINT16_MAX)]] = Field(
+        default_factory=list
+    )
     ban_period_days: Annotated[int, Field(strict=True, ge=0, le=UINT64_MAX // DAY)] = 365
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)] = 1
 
@@ -89,13 +76,13 @@ class PolicyConfig(_Section):
         return int(self.incentive_percent * 100)
 
 
-class IssuerConfig(_Section):
+class IssuerConfig(StrictSection):
     account: AccountName
     # The allowance the issuer starts with; later top-ups are the issuer admin's job at run time.
     allowance: Krw
 
 
-class RolesConfig(_Section):
+class RolesConfig(StrictSection):
     city_admin: AccountName
     issuer_admin: AccountName
     issuers: list[IssuerConfig] = Field(min_length=1)
@@ -117,7 +104,7 @@ class RolesConfig(_Section):
 ROLE_DUTIES = tuple(RolesConfig.model_fields)
 
 
-class CityConfig(_Section):
+class CityConfig(StrictSection):
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
     # The token's name and EIP-712 domain name, e.g. "Gimpo Pay".
     name: Annotated[str, Field(min_length=1, max_length=64)]
@@ -146,7 +133,7 @@ class CityConfig(_Section):
         )
 
 
-class PlatformConfig(_Section):
+class PlatformConfig(StrictSection):
     accounts: dict[AccountName, str] = Field(min_length=1)
     deployer: AccountName
     deployer_keeps_admin: Annotated[bool, Field(strict=True)] = False

@@ -24,15 +24,15 @@ from typing import Annotated, Any
 import yaml
 from eth_utils import is_checksum_address, to_checksum_address
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from citypay.core.strict_config import StrictSection
 
 DAY_MINUTES = 24 * 60
 
@@ -96,23 +96,7 @@ Krw = Annotated[int, Field(strict=True, ge=0)]
 Category = Annotated[int, Field(strict=True, gt=0, le=2**16 - 1)]
 
 
-class _Section(BaseModel):
-    """A mapping of the file: an unknown key is an error that lists the accepted ones."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [key for key in data if key not in cls.model_fields]
-            if unknown:
-                accepted = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {unknown[0]!r} (accepted keys: {accepted})")
-        return data
-
-
-class _Rule(_Section):
+class _Rule(StrictSection):
     enabled: Annotated[bool, Field(strict=True)] = True
 
 
@@ -144,7 +128,7 @@ class RoundUnderLimitConfig(_Rule):
     margin_percent: Annotated[float, Field(gt=0, lt=100)] = 5.0  # under the limit by at most this
     min_count: Count = 3
     # Limits to watch besides the city's on-chain monthly purchase limit and holding cap.
-    limits: list[Annotated[int, Field(strict=True, gt=0)]] = []
+    limits: list[Annotated[int, Field(strict=True, gt=0)]] = Field(default_factory=list)
 
 
 class OutsideBusinessHoursConfig(_Rule):
@@ -152,8 +136,8 @@ class OutsideBusinessHoursConfig(_Rule):
     `hours`."""
 
     hours: Hours = _parse_hours("00:00-24:00")
-    categories: dict[Category, Hours] = {}
-    merchants: dict[Address, Hours] = {}
+    categories: dict[Category, Hours] = Field(default_factory=dict)
+    merchants: dict[Address, Hours] = Field(default_factory=dict)
     window_minutes: Minutes = 60
     min_count: Count = 1
     min_amount: Krw = 0
@@ -175,7 +159,7 @@ class IncentiveSpendAllConfig(_Rule):
     min_amount: Krw = 100_000  # charges smaller than this are not worth an alert
 
 
-class RulesConfig(_Section):
+class RulesConfig(StrictSection):
     quick_cash_out: QuickCashOutConfig = QuickCashOutConfig()
     fresh_wallet_feed: FreshWalletFeedConfig = FreshWalletFeedConfig()
     round_under_limit: RoundUnderLimitConfig = RoundUnderLimitConfig()
@@ -183,9 +167,9 @@ class RulesConfig(_Section):
     incentive_spend_all: IncentiveSpendAllConfig = IncentiveSpendAllConfig()
 
 
-class FraudConfig(_Section):
+class FraudConfig(StrictSection):
     defaults: RulesConfig = RulesConfig()
-    cities: dict[str, RulesConfig] = {}
+    cities: dict[str, RulesConfig] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
