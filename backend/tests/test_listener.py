@@ -85,7 +85,14 @@ def test_a_restart_rescans_its_margin_without_duplicates(chain, database):
     stored = indexed(database)
     # A new listener on the same database, as after a restart: it rescans the margin again.
     again = Listener(database, chain.w3, chain.deployment.watched_contracts(), rescan_margin=50)
+    assert first.rescan_start() is None  # resumed: nothing more to rescan
+    checkpoint = checkpoint_block(database)
+    assert again.rescan_start() == max(again.start_block, checkpoint - 50 + 1)
+    updates = []
+    again.subscribe(updates.append)
     again.step()
+    assert updates[0].rescanned_from == max(again.start_block, checkpoint - 50 + 1)
+    assert again.rescan_start() is None
     assert indexed(database)[: len(stored)] == stored
     assert indexed(database) == chain_truth(chain.deployment, again.indexed_to)
 

@@ -51,17 +51,24 @@ class FraudEngine:
     # --- following the listener ---------------------------------------------------------------
 
     def attach(self, listener: Listener) -> None:
-        """Catches up with the stored events, then follows the listener's updates."""
-        self.catch_up()
+        """Catches up with the stored events, then follows the listener's updates.
+
+        A restarted listener first reads a margin of blocks again and delivers them with
+        `rescanned_from`; folding them here too would fold the whole history twice at start
+        (once now, once more when that first update asks for a rebuild below it)."""
+        self.catch_up(below=listener.rescan_start())
         listener.subscribe(self.on_update)
 
-    def catch_up(self) -> None:
-        """Folds and judges every stored event; stores the alerts not stored yet and drops those
-        whose evidence is gone."""
+    def catch_up(self, below: int | None = None) -> None:
+        """Folds and judges the stored events (those below block `below`, or all); stores the
+        alerts not stored yet and drops those whose evidence is gone."""
         with self.db.session() as session:
-            checkpoint = session.get(ListenerCheckpoint, CHECKPOINT)
-            findings = self._rebuild(session, below=None)
-            self.folded_to = checkpoint.block_number if checkpoint else None
+            findings = self._rebuild(session, below=below)
+            if below is not None:
+                self.folded_to = below - 1
+            else:
+                checkpoint = session.get(ListenerCheckpoint, CHECKPOINT)
+                self.folded_to = checkpoint.block_number if checkpoint else None
             self._store(session, findings, self.folded_to)
         self._stale = False
 

@@ -121,7 +121,11 @@ class Listener:
         for chunk in self.reader.read(first, target) if first <= target else ():
             stored += self._store(chunk, rescan_from)
             rescan_from = None
-        self._resumed = True
+            # Resumed once the restart's rescan is stored: until then (confirmations pending),
+            # the next step rescans from the same block, as `rescan_start` told subscribers.
+            self._resumed = True
+        if self.indexed_to is None:
+            self._resumed = True  # nothing stored before this start: nothing to rescan
         if self.lag and (self._indexed_time or (None,))[0] != self.indexed_to:
             # Resumed with nothing to read yet (confirmations pending): the lag in seconds
             # needs the checkpoint block's time, once.
@@ -144,7 +148,7 @@ class Listener:
         number, block_hash = checkpoint
         self.indexed_to = number
         if not self._resumed:
-            first = max(self.start_block, number - self.rescan_margin + 1)
+            first = self._resume_block(number)
             return first, first
         if number > self.head or self.reader.block_hashes([number])[number] != block_hash:
             fork = self._fork_point()
@@ -152,6 +156,19 @@ class Listener:
             log.warning("reorg: block %d changed; re-indexing from block %d", number, fork + 1)
             return fork + 1, fork + 1
         return number + 1, None
+
+    def _resume_block(self, checkpoint: int) -> int:
+        return max(self.start_block, checkpoint - self.rescan_margin + 1)
+
+    def rescan_start(self) -> int | None:
+        """The block from which this listener's first step replaces stored events (its
+        checkpoint less the rescan margin), delivered again with `rescanned_from` set; None when
+        nothing is stored yet or the rescan is done. Subscribers catching up from the database
+        need fold only what lies below it."""
+        if self._resumed:
+            return None
+        checkpoint = self._checkpoint()
+        return None if checkpoint is None else self._resume_block(checkpoint[0])
 
     def _fork_point(self) -> int:
         """The newest block whose stored hash the chain still has (all below it is the same)."""
