@@ -39,13 +39,24 @@ interface ICityToken is IERC20, IERC3009 {
     event AccountUnfrozen(address indexed account, address indexed by);
     /// @notice The registry changed what an account is (kind) or whether it may transact (active).
     event AccountStatusSet(address indexed account, AccountKind kind, bool active);
-    /// @notice A lost wallet's balance and status moved to its replacement.
+    /// @notice A lost wallet's balance and status moved to its replacement; the lost wallet is
+    /// retired for good.
     event AccountRecovered(address indexed lost, address indexed replacement, uint256 balance);
+    /// @notice A recovery of the account was proposed (held: no money moves in or out) or ended.
+    event RecoveryHoldSet(address indexed account, bool held);
     event SuiteLinked(address indexed registry, address indexed treasury);
 
     /// @notice The movement breaks the city's transfer rules (see CityToken._move).
     error CityTokenTransferNotAllowed(address from, address to);
     error CityTokenAccountFrozen(address account);
+    /// @notice The wallet was recovered to a replacement: it takes part in nothing again.
+    error CityTokenAccountRetired(address account);
+    /// @notice A recovery of the account is pending: its money stays where it is until it ends.
+    error CityTokenAccountInRecovery(address account);
+    /// @notice A closing or confiscation applies only to an account the registry revoked.
+    error CityTokenAccountNotRevoked(address account);
+    /// @notice Payments and refunds move a value above zero.
+    error CityTokenZeroValue();
     error CityTokenMerchantNotActive(address merchant);
     error CityTokenResidentNotActive(address resident);
     error CityTokenNotRegistered(address account);
@@ -65,8 +76,6 @@ interface ICityToken is IERC20, IERC3009 {
     error CityTokenZeroNonce();
     error CityTokenSupplyCapExceeded(uint256 supply, uint256 value, uint256 cap);
     error CityTokenReplacementInUse(address replacement);
-    /// @notice Only the token itself may call settleAuthorization.
-    error CityTokenSelfCallOnly(address caller);
 
     /// @notice Pays `merchant` with an invoice id. An EIP-681 URI names this function with its
     /// three parameters (address, uint256, bytes32), so any EIP-681 wallet can pay an invoice QR.
@@ -105,23 +114,26 @@ interface ICityToken is IERC20, IERC3009 {
     /// Refunds of payments made before a recovery go to, and are made by, the current wallets.
     function currentWallet(address account) external view returns (address);
 
+    /// @notice The first wallet of the account's holder: itself unless it took part in a recovery.
+    function originOf(address account) external view returns (address);
+
     /// @notice What the merchant may still refund of a payment.
     function refundableAmount(address payer, address merchant, bytes32 paymentId) external view returns (uint256);
 
     /// @notice Settles many authorizations in one transaction: an invalid one is skipped with an
-    /// AuthorizationFailed event while the others go through. Returns how many went through.
+    /// AuthorizationFailed event while the others go through, and one its payer signed is voided
+    /// (AuthorizationVoided), so it stays failed. Returns how many went through.
     function transferWithAuthorizationBatch(TransferAuthorization[] calldata authorizations)
         external
         returns (uint256 settled);
 
-    /// @notice One step of a batch as an external call, reverting with the step's error. Only the
-    /// token itself may call it, and it no longer does: the batch checks each step in place (see
-    /// CityToken.transferWithAuthorizationBatch). Kept so the ABI and its gate stay as they were.
-    function settleAuthorization(TransferAuthorization calldata authorization) external;
-
     function accountKind(address account) external view returns (AccountKind);
     function isActive(address account) external view returns (bool);
     function isFrozen(address account) external view returns (bool);
+    /// @notice A wallet recovered to a replacement: never registered or named as a replacement again.
+    function isRetired(address account) external view returns (bool);
+    /// @notice A recovery of the account is pending (see CityRegistry.proposeRecovery).
+    function isHeld(address account) external view returns (bool);
 
     /// @notice EIP-712 domain version (the domain's other fields: name, chainId, verifyingContract).
     function version() external pure returns (string memory);
@@ -137,8 +149,11 @@ interface ICityToken is IERC20, IERC3009 {
 
     /// @notice Registry only: sets what an account is and whether it may transact.
     function setAccountStatus(address account, AccountKind kind, bool active) external;
-    /// @notice Registry only: moves a lost wallet's balance and status to an unused replacement.
+    /// @notice Registry only: moves a lost wallet's balance and status to an unused replacement, and
+    /// retires the lost wallet.
     function recoverAccount(address lost, address replacement) external;
+    /// @notice Registry only: holds an account while a recovery of it is pending, or ends the hold.
+    function setRecoveryHold(address account, bool held) external;
 
     /// @notice Treasury only: mints a charge (충전) to a resident.
     function issue(address resident, uint256 value) external;
@@ -146,4 +161,7 @@ interface ICityToken is IERC20, IERC3009 {
     function redeem(address account, uint256 value) external;
     /// @notice Treasury only: mints back the tokens of a redemption whose bank transfer failed.
     function restore(address account, uint256 value) external;
+    /// @notice Treasury only: burns the balance of a revoked account, for its closing cash-out or
+    /// refund, or (`confiscation`) because it was revoked for illegal exchange.
+    function close(address account, uint256 value, bool confiscation) external;
 }

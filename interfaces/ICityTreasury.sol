@@ -5,7 +5,9 @@ pragma solidity ^0.8.24;
 interface ICityTreasury {
     enum RedemptionKind {
         CashOut,
-        ResidentRefund
+        ResidentRefund,
+        /// The balance of an account revoked for illegal exchange: burned and settled for nothing.
+        Confiscation
     }
 
     enum RedemptionStatus {
@@ -33,6 +35,20 @@ interface ICityTreasury {
         bytes32 payoutAccountHash;
         /// The bank's transfer reference once settled, or the reason code once returned.
         bytes32 closingReference;
+    }
+
+    /// @notice A merchant's signed cash-out nonce.
+    enum AuthorizationState {
+        Unused,
+        Used,
+        Canceled
+    }
+
+    /// @notice What a resident's last refund counted as used (reduced as merchants refund payments
+    /// made before it), and the incentive's share of its charges then, in basis points.
+    struct Reversible {
+        uint48 usage;
+        uint16 incentiveShareBps;
     }
 
     /// @notice What a resident charged, this month and since the last refund.
@@ -68,6 +84,8 @@ interface ICityTreasury {
     event RedemptionReturned(uint256 indexed id, address indexed account, uint256 restored, bytes32 reason);
     /// @notice A relayed cash-out: the merchant's authorization `nonce` opened redemption `id`.
     event CashOutAuthorized(uint256 indexed id, address indexed merchant, bytes32 indexed nonce);
+    /// @notice The merchant withdrew a signed cash-out before it was used.
+    event CashOutAuthorizationCanceled(address indexed merchant, bytes32 indexed nonce);
     event IssuerConfigured(address indexed issuer, uint256 oldAllowance, uint256 newAllowance);
     event IssuerRemoved(address indexed issuer);
     /// @notice A policy value changed; `parameter` is the setter's name.
@@ -89,33 +107,61 @@ interface ICityTreasury {
     error CityTreasuryRateTooHigh(uint256 bps, uint256 maxBps);
     error CityTreasuryInvalidMonth(uint8 month);
     error CityTreasuryOnlyRegistry(address caller);
+    error CityTreasuryOnlyToken(address caller);
+    error CityTreasuryAuthorizationNotYetValid(address merchant, uint256 validAfter, uint256 blockTimestamp);
     error CityTreasuryAuthorizationExpired(address merchant, uint256 validBefore, uint256 blockTimestamp);
+    error CityTreasuryAuthorizationWindowTooLong(address merchant, uint256 validAfter, uint256 validBefore, uint256 maxValidity);
     error CityTreasuryAuthorizationUsed(address merchant, bytes32 nonce);
+    error CityTreasuryAuthorizationCanceled(address merchant, bytes32 nonce);
     error CityTreasuryInvalidSignature(address merchant, bytes32 nonce);
+    /// @notice The merchant signed a cash-out to another payout account than the registry holds.
+    error CityTreasuryPayoutAccountMismatch(address merchant, bytes32 signed, bytes32 registered);
+    /// @notice Another redemption was settled with this bank transfer.
+    error CityTreasuryBankReferenceUsed(bytes32 bankReference);
+    /// @notice The account is frozen or held for a pending recovery: it is not paid meanwhile.
+    error CityTreasuryAccountLocked(address account);
+    /// @notice The account was revoked for illegal exchange: its money waits for confiscation.
+    error CityTreasuryAwaitingConfiscation(address account);
 
     /// @notice Mints a resident's charge of `amount` KRW plus the city's incentive, once per bank
     /// deposit reference.
     function issue(address resident, uint256 amount, bytes32 depositReference) external returns (uint256 incentive);
     /// @notice A merchant redeems `amount` of its balance, fee-free, to its registered payout account.
+    /// A revoked merchant may too (its closing cash-out), unless revoked for illegal exchange.
     function cashOut(uint256 amount) external returns (uint256 id);
-    /// @notice Settler only: relays a merchant's cash-out of `amount`, authorized by the
-    /// merchant's EIP-712 signature of CashOutAuthorization(merchant, amount, validBefore, nonce)
-    /// (domain "<token name> Treasury", version "1"), before `validBefore`, each nonce once.
+    /// @notice Settler only: relays a merchant's cash-out of `amount`, authorized by the merchant's
+    /// EIP-712 signature of CashOutAuthorization(merchant, amount, payoutAccountHash, validAfter,
+    /// validBefore, nonce) (domain "<token name> Treasury", version "1"): after `validAfter`, before
+    /// `validBefore`, a window of at most MAX_CASH_OUT_VALIDITY, each nonce once, and only to the
+    /// payout account the registry holds for the merchant, which the signature names.
     function cashOutWithAuthorization(
         address merchant,
         uint256 amount,
+        bytes32 payoutAccountHash,
+        uint256 validAfter,
         uint256 validBefore,
         bytes32 nonce,
         bytes calldata signature
     ) external returns (uint256 id);
+    /// @notice Withdraws an unused signed cash-out: the merchant's EIP-712 signature of
+    /// CancelCashOutAuthorization(merchant, nonce); anyone may send it.
+    function cancelCashOutAuthorization(address merchant, bytes32 nonce, bytes calldata signature) external;
     /// @notice A resident who used at least 60% of what it charged redeems the rest to its bank account,
-    /// less the unused incentive, which is clawed back.
+    /// less the unused incentive, which is clawed back. A revoked resident redeems all it holds so
+    /// (its closing refund), whatever it used, unless revoked for illegal exchange.
     function requestResidentRefund(bytes32 payoutAccountHash) external returns (uint256 id);
-    /// @notice Records the bank transfer that paid a redemption.
+    /// @notice Token only: a merchant refunded `value` to the resident. What of it the resident's
+    /// last refund had counted as used is charged money again, with its incentive share.
+    function recordMerchantRefund(address resident, uint256 value) external;
+    /// @notice Records the bank transfer that paid a redemption: each bank reference once, and not
+    /// while the account is frozen or held for a recovery.
     function settle(uint256 id, bytes32 bankReference) external;
     /// @notice The bank transfer failed: the burned tokens go back to the account (to its current
     /// wallet if it was recovered meanwhile), and a refunded resident's tally is put back.
     function returnRedemption(uint256 id, bytes32 reason) external;
+    /// @notice Registry only: burns the whole balance of an account revoked for illegal exchange,
+    /// recorded as a Confiscation redemption settled at once for nothing, closed with `reason`.
+    function confiscate(address account, bytes32 reason) external returns (uint256 id, uint256 amount);
 
     function configureIssuer(address issuer, uint256 allowance) external;
     function removeIssuer(address issuer) external;
@@ -134,8 +180,12 @@ interface ICityTreasury {
     function redemptionCount() external view returns (uint256);
     /// @notice The resident's tally as of now (this month's counters are zero in a new month).
     function residentTally(address resident) external view returns (ResidentTally memory);
-    /// @notice Whether the merchant's cash-out authorization `nonce` was used.
-    function cashOutAuthorizationUsed(address merchant, bytes32 nonce) external view returns (bool);
+    /// @notice What became of the merchant's cash-out authorization `nonce`.
+    function cashOutAuthorizationState(address merchant, bytes32 nonce) external view returns (AuthorizationState);
+    /// @notice Whether a settlement already names this bank reference.
+    function bankReferenceUsed(bytes32 bankReference) external view returns (bool);
+    /// @notice The balances confiscated for illegal exchange, in all (part of `burned` in totals()).
+    function totalConfiscated() external view returns (uint256);
     function fiscalYearStartMonth() external view returns (uint8);
     function currentFiscalYear() external view returns (uint256);
     function issuedThisFiscalYear() external view returns (uint256);

@@ -9,13 +9,21 @@ interface IERC3009 {
     event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
     /// @notice The authorizer cancelled an authorization before it was used.
     event AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce);
+    /// @notice A relayer's batch refused a correctly signed authorization (a rule of the token:
+    /// balance, an inactive merchant, a pause): it can never be used, so a payment the till was told
+    /// had failed cannot be settled later by whoever holds the signature.
+    event AuthorizationVoided(address indexed authorizer, bytes32 indexed nonce);
 
     /// @notice The authorization's validAfter is still in the future.
     error EIP3009AuthorizationNotYetValid(uint256 validAfter, uint256 blockTimestamp);
     /// @notice The authorization's validBefore has passed.
     error EIP3009AuthorizationExpired(uint256 validBefore, uint256 blockTimestamp);
-    /// @notice The nonce was already used or cancelled by this authorizer.
-    error EIP3009AuthorizationUsedOrCanceled(address authorizer, bytes32 nonce);
+    /// @notice The authorization was used: the payment it authorizes went through.
+    error EIP3009AuthorizationUsed(address authorizer, bytes32 nonce);
+    /// @notice The authorizer cancelled this nonce.
+    error EIP3009AuthorizationCanceled(address authorizer, bytes32 nonce);
+    /// @notice A relayer's batch refused this authorization (see AuthorizationVoided).
+    error EIP3009AuthorizationVoided(address authorizer, bytes32 nonce);
     /// @notice The signature does not recover to the authorizer.
     error EIP3009InvalidSignature(address authorizer);
     /// @notice receiveWithAuthorization must be called by the payee.

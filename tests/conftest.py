@@ -7,6 +7,7 @@ import itertools
 import pytest
 from brownie import accounts, chain
 from citypay.authorization import TokenDomain, sign_authorization
+from citypay.registry_authorization import registry_domain_for, sign_payout_account
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite
@@ -148,6 +149,12 @@ def domain(token):
     )
 
 
+@pytest.fixture(scope="module")
+def registry_domain(token, registry):
+    """The registry's EIP-712 domain: merchants sign their payout account in it."""
+    return registry_domain_for(token.name(), chain.id, registry.address)
+
+
 # --- Helpers ----------------------------------------------------------------------------------
 
 
@@ -179,7 +186,25 @@ def register_resident(registry, registrar):
 
 
 @pytest.fixture(scope="module")
-def register_merchant(registry, registrar):
+def payout_signature(registry_domain):
+    """The merchant's own signature of its payout account (nonce 0 at registration)."""
+
+    def sign(wallet_, payout_account: bytes, *, nonce: int = 0, deadline: int | None = None):
+        deadline = chain.time() + 3600 if deadline is None else deadline
+        signature = sign_payout_account(
+            wallet_.private_key,
+            registry_domain,
+            payout_account_hash=payout_account,
+            nonce=nonce,
+            deadline=deadline,
+        )
+        return deadline, signature
+
+    return sign
+
+
+@pytest.fixture(scope="module")
+def register_merchant(registry, registrar, payout_signature):
     def register(
         wallet_, category: int = RESTAURANT, revenue: int = 300_000_000, region: int = 41570
     ):
@@ -190,9 +215,25 @@ def register_merchant(registry, registrar):
             category,
             region,
         )
-        return registry.registerMerchant(wallet_, application, {"from": registrar})
+        deadline, signature = payout_signature(wallet_, application[1])
+        return registry.registerMerchant(
+            wallet_, application, deadline, signature, {"from": registrar}
+        )
 
     return register
+
+
+@pytest.fixture(scope="module")
+def recover_wallet(registry, compliance, registrar):
+    """Both steps of a wallet recovery: compliance proposes, the registrar executes after the
+    delay. Returns the executing transaction."""
+
+    def recover(lost, replacement):
+        registry.proposeRecovery(lost, replacement, {"from": compliance})
+        chain.sleep(registry.recoveryDelay() + 1)
+        return registry.executeRecovery(lost, {"from": registrar})
+
+    return recover
 
 
 @pytest.fixture(scope="module")

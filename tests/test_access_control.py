@@ -34,7 +34,7 @@ FIXTURE_OF = {
 SUITE_ONLY_ERRORS = {
     "CityTokenUnauthorizedSuiteCall",
     "CityTreasuryOnlyRegistry",
-    "CityTokenSelfCallOnly",
+    "CityTreasuryOnlyToken",
 }
 REFERENCE = keccak(text="access-control:reference")
 
@@ -99,10 +99,46 @@ def _signed_cash_out(f):
     """A merchant's valid cash-out authorization: only the caller's role can refuse it."""
     domain = treasury_domain_for(f.token.name(), brownie.chain.id, f.treasury.address)
     valid_before = brownie.chain.time() + 3600
+    payout_account = bytes(HexBytes(f.registry.merchantOf(f.merchant)["payoutAccountHash"]))
     signature = sign_cash_out(
-        f.merchant.private_key, domain, amount=1_000, valid_before=valid_before, nonce=REFERENCE
+        f.merchant.private_key,
+        domain,
+        amount=1_000,
+        payout_account_hash=payout_account,
+        valid_before=valid_before,
+        nonce=REFERENCE,
     )
-    return [f.merchant, 1_000, valid_before, REFERENCE, signature]
+    return [
+        f.merchant,
+        1_000,
+        payout_account,
+        valid_before - 3600,
+        valid_before,
+        REFERENCE,
+        signature,
+    ]
+
+
+def _revoked_for_illegal_exchange(f):
+    f.token.transfer(f.merchant, 10_000, {"from": f.resident})
+    f.registry.revoke(f.merchant, True, {"from": f.registrar})
+
+
+def _recovery_proposed(f):
+    f.registry.proposeRecovery(f.resident, f.outsider, {"from": f.compliance})
+
+
+def _recovery_due(f):
+    _recovery_proposed(f)
+    brownie.chain.sleep(f.registry.recoveryDelay() + 1)
+
+
+def _recovery_state(f):
+    return (
+        f.registry.pendingRecovery(f.resident),
+        f.token.isHeld(f.resident),
+        f.token.balanceOf(f.resident),
+    )
 
 
 def _treasury_setter(function: str, index: int) -> Gate:
@@ -185,10 +221,17 @@ GATES = [
     ),
     Gate(
         "CityToken",
-        "settleAuthorization",
-        lambda f: [(f.resident, f.merchant, 1_000, 0, 2**40, REFERENCE, 27, REFERENCE, REFERENCE)],
-        "CityTokenSelfCallOnly",
-        state=lambda f: f.token.balanceOf(f.merchant),
+        "close",
+        lambda f: [f.resident, 1_000, True],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.balanceOf(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "setRecoveryHold",
+        lambda f: [f.resident, True],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.isHeld(f.resident),
     ),
     _grant("CityToken", "PAUSER_ROLE", "DEFAULT_ADMIN_ROLE"),
     _revoke("CityToken", "PAUSER_ROLE", "pauser", "DEFAULT_ADMIN_ROLE"),
@@ -206,6 +249,8 @@ GATES = [
         lambda f: [
             f.outsider,
             (keccak(text="business:x"), keccak(text="bank-account:x"), 1, 5611, 41570),
+            2**40,
+            b"",
         ],
         "REGISTRAR_ROLE",
         state=lambda f: (f.registry.merchantCount(), f.token.accountKind(f.outsider)),
@@ -213,7 +258,14 @@ GATES = [
     Gate(
         "CityRegistry",
         "updateMerchant",
-        lambda f: [f.merchant, 4721, 1, 1, keccak(text="bank-account:x")],
+        lambda f: [f.merchant, 4721, 1, 1],
+        "REGISTRAR_ROLE",
+        state=lambda f: f.registry.merchantOf(f.merchant),
+    ),
+    Gate(
+        "CityRegistry",
+        "changePayoutAccount",
+        lambda f: [f.merchant, keccak(text="bank-account:x"), 2**40, b""],
         "REGISTRAR_ROLE",
         state=lambda f: f.registry.merchantOf(f.merchant),
     ),
@@ -241,10 +293,41 @@ GATES = [
     ),
     Gate(
         "CityRegistry",
-        "recoverWallet",
+        "confiscate",
+        lambda f: [f.merchant, REFERENCE],
+        "COMPLIANCE_ROLE",
+        state=lambda f: (f.token.balanceOf(f.merchant), f.treasury.redemptionCount()),
+        setup=_revoked_for_illegal_exchange,
+    ),
+    Gate(
+        "CityRegistry",
+        "proposeRecovery",
         lambda f: [f.resident, f.outsider],
         "COMPLIANCE_ROLE",
-        state=lambda f: (f.registry.residentOf(f.resident), f.token.balanceOf(f.resident)),
+        state=_recovery_state,
+    ),
+    Gate(
+        "CityRegistry",
+        "executeRecovery",
+        lambda f: [f.resident],
+        "REGISTRAR_ROLE",
+        state=_recovery_state,
+        setup=_recovery_due,
+    ),
+    Gate(
+        "CityRegistry",
+        "cancelRecovery",
+        lambda f: [f.resident],
+        "COMPLIANCE_ROLE",
+        state=_recovery_state,
+        setup=_recovery_proposed,
+    ),
+    Gate(
+        "CityRegistry",
+        "setRecoveryDelay",
+        lambda f: [7_200],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.registry.recoveryDelay(),
     ),
     Gate(
         "CityRegistry",
@@ -284,7 +367,7 @@ GATES = [
         "SETTLER_ROLE",
         state=lambda f: (
             f.token.balanceOf(f.merchant),
-            f.treasury.cashOutAuthorizationUsed(f.merchant, REFERENCE),
+            f.treasury.cashOutAuthorizationState(f.merchant, REFERENCE),
         ),
         setup=lambda f: f.token.transfer(f.merchant, 10_000, {"from": f.resident}),
     ),
@@ -338,6 +421,21 @@ GATES = [
             f.treasury.residentTally(f.resident),
             f.treasury.residentTally(f.outsider),
         ),
+    ),
+    Gate(
+        "CityTreasury",
+        "recordMerchantRefund",
+        lambda f: [f.resident, 1_000],
+        "CityTreasuryOnlyToken",
+        state=lambda f: f.treasury.residentTally(f.resident),
+    ),
+    Gate(
+        "CityTreasury",
+        "confiscate",
+        lambda f: [f.merchant, REFERENCE],
+        "CityTreasuryOnlyRegistry",
+        state=lambda f: (f.token.balanceOf(f.merchant), f.treasury.redemptionCount()),
+        setup=_revoked_for_illegal_exchange,
     ),
     _grant("CityTreasury", "ISSUER_ROLE", "ISSUER_ADMIN_ROLE"),
     _grant("CityTreasury", "SETTLER_ROLE", "DEFAULT_ADMIN_ROLE"),
@@ -415,7 +513,7 @@ def test_outsider_holds_none_of_the_roles(f, contract, role):
 # --- The table against the sources ------------------------------------------------------------
 
 _FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
-_GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury)\b")
+_GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token)\b")
 _SELF_CALL_GATE = re.compile(r"msg\.sender\s*!=\s*address\(this\)")
 _CONTRACT = re.compile(r"^(?:abstract\s+)?contract\s+(\w+)", re.M)
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
@@ -423,7 +521,7 @@ _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 
 def _gated_functions() -> set[tuple[str, str]]:
     """(contract, function) for every function of contracts/ guarded by a role modifier,
-    onlyRegistry, onlyTreasury, or a msg.sender == address(this) check."""
+    onlyRegistry, onlyTreasury, onlyToken, or a msg.sender == address(this) check."""
     gated = set()
     for source in CONTRACTS.rglob("*.sol"):
         text = _COMMENT.sub("", source.read_text())
@@ -464,8 +562,9 @@ def test_source_parser_finds_the_known_gates():
         ("CityToken", "pause"),
         ("CityToken", "setAccountStatus"),
         ("CityToken", "issue"),
-        ("CityToken", "settleAuthorization"),
-        ("CityRegistry", "recoverWallet"),
+        ("CityToken", "close"),
+        ("CityRegistry", "executeRecovery"),
+        ("CityTreasury", "recordMerchantRefund"),
         ("CityTreasury", "moveResidentTally"),
         ("CityDirectory", "registerCity"),
     } <= found

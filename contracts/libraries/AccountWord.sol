@@ -2,21 +2,30 @@
 pragma solidity 0.8.28;
 
 /// @notice One storage word per account: the balance and the flags a payment checks, so the payment
-/// path reads and writes one slot per party (USDC v2.2 packs its blacklist bit the same way).
-/// Layout: bits 0-127 balance, bits 128-129 kind (1 resident, 2 merchant), bit 130 active,
-/// bit 131 frozen.
+/// path reads and writes one slot per party (USDC v2.2 packs its blacklist bit the same way), and
+/// the account's origin, so a refund finds what was paid to or by an earlier wallet of the same
+/// person or business at no cost to the payment path.
+/// Layout: bits 0-87 balance (the token's supply cap is type(uint88).max), bits 88-89 kind
+/// (1 resident, 2 merchant), bit 90 active, bit 91 frozen, bit 92 retired (a wallet recovered to a
+/// replacement: never registered or named as a replacement again), bit 93 held (a recovery of it
+/// is pending), bits 96-255 origin (the first wallet of the account's holder once it took part in a
+/// recovery; zero for a wallet that never did, whose origin is itself).
 library AccountWord {
-    uint256 internal constant BALANCE_MASK = type(uint128).max;
-    uint256 internal constant FLAGS_MASK = 0xF << 128;
-    uint256 internal constant KIND_MASK = 0x3 << 128;
-    uint256 internal constant RESIDENT = 1 << 128;
-    uint256 internal constant MERCHANT = 2 << 128;
-    uint256 internal constant ACTIVE = 1 << 130;
-    uint256 internal constant FROZEN = 1 << 131;
+    uint256 internal constant BALANCE_MASK = type(uint88).max;
+    uint256 internal constant FLAGS_MASK = 0xFF << 88;
+    uint256 internal constant KIND_MASK = 0x3 << 88;
+    uint256 internal constant KIND_SHIFT = 88;
+    uint256 internal constant RESIDENT = 1 << 88;
+    uint256 internal constant MERCHANT = 2 << 88;
+    uint256 internal constant ACTIVE = 1 << 90;
+    uint256 internal constant FROZEN = 1 << 91;
+    uint256 internal constant RETIRED = 1 << 92;
+    uint256 internal constant HELD = 1 << 93;
+    uint256 internal constant ORIGIN_SHIFT = 96;
 
-    /// @dev An account that may pay: an active, unfrozen resident.
+    /// @dev An account that may pay: an active resident, not frozen, retired or held.
     uint256 internal constant PAYER = RESIDENT | ACTIVE;
-    /// @dev An account that may be paid: an active, unfrozen merchant.
+    /// @dev An account that may be paid: an active merchant, not frozen, retired or held.
     uint256 internal constant PAYEE = MERCHANT | ACTIVE;
 
     function balance(uint256 word) internal pure returns (uint256) {
@@ -28,7 +37,7 @@ library AccountWord {
     }
 
     function kind(uint256 word) internal pure returns (uint8) {
-        return uint8((word & KIND_MASK) >> 128);
+        return uint8((word & KIND_MASK) >> KIND_SHIFT);
     }
 
     function isFrozen(uint256 word) internal pure returns (bool) {
@@ -37,5 +46,29 @@ library AccountWord {
 
     function isActive(uint256 word) internal pure returns (bool) {
         return word & ACTIVE != 0;
+    }
+
+    function isRetired(uint256 word) internal pure returns (bool) {
+        return word & RETIRED != 0;
+    }
+
+    function isHeld(uint256 word) internal pure returns (bool) {
+        return word & HELD != 0;
+    }
+
+    /// @dev Frozen by compliance or held for a pending recovery: no money moves in or out.
+    function isLocked(uint256 word) internal pure returns (bool) {
+        return word & (FROZEN | HELD) != 0;
+    }
+
+    /// @dev The first wallet of the account's holder: `account` itself unless it took part in a
+    /// recovery.
+    function origin(uint256 word, address account) internal pure returns (address) {
+        address first = address(uint160(word >> ORIGIN_SHIFT));
+        return first == address(0) ? account : first;
+    }
+
+    function withOrigin(uint256 word, address first) internal pure returns (uint256) {
+        return (word & ((1 << ORIGIN_SHIFT) - 1)) | (uint256(uint160(first)) << ORIGIN_SHIFT);
     }
 }

@@ -8,6 +8,9 @@ pragma solidity 0.8.28;
 library PaymentRecord {
     uint256 internal constant USED = 1 << 248;
     uint256 internal constant CANCELED = 2 << 248;
+    /// @dev Refused in a relayer's batch after its signature was verified: the backend told the
+    /// till it failed, so nobody may settle it later.
+    uint256 internal constant VOIDED = 3 << 248;
     uint256 internal constant STATE_MASK = 0xFF << 248;
     uint256 internal constant AMOUNT_SHIFT = 160;
     uint256 internal constant AMOUNT_MASK = type(uint88).max;
@@ -19,6 +22,10 @@ library PaymentRecord {
 
     function isUsed(uint256 record) internal pure returns (bool) {
         return record & STATE_MASK == USED;
+    }
+
+    function state(uint256 record) internal pure returns (uint256) {
+        return record & STATE_MASK;
     }
 
     function payee(uint256 record) internal pure returns (address) {

@@ -12,12 +12,14 @@ import {EIP3009} from "./EIP3009.sol";
 import {AccountWord} from "../libraries/AccountWord.sol";
 import {PaymentRecord} from "../libraries/PaymentRecord.sol";
 import {Refusal} from "../libraries/Refusal.sol";
+import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
 
 /// @title City token: a city's local currency (지역화폐), 1 token = 1 KRW
 /// @notice Only registered residents and merchants hold it. A resident pays an active merchant
 /// (plain ERC-20 transfer, invoice payment or EIP-3009 authorization); a merchant refunds the payer
-/// of a payment; the treasury alone mints charges and burns cash-outs and refunds. Every balance
-/// change goes through `_tryMove`, which is where these rules live.
+/// of a payment; the treasury alone mints charges and burns cash-outs, refunds, closing balances of
+/// revoked accounts and confiscations. Every balance change goes through `_tryMove`, which is where
+/// these rules live.
 contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pausable {
     using AccountWord for uint256;
 
@@ -37,7 +39,9 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         Issue,
         Redeem,
         Restore,
-        Recovery
+        Recovery,
+        Close,
+        Confiscate
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -48,12 +52,15 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     mapping(address account => uint256 word) private _accounts;
     uint256 private _supply;
 
-    /// @dev Plain ERC-20 payments carry no id: refunds of them draw on this running total.
-    mapping(address payer => mapping(address merchant => uint256 amount)) private _plainPayments;
+    /// @dev Plain ERC-20 payments carry no id: refunds of them draw on this running total, kept
+    /// by the first wallets (AccountWord.origin) of payer and merchant, so either may have been
+    /// recovered since.
+    mapping(address payerOrigin => mapping(address merchantOrigin => uint256 amount)) private _plainPayments;
 
-    /// @dev A recovered wallet's replacement, so refunds of payments made before a recovery reach
-    /// the payer's new wallet and can be made by the merchant's new wallet.
-    mapping(address lost => address replacement) private _replacements;
+    /// @dev The wallet a holder lives in now, by its first wallet: refunds of payments made before
+    /// a recovery reach the payer's new wallet and can be made by the merchant's new wallet. One
+    /// look-up whatever the number of recoveries: the walk is bounded by construction.
+    mapping(address origin => address current) private _currentOf;
 
     /// @inheritdoc ICityToken
     address public registry;
@@ -122,6 +129,21 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         return _accounts[account].isFrozen();
     }
 
+    /// @inheritdoc ICityToken
+    function isRetired(address account) external view returns (bool) {
+        return _accounts[account].isRetired();
+    }
+
+    /// @inheritdoc ICityToken
+    function isHeld(address account) external view returns (bool) {
+        return _accounts[account].isHeld();
+    }
+
+    /// @inheritdoc ICityToken
+    function originOf(address account) public view returns (address) {
+        return _accounts[account].origin(account);
+    }
+
     /*//////////////////////////////////////////////////////////////
                                PAYMENTS
     //////////////////////////////////////////////////////////////*/
@@ -183,9 +205,11 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     function _refund(address merchant, address payer, bytes32 paymentId, uint256 value) private {
         uint256 refundable;
         if (paymentId == bytes32(0)) {
-            refundable = _plainPayments[payer][merchant];
+            address payerOrigin = originOf(payer);
+            address merchantOrigin = originOf(merchant);
+            refundable = _plainPayments[payerOrigin][merchantOrigin];
             if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
-            _plainPayments[payer][merchant] = refundable - value;
+            _plainPayments[payerOrigin][merchantOrigin] = refundable - value;
         } else {
             uint256 record = _authorizations[payer][paymentId];
             if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != merchant) {
@@ -195,13 +219,16 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             if (value > refundable) revert CityTokenRefundExceedsPayment(payer, paymentId, refundable, value);
             _authorizations[payer][paymentId] = PaymentRecord.lessRefunded(record, value);
         }
-        _move(merchant, currentWallet(payer), value, Movement.Refund);
+        address resident = currentWallet(payer);
+        _move(merchant, resident, value, Movement.Refund);
+        // The refunded payment no longer counts as the resident's use of its charge.
+        ICityTreasury(treasury).recordMerchantRefund(resident, value);
         emit Refunded(merchant, payer, paymentId, value);
     }
 
     /// @inheritdoc ICityToken
     function refundableAmount(address payer, address merchant, bytes32 paymentId) external view returns (uint256) {
-        if (paymentId == bytes32(0)) return _plainPayments[payer][merchant];
+        if (paymentId == bytes32(0)) return _plainPayments[originOf(payer)][originOf(merchant)];
         uint256 record = _authorizations[payer][paymentId];
         if (!PaymentRecord.isUsed(record) || currentWallet(PaymentRecord.payee(record)) != merchant) return 0;
         return PaymentRecord.refundable(record);
@@ -209,11 +236,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
 
     /// @inheritdoc ICityToken
     function currentWallet(address account) public view returns (address) {
-        // Each recovery needs a replacement that never held anything, so the chain has no cycle.
-        for (address next = _replacements[account]; next != address(0); next = _replacements[account]) {
-            account = next;
-        }
-        return account;
+        address current = _currentOf[originOf(account)];
+        return current == address(0) ? account : current;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -232,11 +256,10 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         bytes32 r,
         bytes32 s
     ) external {
-        Refusal.revertIfAny(
-            _tryUseAuthorization(
-                _domainSeparatorV4(), TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s
-            )
+        (bytes memory refusal,) = _tryUseAuthorization(
+            _domainSeparatorV4(), TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s
         );
+        Refusal.revertIfAny(refusal);
     }
 
     /// @inheritdoc IERC3009
@@ -265,11 +288,10 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         bytes32 s
     ) external {
         if (msg.sender != to) revert EIP3009CallerMustBePayee(msg.sender, to);
-        Refusal.revertIfAny(
-            _tryUseAuthorization(
-                _domainSeparatorV4(), RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s
-            )
+        (bytes memory refusal,) = _tryUseAuthorization(
+            _domainSeparatorV4(), RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s
         );
+        Refusal.revertIfAny(refusal);
     }
 
     /// @inheritdoc IERC3009
@@ -304,13 +326,21 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         // The same for every entry: nothing in a batch can change it.
         bytes32 domainSeparator = _domainSeparatorV4();
         for (uint256 i; i < authorizations.length; ++i) {
-            TransferAuthorization calldata a = authorizations[i];
             // What transferWithAuthorization runs, reverting for nothing: a refused authorization
-            // changes nothing and is reported with the revert data that call would give for it,
+            // moves nothing and is reported with the revert data that call would give for it,
             // and the rest of the batch goes on.
-            bytes memory refusal = _tryUseBatchEntry(domainSeparator, a);
-            if (refusal.length == 0) ++settled;
-            else emit AuthorizationFailed(a.from, a.nonce, refusal);
+            (bytes memory refusal, bool signed) = _tryUseBatchEntry(domainSeparator, authorizations[i]);
+            if (refusal.length == 0) {
+                ++settled;
+            } else {
+                TransferAuthorization calldata a = authorizations[i];
+                // Signed by its payer and refused anyway (a rule of the token, or not yet valid):
+                // the relayer reports it failed, so it must stay failed.
+                if (signed || (bytes4(refusal) == EIP3009AuthorizationNotYetValid.selector && _signedEntry(domainSeparator, a))) {
+                    _voidAuthorization(a.from, a.nonce);
+                }
+                emit AuthorizationFailed(a.from, a.nonce, refusal);
+            }
         }
     }
 
@@ -319,7 +349,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// entry more).
     function _tryUseBatchEntry(bytes32 domainSeparator, TransferAuthorization calldata a)
         private
-        returns (bytes memory)
+        returns (bytes memory, bool)
     {
         address from;
         address to;
@@ -348,10 +378,13 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         );
     }
 
-    /// @inheritdoc ICityToken
-    function settleAuthorization(TransferAuthorization calldata a) external {
-        if (msg.sender != address(this)) revert CityTokenSelfCallOnly(msg.sender);
-        Refusal.revertIfAny(_tryUseBatchEntry(_domainSeparatorV4(), a));
+    /// @dev Whether a batch entry refused before its signature was looked at carries its payer's
+    /// signature (off the hot path: only for a refused entry).
+    function _signedEntry(bytes32 domainSeparator, TransferAuthorization calldata a) private view returns (bool) {
+        bytes32 digest = _authorizationDigest(
+            domainSeparator, TRANSFER_WITH_AUTHORIZATION_TYPEHASH, a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce
+        );
+        return _signedBy(a.from, digest, a.v, a.r, a.s);
     }
 
     /// @dev An authorization's payment, once EIP-3009's checks passed: refused under a zero nonce,
@@ -383,20 +416,31 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// @inheritdoc ICityToken
     function setAccountStatus(address account, AccountKind kind, bool active) external onlyRegistry {
         uint256 word = _accounts[account];
-        uint256 flags = (uint256(kind) << 128) | (active ? AccountWord.ACTIVE : 0);
+        uint256 flags = (uint256(kind) << AccountWord.KIND_SHIFT) | (active ? AccountWord.ACTIVE : 0);
         _accounts[account] = (word & ~(AccountWord.KIND_MASK | AccountWord.ACTIVE)) | flags;
         emit AccountStatusSet(account, kind, active);
     }
 
     /// @inheritdoc ICityToken
+    function setRecoveryHold(address account, bool held) external onlyRegistry {
+        uint256 word = _accounts[account];
+        _accounts[account] = held ? word | AccountWord.HELD : word & ~AccountWord.HELD;
+        emit RecoveryHoldSet(account, held);
+    }
+
+    /// @inheritdoc ICityToken
     function recoverAccount(address lost, address replacement) external onlyRegistry {
+        // A retired wallet's word is never zero: it cannot be named again, so there is no cycle.
         if (_accounts[replacement] != 0) revert CityTokenReplacementInUse(replacement);
         uint256 word = _accounts[lost];
+        if (word.isRetired()) revert CityTokenAccountRetired(lost);
+        address first = word.origin(lost);
         _move(lost, replacement, word.balance(), Movement.Recovery);
-        // The status moves too, frozen bit included: a recovery does not lift a freeze.
-        _accounts[replacement] = _accounts[replacement] | word.flags();
-        _accounts[lost] = 0;
-        _replacements[lost] = replacement;
+        // The status moves too, frozen bit included (a recovery does not lift a freeze); the hold
+        // of the pending recovery ends with it.
+        _accounts[replacement] = (_accounts[replacement] | (word.flags() & ~AccountWord.HELD)).withOrigin(first);
+        _accounts[lost] = AccountWord.withOrigin(AccountWord.RETIRED, first);
+        _currentOf[first] = replacement;
         emit AccountRecovered(lost, replacement, word.balance());
     }
 
@@ -413,6 +457,11 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// @inheritdoc ICityToken
     function restore(address account, uint256 value) external onlyTreasury {
         _move(address(0), account, value, Movement.Restore);
+    }
+
+    /// @inheritdoc ICityToken
+    function close(address account, uint256 value, bool confiscation) external onlyTreasury {
+        _move(account, address(0), value, confiscation ? Movement.Confiscate : Movement.Close);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -449,9 +498,12 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// `_burn` also land here and are refused: minting and burning go through the treasury only.
     function _update(address from, address to, uint256 value) internal override {
         _move(from, to, value, Movement.Payment);
+        // Both words were just read by _move: two warm reads find the holders' first wallets.
+        address payerOrigin = _accounts[from].origin(from);
+        address merchantOrigin = _accounts[to].origin(to);
         // Bounded by the supply cap, far below overflow.
         unchecked {
-            _plainPayments[from][to] += value;
+            _plainPayments[payerOrigin][merchantOrigin] += value;
         }
     }
 
@@ -461,12 +513,16 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     }
 
     /// @dev The one place where balances change and the city's rules are applied:
-    /// - Payment: an active resident to an active merchant;
-    /// - Refund: an active merchant to an active resident (the caller bounded it by the payment);
+    /// - Payment: an active resident to an active merchant, of a value above zero;
+    /// - Refund: an active merchant to an active resident, above zero (the caller bounded it by the
+    ///   payment);
     /// - Issue: mint to an active resident; Restore: mint back to a registered account;
     /// - Redeem: burn from an active resident or merchant;
+    /// - Close: burn the balance of a revoked account (its closing cash-out or refund);
+    /// - Confiscate: burn the balance of an account revoked for illegal exchange, frozen or not;
     /// - Recovery: the registry moves a lost wallet to its replacement.
-    /// Frozen accounts take part in none of these but Recovery; a paused city in none at all.
+    /// Frozen accounts and accounts held for a pending recovery take part in none of these but
+    /// Recovery and Confiscate; retired wallets in none; a paused city in none at all.
     /// It reverts for nothing: a refused movement changes nothing and returns its refusal (the
     /// revert data of the most specific error), an allowed one returns empty bytes. `authorization`
     /// is the nonce of the EIP-3009 authorization a payment uses, or zero: it is marked used once
@@ -480,7 +536,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             uint256 toWord = _accounts[to];
             if (movement == Movement.Issue) {
                 if (toWord.flags() != AccountWord.PAYER) return _refusal(from, to, 0, toWord);
-            } else if (movement != Movement.Restore || toWord.kind() == 0 || toWord.isFrozen()) {
+            } else if (movement != Movement.Restore || toWord.kind() == 0 || toWord.isLocked()) {
                 return _refusal(from, to, 0, toWord);
             }
             uint256 supply = _supply;
@@ -496,8 +552,14 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             uint256 fromWord = _accounts[from];
             uint256 balance = fromWord.balance();
             if (to == address(0)) {
-                if (movement != Movement.Redeem || !fromWord.isActive() || fromWord.isFrozen() || fromWord.kind() == 0) {
-                    return _refusal(from, to, fromWord, 0);
+                if (fromWord.kind() == 0) return _refusal(from, to, fromWord, 0);
+                if (movement == Movement.Redeem) {
+                    if (!fromWord.isActive() || fromWord.isLocked()) return _refusal(from, to, fromWord, 0);
+                } else if (movement == Movement.Close) {
+                    if (fromWord.isActive()) return _stillActive(from);
+                    if (fromWord.isLocked()) return _refusal(from, to, fromWord, 0);
+                } else if (movement != Movement.Confiscate || fromWord.isActive()) {
+                    return fromWord.isActive() ? _stillActive(from) : _refusal(from, to, fromWord, 0);
                 }
                 if (balance < value) return _insufficientBalance(from, balance, value);
                 unchecked {
@@ -510,10 +572,12 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
                     if (fromWord.flags() != AccountWord.PAYER || toWord.flags() != AccountWord.PAYEE) {
                         return _refusal(from, to, fromWord, toWord);
                     }
+                    if (value == 0) return abi.encodeWithSelector(CityTokenZeroValue.selector);
                 } else if (movement == Movement.Refund) {
                     if (fromWord.flags() != AccountWord.PAYEE || toWord.flags() != AccountWord.PAYER) {
                         return _refusal(from, to, fromWord, toWord);
                     }
+                    if (value == 0) return abi.encodeWithSelector(CityTokenZeroValue.selector);
                 } else if (movement != Movement.Recovery) {
                     return _refusal(from, to, fromWord, toWord);
                 }
@@ -530,12 +594,20 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         emit Transfer(from, to, value);
     }
 
+    function _stillActive(address account) private pure returns (bytes memory) {
+        return abi.encodeWithSelector(CityTokenAccountNotRevoked.selector, account);
+    }
+
     function _insufficientBalance(address from, uint256 balance, uint256 value) private pure returns (bytes memory) {
         return abi.encodeWithSelector(ERC20InsufficientBalance.selector, from, balance, value);
     }
 
     /// @dev The most specific reason a movement is refused, as revert data.
     function _refusal(address from, address to, uint256 fromWord, uint256 toWord) private pure returns (bytes memory) {
+        if (fromWord.isRetired()) return abi.encodeWithSelector(CityTokenAccountRetired.selector, from);
+        if (toWord.isRetired()) return abi.encodeWithSelector(CityTokenAccountRetired.selector, to);
+        if (fromWord.isHeld()) return abi.encodeWithSelector(CityTokenAccountInRecovery.selector, from);
+        if (toWord.isHeld()) return abi.encodeWithSelector(CityTokenAccountInRecovery.selector, to);
         if (fromWord.isFrozen()) return abi.encodeWithSelector(CityTokenAccountFrozen.selector, from);
         if (toWord.isFrozen()) return abi.encodeWithSelector(CityTokenAccountFrozen.selector, to);
         if (from != address(0) && fromWord.kind() == 0) return abi.encodeWithSelector(CityTokenNotRegistered.selector, from);

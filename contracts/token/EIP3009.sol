@@ -11,7 +11,8 @@ import {Refusal} from "../libraries/Refusal.sol";
 /// time window, nonce unused, signature, then the token's rules, mark used, move money. The
 /// (v, r, s) form, every gasless payment's path, reverts for nothing: it returns the refusal (see
 /// Refusal) of the first check that fails, which the token's single calls revert with and its batch
-/// reports.
+/// reports. A nonce is unused, used, cancelled or voided (refused in a batch), each with its own
+/// error, so a relayer tells a payment that went through elsewhere from one that failed.
 abstract contract EIP3009 is IERC3009, EIP712 {
     /// @dev keccak256("TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)")
     bytes32 public constant TRANSFER_WITH_AUTHORIZATION_TYPEHASH =
@@ -45,6 +46,8 @@ abstract contract EIP3009 is IERC3009, EIP712 {
 
     /// @dev An authorization signed with (v, r, s), from end to end, reverting for nothing: empty
     /// if it was used and the money moved, else the refusal of the first check it failed.
+    /// `signed` tells whether the signature was found to be the authorizer's (a refusal by the
+    /// token's rules) or not checked or not the authorizer's (a refusal before them).
     function _tryUseAuthorization(
         bytes32 domainSeparator,
         bytes32 typeHash,
@@ -57,30 +60,48 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         uint8 v,
         bytes32 r,
         bytes32 s
-    ) internal returns (bytes memory refusal) {
-        bytes32 digest;
-        (digest, refusal) =
-            _unusedAuthorizationDigest(domainSeparator, typeHash, from, to, value, validAfter, validBefore, nonce);
-        if (refusal.length != 0) return refusal;
-        // ECDSA.tryRecover's checks (s in the lower half order, a signer recovered), written out on
-        // this hot path. No ERC-1271 look-up either: it would cost a cold EXTCODESIZE every payment.
-        address signer;
-        if (uint256(s) <= MAX_SIGNATURE_S) {
-            assembly ("memory-safe") {
-                let m := mload(0x40)
-                mstore(m, digest)
-                mstore(add(m, 0x20), and(v, 0xff))
-                mstore(add(m, 0x40), r)
-                mstore(add(m, 0x60), s)
-                mstore(0x00, 0) // the precompile returns nothing when no key recovers
-                if iszero(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20)) { revert(0, 0) }
-                signer := mload(0x00)
-            }
+    ) internal returns (bytes memory refusal, bool signed) {
+        if (block.timestamp <= validAfter) {
+            return (abi.encodeWithSelector(EIP3009AuthorizationNotYetValid.selector, validAfter, block.timestamp), false);
         }
-        if (signer == address(0) || signer != from) {
-            return abi.encodeWithSelector(EIP3009InvalidSignature.selector, from);
+        if (block.timestamp >= validBefore) {
+            return (abi.encodeWithSelector(EIP3009AuthorizationExpired.selector, validBefore, block.timestamp), false);
         }
-        return _tryAuthorizedTransfer(from, to, value, nonce);
+        refusal = _usedRefusal(from, nonce);
+        if (refusal.length != 0) return (refusal, false);
+        if (!_signedBy(
+            from, _authorizationDigest(domainSeparator, typeHash, from, to, value, validAfter, validBefore, nonce), v, r, s
+        )) {
+            return (abi.encodeWithSelector(EIP3009InvalidSignature.selector, from), false);
+        }
+        return (_tryAuthorizedTransfer(from, to, value, nonce), true);
+    }
+
+    /// @dev Whether (v, r, s) is `signer`'s ECDSA signature of `digest`: ECDSA.tryRecover's checks
+    /// (s in the lower half order, a signer recovered), written out on this hot path. No ERC-1271
+    /// look-up: it would cost a cold EXTCODESIZE every payment (contract wallets sign the `bytes`
+    /// variants).
+    function _signedBy(address signer, bytes32 digest, uint8 v, bytes32 r, bytes32 s) internal view returns (bool) {
+        if (uint256(s) > MAX_SIGNATURE_S) return false;
+        address recovered;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, digest)
+            mstore(add(m, 0x20), and(v, 0xff))
+            mstore(add(m, 0x40), r)
+            mstore(add(m, 0x60), s)
+            mstore(0x00, 0) // the precompile returns nothing when no key recovers
+            if iszero(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20)) { revert(0, 0) }
+            recovered := mload(0x00)
+        }
+        return recovered != address(0) && recovered == signer;
+    }
+
+    /// @dev Marks an authorization whose signature is the authorizer's as never usable: a relayer
+    /// batch refused it, and the backend told the till so.
+    function _voidAuthorization(address authorizer, bytes32 nonce) internal {
+        _authorizations[authorizer][nonce] = PaymentRecord.VOIDED;
+        emit AuthorizationVoided(authorizer, nonce);
     }
 
     /// @dev An authorization with its signature as bytes (ECDSA, or ERC-1271 for a contract
@@ -95,9 +116,9 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         bytes32 nonce,
         bytes memory signature
     ) internal {
-        (bytes32 digest, bytes memory refusal) =
-            _unusedAuthorizationDigest(_domainSeparatorV4(), typeHash, from, to, value, validAfter, validBefore, nonce);
-        Refusal.revertIfAny(refusal);
+        _checkWindow(validAfter, validBefore);
+        Refusal.revertIfAny(_usedRefusal(from, nonce));
+        bytes32 digest = _authorizationDigest(_domainSeparatorV4(), typeHash, from, to, value, validAfter, validBefore, nonce);
         if (!SignatureChecker.isValidSignatureNow(from, digest, signature)) revert EIP3009InvalidSignature(from);
         Refusal.revertIfAny(_tryAuthorizedTransfer(from, to, value, nonce));
     }
@@ -114,14 +135,16 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         bytes32 nonce,
         bytes memory signature
     ) internal view {
-        // _unusedAuthorizationDigest's window checks, written out again: shared through a function,
-        // the call cost every gasless payment 55 gas (make gas).
-        if (block.timestamp <= validAfter) revert EIP3009AuthorizationNotYetValid(validAfter, block.timestamp);
-        if (block.timestamp >= validBefore) revert EIP3009AuthorizationExpired(validBefore, block.timestamp);
+        _checkWindow(validAfter, validBefore);
         Refusal.revertIfAny(_usedRefusal(authorizer, nonce));
         if (!SignatureChecker.isValidSignatureNow(authorizer, _hashTypedDataV4(structHash), signature)) {
             revert EIP3009InvalidSignature(authorizer);
         }
+    }
+
+    function _checkWindow(uint256 validAfter, uint256 validBefore) private view {
+        if (block.timestamp <= validAfter) revert EIP3009AuthorizationNotYetValid(validAfter, block.timestamp);
+        if (block.timestamp >= validBefore) revert EIP3009AuthorizationExpired(validBefore, block.timestamp);
     }
 
     function _cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) internal {
@@ -134,9 +157,10 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         emit AuthorizationCanceled(authorizer, nonce);
     }
 
-    /// @dev The time window, then the nonce unused: the EIP-712 digest to verify, or the refusal of
-    /// the first of these checks that fails.
-    function _unusedAuthorizationDigest(
+    /// @dev _hashTypedDataV4(keccak256(abi.encode(typeHash, from, to, value, validAfter,
+    /// validBefore, nonce))), hashed where it is written, past the free memory pointer: nothing is
+    /// allocated.
+    function _authorizationDigest(
         bytes32 domainSeparator,
         bytes32 typeHash,
         address from,
@@ -145,17 +169,7 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         uint256 validAfter,
         uint256 validBefore,
         bytes32 nonce
-    ) private view returns (bytes32 digest, bytes memory refusal) {
-        if (block.timestamp <= validAfter) {
-            return (0, abi.encodeWithSelector(EIP3009AuthorizationNotYetValid.selector, validAfter, block.timestamp));
-        }
-        if (block.timestamp >= validBefore) {
-            return (0, abi.encodeWithSelector(EIP3009AuthorizationExpired.selector, validBefore, block.timestamp));
-        }
-        refusal = _usedRefusal(from, nonce);
-        if (refusal.length != 0) return (0, refusal);
-        // _hashTypedDataV4(keccak256(abi.encode(typeHash, from, to, value, validAfter, validBefore,
-        // nonce))), hashed where it is written, past the free memory pointer: nothing is allocated.
+    ) internal pure returns (bytes32 digest) {
         assembly ("memory-safe") {
             let m := mload(0x40)
             mstore(m, typeHash)
@@ -173,10 +187,14 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         }
     }
 
-    function _usedRefusal(address authorizer, bytes32 nonce) private view returns (bytes memory refusal) {
-        if (_authorizations[authorizer][nonce] != 0) {
-            refusal = abi.encodeWithSelector(EIP3009AuthorizationUsedOrCanceled.selector, authorizer, nonce);
-        }
+    /// @dev Empty while the nonce is unused; else the error naming what became of it.
+    function _usedRefusal(address authorizer, bytes32 nonce) internal view returns (bytes memory refusal) {
+        uint256 state = PaymentRecord.state(_authorizations[authorizer][nonce]);
+        if (state == 0) return refusal;
+        bytes4 selector = state == PaymentRecord.USED
+            ? EIP3009AuthorizationUsed.selector
+            : state == PaymentRecord.CANCELED ? EIP3009AuthorizationCanceled.selector : EIP3009AuthorizationVoided.selector;
+        return abi.encodeWithSelector(selector, authorizer, nonce);
     }
 
     /// @dev Marks the nonce used; the record keeps the payee and the refundable amount.

@@ -14,16 +14,23 @@ import {KoreanCalendar} from "../libraries/KoreanCalendar.sol";
 /// @title A city's treasury: charging (충전), cash-out (환전) and resident refund (환불)
 /// @notice Issuers mint charges within their allowance (USDC minter style), the city's annual
 /// issuance cap, each resident's monthly purchase limit and holding cap, with the city's incentive
-/// on top. Every burned won ends as a settled bank transfer or is returned: auditors check
-/// supply == issued - burned + returned.
+/// on top. Every burned won ends as a settled bank transfer, is returned, or was confiscated for
+/// illegal exchange (a redemption settled for nothing): auditors check
+/// supply == issued - burned + returned. A revoked account keeps a way out for its money: a
+/// merchant's closing cash-out to its registered payout account, a resident's closing refund.
 contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     using SafeCast for uint256;
 
     bytes32 public constant ISSUER_ADMIN_ROLE = keccak256("ISSUER_ADMIN_ROLE");
     bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
-    bytes32 public constant CASH_OUT_AUTHORIZATION_TYPEHASH =
-        keccak256("CashOutAuthorization(address merchant,uint256 amount,uint256 validBefore,bytes32 nonce)");
+    bytes32 public constant CASH_OUT_AUTHORIZATION_TYPEHASH = keccak256(
+        "CashOutAuthorization(address merchant,uint256 amount,bytes32 payoutAccountHash,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+    bytes32 public constant CANCEL_CASH_OUT_AUTHORIZATION_TYPEHASH =
+        keccak256("CancelCashOutAuthorization(address merchant,bytes32 nonce)");
+    /// @notice The longest a signed cash-out may stay valid: a signature is not a standing order.
+    uint256 public constant MAX_CASH_OUT_VALIDITY = 1 days;
 
     uint256 public constant MAX_BPS = 10_000;
     /// @notice A resident may ask for a refund once it used at least 60% of what it charged.
@@ -38,7 +45,12 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     mapping(address issuer => uint256 allowance) private _issuerAllowance;
     mapping(bytes32 depositReference => bool) private _depositIssued;
     mapping(address resident => ResidentTally) private _tallies;
-    mapping(address merchant => mapping(bytes32 nonce => bool)) private _cashOutAuthorizationUsed;
+    mapping(address merchant => mapping(bytes32 nonce => AuthorizationState)) private _cashOutAuthorizations;
+    mapping(bytes32 bankReference => bool) private _bankReferenceUsed;
+    /// @dev What a resident's last refund counted as used, and the incentive's share of what it had
+    /// charged then: a merchant refund of a payment made before that refund gives the money back
+    /// to that charge, so reversing a payment after the refund cannot have made it allowed.
+    mapping(address resident => Reversible) private _reversible;
     Redemption[] private _redemptions;
 
     /// @dev The fiscal year `_issuedInFiscalYear` counts; a new year starts it from zero.
@@ -51,6 +63,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     uint256 private _totalReturned;
     uint256 private _totalSettled;
     uint256 private _totalClawedBack;
+    uint256 private _totalConfiscated;
 
     /// @param fiscalYearStartMonth_ 1 for a fiscal year that starts on 1 January (Korean
     /// local governments' fiscal year).
@@ -73,6 +86,11 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
 
     modifier onlyRegistry() {
         if (msg.sender != token.registry()) revert CityTreasuryOnlyRegistry(msg.sender);
+        _;
+    }
+
+    modifier onlyToken() {
+        if (msg.sender != address(token)) revert CityTreasuryOnlyToken(msg.sender);
         _;
     }
 
@@ -134,32 +152,61 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
 
     /// @inheritdoc ICityTreasury
     function cashOut(uint256 amount) external returns (uint256 id) {
-        id = _cashOut(msg.sender, amount);
+        (id,) = _cashOut(msg.sender, amount);
     }
 
     /// @inheritdoc ICityTreasury
     function cashOutWithAuthorization(
         address merchant,
         uint256 amount,
+        bytes32 payoutAccountHash,
+        uint256 validAfter,
         uint256 validBefore,
         bytes32 nonce,
         bytes calldata signature
     ) external onlyRole(SETTLER_ROLE) returns (uint256 id) {
         // Merchants cannot send transactions on the permissioned network: the settler relays
-        // the merchant's signed request, so the merchant alone decides the amount.
+        // the merchant's signed request, so the merchant alone decides the amount and the account.
+        if (block.timestamp <= validAfter) {
+            revert CityTreasuryAuthorizationNotYetValid(merchant, validAfter, block.timestamp);
+        }
         if (block.timestamp >= validBefore) {
             revert CityTreasuryAuthorizationExpired(merchant, validBefore, block.timestamp);
         }
-        if (_cashOutAuthorizationUsed[merchant][nonce]) revert CityTreasuryAuthorizationUsed(merchant, nonce);
-        bytes32 digest =
-            _hashTypedDataV4(keccak256(abi.encode(CASH_OUT_AUTHORIZATION_TYPEHASH, merchant, amount, validBefore, nonce)));
+        if (validBefore - validAfter > MAX_CASH_OUT_VALIDITY) {
+            revert CityTreasuryAuthorizationWindowTooLong(merchant, validAfter, validBefore, MAX_CASH_OUT_VALIDITY);
+        }
+        _requireUnused(merchant, nonce);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    CASH_OUT_AUTHORIZATION_TYPEHASH, merchant, amount, payoutAccountHash, validAfter, validBefore, nonce
+                )
+            )
+        );
         if (!SignatureChecker.isValidSignatureNow(merchant, digest, signature)) {
             revert CityTreasuryInvalidSignature(merchant, nonce);
         }
-        _cashOutAuthorizationUsed[merchant][nonce] = true;
-        id = _cashOut(merchant, amount);
+        _cashOutAuthorizations[merchant][nonce] = AuthorizationState.Used;
+        bytes32 registered;
+        (id, registered) = _cashOut(merchant, amount);
+        // The registrar alone cannot redirect it: the merchant signed the account it is paid to.
+        if (registered != payoutAccountHash) {
+            revert CityTreasuryPayoutAccountMismatch(merchant, payoutAccountHash, registered);
+        }
         // Ties the nonce to the redemption id, so a relayer that crashed after sending finds it.
         emit CashOutAuthorized(id, merchant, nonce);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function cancelCashOutAuthorization(address merchant, bytes32 nonce, bytes calldata signature) external {
+        _requireUnused(merchant, nonce);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANCEL_CASH_OUT_AUTHORIZATION_TYPEHASH, merchant, nonce)));
+        if (!SignatureChecker.isValidSignatureNow(merchant, digest, signature)) {
+            revert CityTreasuryInvalidSignature(merchant, nonce);
+        }
+        _cashOutAuthorizations[merchant][nonce] = AuthorizationState.Canceled;
+        emit CashOutAuthorizationCanceled(merchant, nonce);
     }
 
     /// @inheritdoc ICityTreasury
@@ -168,20 +215,28 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         if (token.accountKind(msg.sender) != ICityToken.AccountKind.Resident) revert CityTreasuryNotResident(msg.sender);
         uint256 balance = token.balanceOf(msg.sender);
         if (balance == 0) revert CityTreasuryNothingToRefund(msg.sender);
+        bool closing = _closingAccount(msg.sender, _registry().residentOf(msg.sender).status);
         ResidentTally memory tally = _currentTally(msg.sender);
         uint256 charged = tally.chargedValue;
         // Merchant refunds can lift the balance over what was charged: nothing was used then.
         uint256 used = charged > balance ? charged - balance : 0;
-        if (used * MAX_BPS < charged * REFUND_MIN_USED_BPS || charged == 0) {
+        // A revoked resident's registration is over: what it holds is refunded whatever it used.
+        if (!closing && (used * MAX_BPS < charged * REFUND_MIN_USED_BPS || charged == 0)) {
             revert CityTreasuryRefundBelowUsage(msg.sender, used, charged, REFUND_MIN_USED_BPS);
         }
         // Incentive and principal are taken as spent in proportion; the unspent incentive is
-        // clawed back, not paid out.
-        uint256 unusedIncentive = (balance * tally.incentiveCharged) / charged;
-        id = _openRedemption(msg.sender, RedemptionKind.ResidentRefund, balance, balance - unusedIncentive, payoutAccountHash);
+        // clawed back, not paid out (all of it at most, for a balance lifted by merchant refunds).
+        uint256 unusedIncentive = charged == 0 ? 0 : (balance * tally.incentiveCharged) / charged;
+        if (unusedIncentive > tally.incentiveCharged) unusedIncentive = tally.incentiveCharged;
+        id = _openRedemption(
+            msg.sender, RedemptionKind.ResidentRefund, balance, balance - unusedIncentive, payoutAccountHash, closing
+        );
         // The next refund counts from the charges made after this one.
         _redemptions[id].chargedBefore = tally.chargedValue;
         _redemptions[id].incentiveBefore = tally.incentiveCharged;
+        _reversible[msg.sender] = Reversible(
+            used.toUint48(), charged == 0 ? 0 : uint16((uint256(tally.incentiveCharged) * MAX_BPS) / charged)
+        );
         tally.chargedValue = 0;
         tally.incentiveCharged = 0;
         _tallies[msg.sender] = tally;
@@ -189,9 +244,29 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
+    function recordMerchantRefund(address resident, uint256 value) external onlyToken {
+        Reversible memory reversible = _reversible[resident];
+        uint256 back = value < reversible.usage ? value : reversible.usage;
+        if (back == 0) return;
+        // A refund of a payment this refund's usage counted: that money is charged money again,
+        // with the incentive share it had, so the next refund counts it and claws its incentive.
+        _reversible[resident].usage = uint48(reversible.usage - back);
+        ResidentTally memory tally = _currentTally(resident);
+        tally.chargedValue += back.toUint48();
+        tally.incentiveCharged += ((back * reversible.incentiveShareBps) / MAX_BPS).toUint48();
+        _tallies[resident] = tally;
+    }
+
+    /// @inheritdoc ICityTreasury
     function settle(uint256 id, bytes32 bankReference) external onlyRole(SETTLER_ROLE) {
         if (bankReference == bytes32(0)) revert CityTreasuryEmptyReference();
         Redemption storage r = _closeRedemption(id, RedemptionStatus.Settled, bankReference);
+        // One bank transfer pays one redemption.
+        if (_bankReferenceUsed[bankReference]) revert CityTreasuryBankReferenceUsed(bankReference);
+        _bankReferenceUsed[bankReference] = true;
+        // A frozen account, or one whose recovery is pending, is not paid meanwhile.
+        address account = token.currentWallet(r.account);
+        if (token.isFrozen(account) || token.isHeld(account)) revert CityTreasuryAccountLocked(account);
         _totalSettled += r.payout;
         emit RedemptionSettled(id, r.account, r.payout, bankReference);
     }
@@ -201,6 +276,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         Redemption storage r = _closeRedemption(id, RedemptionStatus.Returned, reason);
         uint256 restored = r.burned;
         // A wallet recovered while its redemption was pending gets the tokens in its replacement.
+        // A revoked account gets them too: it keeps its closing cash-out or refund.
         address account = token.currentWallet(r.account);
         _totalReturned += restored;
         if (r.kind == RedemptionKind.ResidentRefund) {
@@ -209,10 +285,40 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
             tally.chargedValue += r.chargedBefore;
             tally.incentiveCharged += r.incentiveBefore;
             _tallies[account] = tally;
+            // The refund did not happen: nothing it counted as used needs giving back.
+            delete _reversible[account];
             _totalClawedBack -= restored - r.payout;
         }
         token.restore(account, restored);
         emit RedemptionReturned(id, account, restored, reason);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function confiscate(address account, bytes32 reason) external onlyRegistry returns (uint256 id, uint256 amount) {
+        amount = token.balanceOf(account);
+        if (amount == 0) revert CityTreasuryZeroAmount();
+        id = _redemptions.length;
+        _redemptions.push(
+            Redemption({
+                account: account,
+                kind: RedemptionKind.Confiscation,
+                status: RedemptionStatus.Settled,
+                requestedAt: uint64(block.timestamp),
+                closedAt: uint64(block.timestamp),
+                burned: amount.toUint128(),
+                chargedBefore: 0,
+                payout: 0,
+                incentiveBefore: 0,
+                payoutAccountHash: bytes32(0),
+                closingReference: reason
+            })
+        );
+        _totalBurned += amount;
+        _totalConfiscated += amount;
+        token.close(account, amount, true);
+        // Burned and closed at once: nothing is paid out, the KRW stays in the city's custody.
+        emit RedemptionRequested(id, account, RedemptionKind.Confiscation, amount, 0, bytes32(0));
+        emit RedemptionSettled(id, account, 0, reason);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -268,7 +374,9 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     /// @inheritdoc ICityTreasury
     function moveResidentTally(address lost, address replacement) external onlyRegistry {
         _tallies[replacement] = _tallies[lost];
+        _reversible[replacement] = _reversible[lost];
         delete _tallies[lost];
+        delete _reversible[lost];
         emit ResidentTallyMoved(lost, replacement);
     }
 
@@ -302,8 +410,18 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
-    function cashOutAuthorizationUsed(address merchant, bytes32 nonce) external view returns (bool) {
-        return _cashOutAuthorizationUsed[merchant][nonce];
+    function cashOutAuthorizationState(address merchant, bytes32 nonce) external view returns (AuthorizationState) {
+        return _cashOutAuthorizations[merchant][nonce];
+    }
+
+    /// @inheritdoc ICityTreasury
+    function bankReferenceUsed(bytes32 bankReference) external view returns (bool) {
+        return _bankReferenceUsed[bankReference];
+    }
+
+    /// @inheritdoc ICityTreasury
+    function totalConfiscated() external view returns (uint256) {
+        return _totalConfiscated;
     }
 
     /// @inheritdoc ICityTreasury
@@ -345,13 +463,35 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         }
     }
 
-    /// @dev The merchant's own cash-out and the relayed one: the same checks and event.
-    function _cashOut(address merchant, uint256 amount) private returns (uint256 id) {
+    function _registry() private view returns (ICityRegistry) {
+        return ICityRegistry(token.registry());
+    }
+
+    /// @dev Whether a redemption of the account's is its closing one: its registration is revoked.
+    /// One revoked for illegal exchange has no way out: its money waits for confiscation.
+    function _closingAccount(address account, ICityRegistry.Status status) private view returns (bool) {
+        if (status != ICityRegistry.Status.Revoked) return false;
+        if (_registry().revokedForIllegalExchange(account)) revert CityTreasuryAwaitingConfiscation(account);
+        return true;
+    }
+
+    function _requireUnused(address merchant, bytes32 nonce) private view {
+        AuthorizationState state = _cashOutAuthorizations[merchant][nonce];
+        if (state == AuthorizationState.Used) revert CityTreasuryAuthorizationUsed(merchant, nonce);
+        if (state == AuthorizationState.Canceled) revert CityTreasuryAuthorizationCanceled(merchant, nonce);
+    }
+
+    /// @dev The merchant's own cash-out and the relayed one: the same checks and event, to the
+    /// payout account registered for the merchant (returned, for the relayed one to compare).
+    function _cashOut(address merchant, uint256 amount) private returns (uint256 id, bytes32 payoutAccount) {
         if (amount == 0) revert CityTreasuryZeroAmount();
         if (token.accountKind(merchant) != ICityToken.AccountKind.Merchant) revert CityTreasuryNotMerchant(merchant);
-        bytes32 payoutAccount = ICityRegistry(token.registry()).merchantOf(merchant).payoutAccountHash;
+        ICityRegistry.Merchant memory record = _registry().merchantOf(merchant);
+        payoutAccount = record.payoutAccountHash;
         // Fee-free: the bank transfer pays every burned won.
-        id = _openRedemption(merchant, RedemptionKind.CashOut, amount, amount, payoutAccount);
+        id = _openRedemption(
+            merchant, RedemptionKind.CashOut, amount, amount, payoutAccount, _closingAccount(merchant, record.status)
+        );
     }
 
     function _openRedemption(
@@ -359,7 +499,8 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         RedemptionKind kind,
         uint256 burned,
         uint256 payout,
-        bytes32 payoutAccountHash
+        bytes32 payoutAccountHash,
+        bool closing
     ) private returns (uint256 id) {
         id = _redemptions.length;
         _redemptions.push(
@@ -378,7 +519,8 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
             })
         );
         _totalBurned += burned;
-        token.redeem(account, burned);
+        if (closing) token.close(account, burned, false);
+        else token.redeem(account, burned);
         emit RedemptionRequested(id, account, kind, burned, payout, payoutAccountHash);
     }
 

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 from brownie import ZERO_ADDRESS, CityDirectory, CityToken, accounts
 from eth_utils import keccak
+from merchant_signing import signed_application
 
 from scripts.city_suite import GIMPO, deploy_city_suite
 
@@ -167,7 +168,9 @@ def gongju_merchant(gongju, registrar):
         RESTAURANT,
         44150,
     )
-    gongju.registry.registerMerchant(merchant, application, {"from": registrar})
+    gongju.registry.registerMerchant(
+        *signed_application(gongju.registry, merchant, application), {"from": registrar}
+    )
     return merchant
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 from brownie import ZERO_ADDRESS, chain
+from merchant_signing import signed_application
 
 from scripts.city_suite import GIMPO
 
@@ -34,7 +35,9 @@ def reapply(registry, registrar, helpers, merchant, successor):
             5611,
             41570,
         )
-        return registry.registerMerchant(successor, application, {"from": registrar})
+        return registry.registerMerchant(
+            *signed_application(registry, successor, application), {"from": registrar}
+        )
 
     return reapply_
 

@@ -3,6 +3,7 @@ eligibility (revenue cap, excluded categories), and the city admin's registry se
 
 import pytest
 from brownie import ZERO_ADDRESS, CityRegistry
+from merchant_signing import signed_application
 
 from scripts.city_suite import DEPARTMENT_STORE, ENTERTAINMENT_BAR, GAMBLING, GIMPO, LARGE_MART
 
@@ -104,7 +105,7 @@ def test_register_merchant_emits_merchant_registered(
     registry, registrar, shop, application, as_hex
 ):
     app = application("shop", category=BAKERY, revenue=450_000_000, region=41571)
-    tx = registry.registerMerchant(shop, app, {"from": registrar})
+    tx = registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
     assert tx.events["MerchantRegistered"].values() == [
         shop.address,
         as_hex(app[0]),
@@ -117,7 +118,7 @@ def test_register_merchant_emits_merchant_registered(
 
 def test_register_merchant_records_the_merchant(registry, registrar, shop, application, as_hex):
     app = application("shop", category=BAKERY, revenue=450_000_000, region=41571)
-    registry.registerMerchant(shop, app, {"from": registrar})
+    registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
     assert registry.merchantOf(shop) == (
         as_hex(app[0]),
         as_hex(app[1]),
@@ -133,14 +134,18 @@ def test_register_merchant_records_the_merchant(registry, registrar, shop, appli
 def test_register_merchant_makes_the_wallet_an_active_merchant_in_the_token(
     registry, token, registrar, shop, application
 ):
-    tx = registry.registerMerchant(shop, application("shop"), {"from": registrar})
+    tx = registry.registerMerchant(
+        *signed_application(registry, shop, application("shop")), {"from": registrar}
+    )
     assert (token.accountKind(shop), token.isActive(shop)) == (MERCHANT, True)
     assert tx.events["AccountStatusSet"].values() == [shop.address, MERCHANT, True]
 
 
 def test_register_merchant_counts_the_merchant(registry, registrar, shop, application):
     count = registry.merchantCount()
-    registry.registerMerchant(shop, application("shop"), {"from": registrar})
+    registry.registerMerchant(
+        *signed_application(registry, shop, application("shop")), {"from": registrar}
+    )
     assert registry.merchantCount() == count + 1
 
 
@@ -148,9 +153,9 @@ def test_one_business_registers_one_wallet(
     registry, registrar, shop, newcomer, application, reverts_with
 ):
     app = application("shop")
-    registry.registerMerchant(shop, app, {"from": registrar})
+    registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
     with reverts_with("CityRegistryBusinessInUse", app[0], shop):
-        registry.registerMerchant(newcomer, app, {"from": registrar})
+        registry.registerMerchant(*signed_application(registry, newcomer, app), {"from": registrar})
 
 
 @pytest.mark.parametrize("category", [LARGE_MART, DEPARTMENT_STORE, ENTERTAINMENT_BAR, GAMBLING])
@@ -158,7 +163,10 @@ def test_register_merchant_reverts_for_an_excluded_category(
     registry, registrar, shop, application, reverts_with, category
 ):
     with reverts_with("CityRegistryCategoryExcluded", category):
-        registry.registerMerchant(shop, application("shop", category=category), {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, shop, application("shop", category=category)),
+            {"from": registrar},
+        )
 
 
 def test_register_merchant_reverts_over_the_revenue_cap(
@@ -166,13 +174,16 @@ def test_register_merchant_reverts_over_the_revenue_cap(
 ):
     app = application("shop", revenue=REVENUE_CAP + 1)
     with reverts_with("CityRegistryRevenueOverCap", REVENUE_CAP + 1, REVENUE_CAP):
-        registry.registerMerchant(shop, app, {"from": registrar})
+        registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
 
 
 def test_register_merchant_allows_a_revenue_of_exactly_the_cap(
     registry, registrar, shop, application
 ):
-    registry.registerMerchant(shop, application("shop", revenue=REVENUE_CAP), {"from": registrar})
+    registry.registerMerchant(
+        *signed_application(registry, shop, application("shop", revenue=REVENUE_CAP)),
+        {"from": registrar},
+    )
     assert registry.merchantOf(shop)["annualRevenue"] == REVENUE_CAP
 
 
@@ -181,7 +192,7 @@ def test_register_merchant_reverts_with_an_empty_business_hash(
 ):
     app = (bytes(32), *application("shop")[1:])
     with reverts_with("CityRegistryEmptyHash", "businessIdHash"):
-        registry.registerMerchant(shop, app, {"from": registrar})
+        registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
 
 
 def test_register_merchant_reverts_with_an_empty_payout_account_hash(
@@ -189,28 +200,34 @@ def test_register_merchant_reverts_with_an_empty_payout_account_hash(
 ):
     app = application("shop", payout_account=bytes(32))
     with reverts_with("CityRegistryEmptyHash", "payoutAccountHash"):
-        registry.registerMerchant(shop, app, {"from": registrar})
+        registry.registerMerchant(*signed_application(registry, shop, app), {"from": registrar})
 
 
 def test_register_merchant_reverts_for_the_zero_address(
     registry, registrar, application, reverts_with
 ):
     with reverts_with("CityRegistryZeroAddress"):
-        registry.registerMerchant(ZERO_ADDRESS, application("shop"), {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, ZERO_ADDRESS, application("shop")), {"from": registrar}
+        )
 
 
 def test_register_merchant_reverts_for_a_registered_merchant(
     registry, registrar, city, merchant, application, reverts_with
 ):
     with reverts_with("CityRegistryAlreadyRegistered", merchant):
-        registry.registerMerchant(merchant, application("second shop"), {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, merchant, application("second shop")), {"from": registrar}
+        )
 
 
 def test_register_merchant_reverts_for_a_registered_resident(
     registry, registrar, city, resident, application, reverts_with
 ):
     with reverts_with("CityRegistryAlreadyRegistered", resident):
-        registry.registerMerchant(resident, application("second shop"), {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, resident, application("second shop")), {"from": registrar}
+        )
 
 
 def test_city_fixture_counts_two_residents_and_two_merchants(registry, city):
@@ -220,28 +237,18 @@ def test_city_fixture_counts_two_residents_and_two_merchants(registry, city):
 # --- Yearly re-check (updateMerchant) ---------------------------------------------------------
 
 
-def test_update_merchant_emits_merchant_updated(
-    registry, registrar, city, merchant, helpers, as_hex
-):
-    payout = helpers.account_hash("merchant-1 new account")
-    tx = registry.updateMerchant(merchant, BAKERY, 41571, 900_000_000, payout, {"from": registrar})
-    assert tx.events["MerchantUpdated"].values() == [
-        merchant.address,
-        BAKERY,
-        41571,
-        900_000_000,
-        as_hex(payout),
-    ]
+def test_update_merchant_emits_merchant_updated(registry, registrar, city, merchant):
+    tx = registry.updateMerchant(merchant, BAKERY, 41571, 900_000_000, {"from": registrar})
+    assert tx.events["MerchantUpdated"].values() == [merchant.address, BAKERY, 41571, 900_000_000]
 
 
-def test_update_merchant_changes_the_record_but_not_the_business(
+def test_update_merchant_changes_the_record_but_not_the_business_or_the_payout_account(
     registry, registrar, city, merchant, helpers, as_hex
 ):
-    payout = helpers.account_hash("merchant-1 new account")
-    registry.updateMerchant(merchant, BAKERY, 41571, 900_000_000, payout, {"from": registrar})
+    registry.updateMerchant(merchant, BAKERY, 41571, 900_000_000, {"from": registrar})
     assert registry.merchantOf(merchant) == (
         as_hex(helpers.business_hash(merchant.address)),
-        as_hex(payout),
+        as_hex(helpers.account_hash(merchant.address)),
         900_000_000,
         BAKERY,
         41571,
@@ -252,39 +259,22 @@ def test_update_merchant_changes_the_record_but_not_the_business(
 def test_update_merchant_reverts_for_an_excluded_category(
     registry, registrar, city, merchant, helpers, reverts_with
 ):
-    payout = helpers.account_hash(merchant.address)
     with reverts_with("CityRegistryCategoryExcluded", LARGE_MART):
-        registry.updateMerchant(
-            merchant, LARGE_MART, 41570, 300_000_000, payout, {"from": registrar}
-        )
+        registry.updateMerchant(merchant, LARGE_MART, 41570, 300_000_000, {"from": registrar})
 
 
 def test_update_merchant_reverts_when_the_revenue_grew_over_the_cap(
     registry, registrar, city, merchant, helpers, reverts_with
 ):
-    payout = helpers.account_hash(merchant.address)
     with reverts_with("CityRegistryRevenueOverCap", REVENUE_CAP + 1, REVENUE_CAP):
-        registry.updateMerchant(
-            merchant, BAKERY, 41570, REVENUE_CAP + 1, payout, {"from": registrar}
-        )
-
-
-def test_update_merchant_reverts_with_an_empty_payout_account_hash(
-    registry, registrar, city, merchant, reverts_with
-):
-    with reverts_with("CityRegistryEmptyHash", "payoutAccountHash"):
-        registry.updateMerchant(
-            merchant, BAKERY, 41570, 300_000_000, bytes(32), {"from": registrar}
-        )
+        registry.updateMerchant(merchant, BAKERY, 41570, REVENUE_CAP + 1, {"from": registrar})
 
 
 def test_update_merchant_reverts_for_a_resident(
     registry, registrar, city, resident, helpers, reverts_with
 ):
     with reverts_with("CityRegistryNotMerchant", resident):
-        registry.updateMerchant(
-            resident, BAKERY, 41570, 300_000_000, helpers.account_hash("x"), {"from": registrar}
-        )
+        registry.updateMerchant(resident, BAKERY, 41570, 300_000_000, {"from": registrar})
 
 
 # --- The city admin's setters -----------------------------------------------------------------
@@ -310,7 +300,8 @@ def test_a_lower_revenue_cap_refuses_the_next_registration(
     registry.setMerchantRevenueCap(1_000_000_000, {"from": city_admin})
     with reverts_with("CityRegistryRevenueOverCap", 1_100_000_000, 1_000_000_000):
         registry.registerMerchant(
-            shop, application("shop", revenue=1_100_000_000), {"from": registrar}
+            *signed_application(registry, shop, application("shop", revenue=1_100_000_000)),
+            {"from": registrar},
         )
 
 
@@ -325,7 +316,10 @@ def test_a_newly_excluded_category_refuses_registration(
 ):
     registry.setCategoryExcluded(BAKERY, True, {"from": city_admin})
     with reverts_with("CityRegistryCategoryExcluded", BAKERY):
-        registry.registerMerchant(shop, application("shop", category=BAKERY), {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, shop, application("shop", category=BAKERY)),
+            {"from": registrar},
+        )
 
 
 def test_a_category_no_longer_excluded_registers(
@@ -333,7 +327,10 @@ def test_a_category_no_longer_excluded_registers(
 ):
     tx = registry.setCategoryExcluded(LARGE_MART, False, {"from": city_admin})
     assert tx.events["CategoryExclusionChanged"].values() == [LARGE_MART, False]
-    registry.registerMerchant(shop, application("shop", category=LARGE_MART), {"from": registrar})
+    registry.registerMerchant(
+        *signed_application(registry, shop, application("shop", category=LARGE_MART)),
+        {"from": registrar},
+    )
     assert registry.isActiveMerchant(shop)
 
 

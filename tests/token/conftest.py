@@ -13,6 +13,7 @@ from brownie import accounts, chain, web3
 from citypay.authorization import TokenDomain
 from eth_abi import decode, encode
 from eth_utils import keccak, to_hex
+from merchant_signing import signed_application
 
 from scripts.city_suite import GIMPO, deploy_city_suite
 
@@ -131,7 +132,9 @@ def other_city(city_admin, issuer_admin, issuer, registrar, resident, merchant):
         5611,
         44150,
     )
-    suite.registry.registerMerchant(merchant, application, {"from": registrar})
+    suite.registry.registerMerchant(
+        *signed_application(suite.registry, merchant, application), {"from": registrar}
+    )
     suite.treasury.issue(resident, 50_000, keccak(text="gongju-deposit:1"), {"from": issuer})
     return suite
 

@@ -16,7 +16,8 @@ CANCEL_VRS = "address,bytes32,uint8,bytes32,bytes32"
 CANCEL_BYTES = "address,bytes32,bytes"
 
 INVALID_SIGNATURE = "EIP3009InvalidSignature(address)"
-USED_OR_CANCELED = "EIP3009AuthorizationUsedOrCanceled(address,bytes32)"
+USED = "EIP3009AuthorizationUsed(address,bytes32)"
+CANCELED = "EIP3009AuthorizationCanceled(address,bytes32)"
 EXPIRED = "EIP3009AuthorizationExpired(uint256,uint256)"
 NOT_YET_VALID = "EIP3009AuthorizationNotYetValid(uint256,uint256)"
 
@@ -174,7 +175,7 @@ def test_cancelled_authorization_cannot_be_used(
     signature = sign_cancellation(resident.private_key, domain, auth.nonce)
     token.cancelAuthorization[CANCEL_BYTES](resident, auth.nonce, signature, {"from": relayer})
     before = balances(resident, merchant)
-    with expect_revert(USED_OR_CANCELED, resident, auth.nonce):
+    with expect_revert(CANCELED, resident, auth.nonce):
         token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
     assert balances(resident, merchant) == before
 
@@ -186,7 +187,7 @@ def test_cancelled_authorization_cannot_be_received(
     v, r, s = split(sign_cancellation(resident.private_key, domain, auth.nonce))
     token.cancelAuthorization[CANCEL_VRS](resident, auth.nonce, v, r, s, {"from": relayer})
     before = balances(resident, merchant)
-    with expect_revert(USED_OR_CANCELED, resident, auth.nonce):
+    with expect_revert(CANCELED, resident, auth.nonce):
         token.receiveWithAuthorization(*auth.as_args(), {"from": merchant})
     assert balances(resident, merchant) == before
 
@@ -197,7 +198,7 @@ def test_cancel_authorization_twice_reverts(
     nonce = invoice_id()
     signature = sign_cancellation(resident.private_key, domain, nonce)
     token.cancelAuthorization[CANCEL_BYTES](resident, nonce, signature, {"from": relayer})
-    with expect_revert(USED_OR_CANCELED, resident, nonce):
+    with expect_revert(CANCELED, resident, nonce):
         token.cancelAuthorization[CANCEL_BYTES](resident, nonce, signature, {"from": relayer})
 
 
@@ -207,7 +208,7 @@ def test_cancel_authorization_of_a_used_nonce_reverts(
     auth = sign(resident, merchant, 5_000)
     token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
     signature = sign_cancellation(resident.private_key, domain, auth.nonce)
-    with expect_revert(USED_OR_CANCELED, resident, auth.nonce):
+    with expect_revert(USED, resident, auth.nonce):
         token.cancelAuthorization[CANCEL_BYTES](resident, auth.nonce, signature, {"from": relayer})
     assert token.refundableAmount(resident, merchant, auth.nonce) == 5_000
 
@@ -342,7 +343,7 @@ def test_reused_authorization_is_refused(
     auth = sign(resident, merchant, 5_000)
     token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
     before = balances(resident, merchant)
-    with expect_revert(USED_OR_CANCELED, resident, auth.nonce):
+    with expect_revert(USED, resident, auth.nonce):
         token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
     assert balances(resident, merchant) == before
 
@@ -353,7 +354,7 @@ def test_authorization_reusing_a_nonce_with_another_signature_is_refused(
     first = sign(resident, merchant, 5_000)
     token.transferWithAuthorization(*first.as_args(), {"from": relayer})
     second = sign(resident, merchant2, 1_000, nonce=first.nonce)
-    with expect_revert(USED_OR_CANCELED, resident, first.nonce):
+    with expect_revert(USED, resident, first.nonce):
         token.transferWithAuthorization(*second.as_args(), {"from": relayer})
 
 
@@ -363,7 +364,7 @@ def test_authorization_with_a_paid_invoice_id_as_nonce_is_refused(
     invoice = invoice_id()
     token.pay(merchant, 5_000, invoice, {"from": resident})
     auth = sign(resident, merchant, 5_000, nonce=invoice)
-    with expect_revert(USED_OR_CANCELED, resident, invoice):
+    with expect_revert(USED, resident, invoice):
         token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
 
 

@@ -4,12 +4,13 @@ invalid one is skipped with AuthorizationFailed carrying its exact revert data."
 import dataclasses
 
 import brownie
-import pytest
 from brownie import chain
+from citypay.authorization import sign_authorization
+from eth_utils import keccak
 
 INVALID_SIGNATURE = "EIP3009InvalidSignature(address)"
 EXPIRED = "EIP3009AuthorizationExpired(uint256,uint256)"
-USED_OR_CANCELED = "EIP3009AuthorizationUsedOrCanceled(address,bytes32)"
+USED = "EIP3009AuthorizationUsed(address,bytes32)"
 MERCHANT_NOT_ACTIVE = "CityTokenMerchantNotActive(address)"
 INSUFFICIENT_BALANCE = "ERC20InsufficientBalance(address,uint256,uint256)"
 NOT_ALLOWED = "CityTokenTransferNotAllowed(address,address)"
@@ -103,7 +104,9 @@ def test_batch_skips_a_not_yet_valid_authorization_and_reports_not_yet_valid(
         hex32(early.nonce),
         revert_data(NOT_YET_VALID, now + 600, tx.timestamp),
     ]
-    assert token.authorizationState(resident, early.nonce) is False
+    # Signed by the payer and reported failed: it is voided, so nobody settles it once valid.
+    assert token.authorizationState(resident, early.nonce) is True
+    assert tx.events["AuthorizationVoided"].values() == [resident.address, hex32(early.nonce)]
 
 
 def test_batch_skips_a_zero_nonce_and_reports_zero_payment_id(
@@ -117,7 +120,6 @@ def test_batch_skips_a_zero_nonce_and_reports_zero_payment_id(
         hex32(bytes(32)),
         revert_data(ZERO_PAYMENT_ID),
     ]
-    assert token.authorizationState(resident, bytes(32)) is False
     assert token.balanceOf(merchant) == 2_000
 
 
@@ -191,7 +193,7 @@ def test_batch_skips_a_reused_nonce_and_reports_used_or_canceled(
     assert tx.events["AuthorizationFailed"].values() == [
         resident.address,
         hex32(used.nonce),
-        revert_data(USED_OR_CANCELED, resident, used.nonce),
+        revert_data(USED, resident, used.nonce),
     ]
     assert token.balanceOf(merchant) == 3_000
 
@@ -202,9 +204,7 @@ def test_batch_settles_the_same_authorization_only_once(
     auth = sign(resident, merchant, 1_000)
     tx = settle(token, relayer, auth, auth)
     assert tx.return_value == 1
-    assert tx.events["AuthorizationFailed"]["reason"] == revert_data(
-        USED_OR_CANCELED, resident, auth.nonce
-    )
+    assert tx.events["AuthorizationFailed"]["reason"] == revert_data(USED, resident, auth.nonce)
     assert token.balanceOf(merchant) == 1_000
 
 
@@ -218,13 +218,31 @@ def test_batch_skips_a_payment_to_a_resident_and_reports_transfer_not_allowed(
     )
 
 
-def test_batch_leaves_the_nonces_of_skipped_authorizations_unused(
-    city, token, registry, registrar, resident, merchant2, relayer, sign
+def test_batch_voids_an_authorization_its_payer_signed_and_a_rule_refused(
+    city, token, registry, registrar, resident, merchant2, relayer, sign, hex32, expect_revert
 ):
+    """The relayer tells the till it failed: nobody holding the public signature may settle it
+    later, once the merchant is active again."""
     registry.suspend(merchant2, {"from": registrar})
     refused = sign(resident, merchant2, 1_000)
-    settle(token, relayer, refused)
-    assert token.authorizationState(resident, refused.nonce) is False
+    tx = settle(token, relayer, refused)
+    assert tx.events["AuthorizationVoided"].values() == [resident.address, hex32(refused.nonce)]
+    registry.activate(merchant2, {"from": registrar})
+    with expect_revert("EIP3009AuthorizationVoided(address,bytes32)", resident, refused.nonce):
+        token.transferWithAuthorization(*refused.as_args(), {"from": relayer})
+    assert token.balanceOf(merchant2) == 0
+
+
+def test_batch_does_not_void_an_entry_whose_signature_is_not_the_payer_s(
+    city, token, resident, merchant, relayer, domain
+):
+    forged = sign_authorization(
+        keccak(text="someone else"), domain, to=merchant.address, value=1_000, valid_before=2**40
+    )
+    forged = dataclasses.replace(forged, from_=resident.address)
+    tx = settle(token, relayer, forged)
+    assert "AuthorizationVoided" not in tx.events
+    assert token.authorizationState(resident, forged.nonce) is False
 
 
 def test_batch_when_paused_settles_nothing_and_reports_enforced_pause(
@@ -278,7 +296,7 @@ def test_batch_mixing_valid_and_invalid_settles_only_the_valid_ones(
         error_selector(EXPIRED),
         error_selector(MERCHANT_NOT_ACTIVE),
         error_selector(INSUFFICIENT_BALANCE),
-        error_selector(USED_OR_CANCELED),
+        error_selector(USED),
     ]
     assert balances(resident, resident2, merchant, merchant2) == [
         100_000,
@@ -286,16 +304,3 @@ def test_batch_mixing_valid_and_invalid_settles_only_the_valid_ones(
         500 + 10_000 + 20_000,
         0,
     ]
-
-
-@pytest.mark.parametrize("caller", ["relayer", "resident", "city_admin"])
-def test_settle_authorization_called_directly_reverts(
-    city, token, resident, merchant, sign, request, caller, balances, expect_revert
-):
-    sender = request.getfixturevalue(caller)
-    auth = sign(resident, merchant, 1_000)
-    before = balances(resident, merchant)
-    with expect_revert("CityTokenSelfCallOnly(address)", sender):
-        token.settleAuthorization(auth.as_args(), {"from": sender})
-    assert balances(resident, merchant) == before
-    assert token.authorizationState(resident, auth.nonce) is False

@@ -1,5 +1,6 @@
 """Compliance on the token: pause the city, freeze a wallet, recover a lost wallet to a new one."""
 
+from brownie import chain
 from citypay.authorization import sign_authorization
 
 RESIDENT, MERCHANT = 1, 2
@@ -107,17 +108,17 @@ def test_registry_status_change_emits_account_status_set(
 
 
 def test_recover_wallet_moves_the_balance_to_the_replacement(
-    city, token, registry, compliance, resident, replacement
+    recover_wallet, city, token, registry, compliance, resident, replacement
 ):
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     assert token.balanceOf(replacement) == 110_000
     assert token.balanceOf(resident) == 0
 
 
 def test_recover_wallet_emits_account_recovered_and_transfer(
-    city, token, registry, compliance, resident, replacement
+    recover_wallet, city, token, registry, compliance, resident, replacement
 ):
-    tx = registry.recoverWallet(resident, replacement, {"from": compliance})
+    tx = recover_wallet(resident, replacement)
     assert tx.events["AccountRecovered"].values() == [
         resident.address,
         replacement.address,
@@ -127,17 +128,17 @@ def test_recover_wallet_emits_account_recovered_and_transfer(
 
 
 def test_recover_wallet_keeps_total_supply(
-    city, token, registry, compliance, resident, replacement
+    recover_wallet, city, token, registry, compliance, resident, replacement
 ):
     supply = token.totalSupply()
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     assert token.totalSupply() == supply
 
 
 def test_recover_wallet_moves_the_status_to_the_replacement(
-    city, token, registry, compliance, resident, replacement
+    recover_wallet, city, token, registry, compliance, resident, replacement
 ):
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     assert token.accountKind(replacement) == RESIDENT
     assert token.isActive(replacement) is True
     assert token.accountKind(resident) == 0
@@ -145,46 +146,81 @@ def test_recover_wallet_moves_the_status_to_the_replacement(
 
 
 def test_recover_wallet_carries_the_frozen_bit_over(
-    city, token, registry, compliance, resident, merchant, replacement, expect_revert
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    expect_revert,
 ):
     token.freeze(resident, {"from": compliance})
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     assert token.isFrozen(replacement) is True
     with expect_revert(FROZEN, replacement):
         token.transfer(merchant, 1_000, {"from": replacement})
 
 
 def test_replacement_wallet_pays_a_merchant_after_recovery(
-    city, token, registry, compliance, resident, merchant, replacement
+    recover_wallet, city, token, registry, compliance, resident, merchant, replacement
 ):
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     token.transfer(merchant, 1_000, {"from": replacement})
     assert token.balanceOf(replacement) == 109_000
     assert token.balanceOf(merchant) == 1_000
 
 
 def test_lost_wallet_cannot_pay_after_recovery(
-    city, token, registry, compliance, resident, merchant, replacement, expect_revert
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    expect_revert,
 ):
-    registry.recoverWallet(resident, replacement, {"from": compliance})
-    with expect_revert("CityTokenNotRegistered(address)", resident):
-        token.transfer(merchant, 0, {"from": resident})
+    recover_wallet(resident, replacement)
+    with expect_revert("CityTokenAccountRetired(address)", resident):
+        token.transfer(merchant, 1, {"from": resident})
 
 
 def test_authorization_signed_by_the_lost_wallet_is_refused_after_recovery(
-    city, token, registry, compliance, resident, merchant, replacement, relayer, sign, expect_revert
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    relayer,
+    sign,
+    expect_revert,
 ):
-    auth = sign(resident, merchant, 1_000)
-    registry.recoverWallet(resident, replacement, {"from": compliance})
-    with expect_revert("CityTokenNotRegistered(address)", resident):
+    auth = sign(resident, merchant, 1_000, valid_before=2**40)
+    recover_wallet(resident, replacement)
+    with expect_revert("CityTokenAccountRetired(address)", resident):
         token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
     assert token.balanceOf(replacement) == 110_000
 
 
 def test_replacement_wallet_signs_authorizations_after_recovery(
-    city, token, registry, compliance, resident, merchant, replacement, relayer, domain
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    relayer,
+    domain,
 ):
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     auth = sign_authorization(
         replacement.private_key, domain, to=merchant.address, value=1_000, valid_before=2**40
     )
@@ -193,10 +229,10 @@ def test_replacement_wallet_signs_authorizations_after_recovery(
 
 
 def test_recover_merchant_wallet_moves_balance_and_merchant_status(
-    city, token, registry, compliance, resident, merchant, replacement
+    recover_wallet, city, token, registry, compliance, resident, merchant, replacement
 ):
     token.transfer(merchant, 5_000, {"from": resident})
-    registry.recoverWallet(merchant, replacement, {"from": compliance})
+    recover_wallet(merchant, replacement)
     assert token.balanceOf(replacement) == 5_000
     assert token.accountKind(replacement) == MERCHANT
     assert token.isActive(replacement) is True
@@ -205,29 +241,43 @@ def test_recover_merchant_wallet_moves_balance_and_merchant_status(
 
 
 def test_recover_wallet_refuses_a_replacement_already_flagged(
-    city, token, registry, compliance, resident, replacement, expect_revert
+    city, token, registry, compliance, registrar, resident, replacement, expect_revert
 ):
     token.freeze(replacement, {"from": compliance})
+    registry.proposeRecovery(resident, replacement, {"from": compliance})
+    chain.sleep(registry.recoveryDelay() + 1)
     with expect_revert("CityTokenReplacementInUse(address)", replacement):
-        registry.recoverWallet(resident, replacement, {"from": compliance})
+        registry.executeRecovery(resident, {"from": registrar})
     assert token.balanceOf(resident) == 110_000
 
 
 def test_recover_wallet_reverts_when_paused(
-    city, token, registry, compliance, pauser, resident, replacement, expect_revert
+    city, token, registry, compliance, registrar, pauser, resident, replacement, expect_revert
 ):
+    registry.proposeRecovery(resident, replacement, {"from": compliance})
+    chain.sleep(registry.recoveryDelay() + 1)
     token.pause({"from": pauser})
     with expect_revert("EnforcedPause()"):
-        registry.recoverWallet(resident, replacement, {"from": compliance})
+        registry.executeRecovery(resident, {"from": registrar})
     assert token.balanceOf(resident) == 110_000
 
 
 def test_refund_of_a_payment_made_before_recovery_reaches_the_replacement_wallet(
-    city, token, registry, compliance, resident, merchant, replacement, relayer, sign, balances
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    relayer,
+    sign,
+    balances,
 ):
     auth = sign(resident, merchant, 8_000)
     token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
-    registry.recoverWallet(resident, replacement, {"from": compliance})
+    recover_wallet(resident, replacement)
     tx = token.refund(resident, auth.nonce, 3_000, {"from": merchant})
     assert token.currentWallet(resident) == replacement.address
     assert tx.events["Transfer"].values() == [merchant.address, replacement.address, 3_000]
@@ -235,11 +285,20 @@ def test_refund_of_a_payment_made_before_recovery_reaches_the_replacement_wallet
 
 
 def test_recovered_merchant_refunds_a_payment_its_lost_wallet_received(
-    city, token, registry, compliance, resident, merchant, replacement, relayer, sign
+    recover_wallet,
+    city,
+    token,
+    registry,
+    compliance,
+    resident,
+    merchant,
+    replacement,
+    relayer,
+    sign,
 ):
     auth = sign(resident, merchant, 8_000)
     token.transferWithAuthorization(*auth.as_args(), {"from": relayer})
-    registry.recoverWallet(merchant, replacement, {"from": compliance})
+    recover_wallet(merchant, replacement)
     assert token.refundableAmount(resident, replacement, auth.nonce) == 8_000
     assert token.refundableAmount(resident, merchant, auth.nonce) == 0
     token.refund(resident, auth.nonce, 8_000, {"from": replacement})

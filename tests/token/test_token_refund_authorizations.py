@@ -9,7 +9,8 @@ ZERO_ID = bytes(32)
 EXCEEDS = "CityTokenRefundExceedsPayment(address,bytes32,uint256,uint256)"
 NOT_FOUND = "CityTokenPaymentNotFound(address,address,bytes32)"
 INVALID_SIGNATURE = "EIP3009InvalidSignature(address)"
-USED_OR_CANCELED = "EIP3009AuthorizationUsedOrCanceled(address,bytes32)"
+USED = "EIP3009AuthorizationUsed(address,bytes32)"
+CANCELED = "EIP3009AuthorizationCanceled(address,bytes32)"
 EXPIRED = "EIP3009AuthorizationExpired(uint256,uint256)"
 NOT_YET_VALID = "EIP3009AuthorizationNotYetValid(uint256,uint256)"
 
@@ -194,7 +195,7 @@ def test_relayed_refund_sent_twice_reverts_the_second_time(
     refund = sign_refund_as(merchant, resident, paid, 1_000)
     token.refundWithAuthorization(*refund.as_args(), {"from": relayer})
     before = balances(resident, merchant)
-    with expect_revert(USED_OR_CANCELED, merchant, refund.nonce):
+    with expect_revert(USED, merchant, refund.nonce):
         token.refundWithAuthorization(*refund.as_args(), {"from": relayer})
     assert balances(resident, merchant) == before
     assert token.refundableAmount(resident, merchant, paid) == 9_000
@@ -206,7 +207,7 @@ def test_a_nonce_reused_for_another_refund_reverts(
     first = sign_refund_as(merchant, resident, paid, 1_000)
     token.refundWithAuthorization(*first.as_args(), {"from": relayer})
     second = sign_refund_as(merchant, resident, paid, 2_000, nonce=first.nonce)
-    with expect_revert(USED_OR_CANCELED, merchant, first.nonce):
+    with expect_revert(USED, merchant, first.nonce):
         token.refundWithAuthorization(*second.as_args(), {"from": relayer})
 
 
@@ -219,7 +220,7 @@ def test_relayed_refund_cancelled_by_the_merchant_reverts(
         merchant, refund.nonce, cancellation, {"from": relayer}
     )
     before = balances(resident, merchant)
-    with expect_revert(USED_OR_CANCELED, merchant, refund.nonce):
+    with expect_revert(CANCELED, merchant, refund.nonce):
         token.refundWithAuthorization(*refund.as_args(), {"from": relayer})
     assert balances(resident, merchant) == before
 

@@ -60,18 +60,13 @@ def test_cash_out_returns_consecutive_redemption_ids(treasury, paid_merchant):
     assert treasury.redemptionCount() == 2
 
 
-def test_cash_out_pays_to_the_payout_account_of_the_merchant_s_last_update(
-    treasury, registry, paid_merchant, registrar, as_hex
+def test_cash_out_pays_to_the_payout_account_the_merchant_last_signed(
+    treasury, registry, paid_merchant, registrar, payout_signature, as_hex
 ):
     new_account = keccak(text="bank-account:merchant-1-new")
-    record = registry.merchantOf(paid_merchant)
-    registry.updateMerchant(
-        paid_merchant,
-        record["category"],
-        record["region"],
-        record["annualRevenue"],
-        new_account,
-        {"from": registrar},
+    deadline, signature = payout_signature(paid_merchant, new_account, nonce=1)
+    registry.changePayoutAccount(
+        paid_merchant, new_account, deadline, signature, {"from": registrar}
     )
     tx = treasury.cashOut(1_000, {"from": paid_merchant})
     assert tx.events["RedemptionRequested"]["payoutAccountHash"] == as_hex(new_account)
@@ -255,11 +250,11 @@ def test_cash_out_reverts_while_the_city_is_paused(
 
 
 def test_return_after_a_wallet_recovery_restores_the_tokens_to_the_replacement(
-    treasury, token, registry, paid_merchant, cash_out, compliance, settler
+    recover_wallet, treasury, token, registry, paid_merchant, cash_out, compliance, settler
 ):
     """Every burned won ends settled or returned (DESIGN.md): a merchant that lost its wallet
     while a cash-out was pending must still get the tokens back when the bank transfer fails."""
     replacement = accounts.add(keccak(text="city-token-test-wallet:merchant-1-replacement"))
-    registry.recoverWallet(paid_merchant, replacement, {"from": compliance})
+    recover_wallet(paid_merchant, replacement)
     treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
     assert token.balanceOf(replacement) == 60_000

@@ -11,6 +11,8 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 
 CASH_OUT, PENDING = 0, 1
+UNUSED, USED, CANCELED = 0, 1, 2  # ICityTreasury.AuthorizationState
+NONCE, SIGNATURE = 5, 6  # positions in cashOutWithAuthorization's arguments
 
 
 @pytest.fixture(scope="module")
@@ -19,22 +21,38 @@ def treasury_domain(treasury, token):
 
 
 @pytest.fixture(scope="module")
-def authorize(treasury_domain):
-    """The merchant's signed request: (merchant, amount, validBefore, nonce, signature)."""
+def authorize(treasury_domain, registry):
+    """The merchant's signed request, as cashOutWithAuthorization takes it: (merchant, amount,
+    payoutAccountHash, validAfter, validBefore, nonce, signature). The payout account is the one
+    the registry holds unless given."""
 
-    def authorize_(merchant, amount, *, signer=None, valid_before=None, nonce=None):
+    def authorize_(
+        merchant,
+        amount,
+        *,
+        signer=None,
+        valid_before=None,
+        valid_after=None,
+        nonce=None,
+        payout_account=None,
+    ):
         valid_before = chain.time() + 3600 if valid_before is None else valid_before
+        valid_after = chain.time() - 60 if valid_after is None else valid_after
         nonce = os.urandom(32) if nonce is None else nonce
+        if payout_account is None:
+            payout_account = bytes(HexBytes(registry.merchantOf(merchant)["payoutAccountHash"]))
         key = (signer or merchant).private_key
         signature = sign_cash_out(
             key,
             treasury_domain,
             amount=amount,
+            payout_account_hash=payout_account,
+            valid_after=valid_after,
             valid_before=valid_before,
             nonce=nonce,
             merchant=merchant.address,
         )
-        return [merchant, amount, valid_before, nonce, signature]
+        return [merchant, amount, payout_account, valid_after, valid_before, nonce, signature]
 
     return authorize_
 
@@ -67,22 +85,26 @@ def test_relayed_cash_out_burns_and_records_the_redemption(
         25_000,
         as_hex(helpers.account_hash(paid_merchant.address)),
     ]
-    assert tx.events["CashOutAuthorized"].values() == [0, paid_merchant.address, as_hex(args[3])]
+    assert tx.events["CashOutAuthorized"].values() == [
+        0,
+        paid_merchant.address,
+        as_hex(args[NONCE]),
+    ]
     assert treasury.redemption(0)[:3] == (paid_merchant.address, CASH_OUT, PENDING)
 
 
 def test_relayed_cash_out_marks_the_nonce_used(treasury, paid_merchant, settler, authorize):
     args = authorize(paid_merchant, 1_000)
-    assert not treasury.cashOutAuthorizationUsed(paid_merchant, args[3])
+    assert treasury.cashOutAuthorizationState(paid_merchant, args[NONCE]) == UNUSED
     treasury.cashOutWithAuthorization(*args, {"from": settler})
-    assert treasury.cashOutAuthorizationUsed(paid_merchant, args[3])
+    assert treasury.cashOutAuthorizationState(paid_merchant, args[NONCE]) == USED
 
 
 def test_relayed_cash_out_refuses_another_signer(
     treasury, token, paid_merchant, merchant2, settler, authorize, reverts_with
 ):
     args = authorize(paid_merchant, 1_000, signer=merchant2)
-    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[3]):
+    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[NONCE]):
         treasury.cashOutWithAuthorization(*args, {"from": settler})
     assert token.balanceOf(paid_merchant) == 60_000
 
@@ -92,7 +114,7 @@ def test_relayed_cash_out_refuses_a_changed_amount(
 ):
     args = authorize(paid_merchant, 1_000)
     args[1] = 60_000
-    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[3]):
+    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[NONCE]):
         treasury.cashOutWithAuthorization(*args, {"from": settler})
 
 
@@ -100,8 +122,8 @@ def test_relayed_cash_out_refuses_a_garbage_signature(
     treasury, paid_merchant, settler, authorize, reverts_with
 ):
     args = authorize(paid_merchant, 1_000)
-    args[4] = b"\x01" * 65
-    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[3]):
+    args[SIGNATURE] = b"\x01" * 65
+    with reverts_with("CityTreasuryInvalidSignature", paid_merchant, args[NONCE]):
         treasury.cashOutWithAuthorization(*args, {"from": settler})
 
 
@@ -152,7 +174,7 @@ def test_relayed_cash_out_refuses_a_caller_without_the_settler_role(
         "AccessControlUnauthorizedAccount", outsider, HexBytes(treasury.SETTLER_ROLE())
     ):
         treasury.cashOutWithAuthorization(*args, {"from": outsider})
-    assert not treasury.cashOutAuthorizationUsed(paid_merchant, args[3])
+    assert treasury.cashOutAuthorizationState(paid_merchant, args[NONCE]) == UNUSED
 
 
 def test_the_merchant_cannot_relay_its_own_authorization(
@@ -172,7 +194,7 @@ def test_relayed_cash_out_refuses_more_than_the_balance(
     with reverts_with("ERC20InsufficientBalance", paid_merchant, 60_000, 60_001):
         treasury.cashOutWithAuthorization(*args, {"from": settler})
     # A refused cash-out leaves the nonce free for a corrected retry of the same request.
-    assert not treasury.cashOutAuthorizationUsed(paid_merchant, args[3])
+    assert treasury.cashOutAuthorizationState(paid_merchant, args[NONCE]) == UNUSED
 
 
 def test_relayed_cash_out_refuses_a_zero_amount(
@@ -198,11 +220,22 @@ def test_relayed_cash_out_refuses_a_frozen_merchant(
         treasury.cashOutWithAuthorization(*authorize(paid_merchant, 1_000), {"from": settler})
 
 
-def test_relayed_cash_out_refuses_a_revoked_merchant(
-    treasury, registry, paid_merchant, registrar, settler, authorize, reverts_with
+def test_a_revoked_merchant_s_closing_cash_out_goes_to_its_registered_account(
+    treasury, token, registry, paid_merchant, registrar, settler, authorize, helpers, as_hex
 ):
     registry.revoke(paid_merchant, False, {"from": registrar})
-    with reverts_with("CityTokenMerchantNotActive", paid_merchant):
+    tx = treasury.cashOutWithAuthorization(*authorize(paid_merchant, 60_000), {"from": settler})
+    assert token.balanceOf(paid_merchant) == 0
+    assert tx.events["RedemptionRequested"]["payoutAccountHash"] == as_hex(
+        helpers.account_hash(paid_merchant.address)
+    )
+
+
+def test_a_merchant_revoked_for_illegal_exchange_has_no_cash_out(
+    treasury, registry, paid_merchant, registrar, settler, authorize, reverts_with
+):
+    registry.revoke(paid_merchant, True, {"from": registrar})
+    with reverts_with("CityTreasuryAwaitingConfiscation", paid_merchant):
         treasury.cashOutWithAuthorization(*authorize(paid_merchant, 1_000), {"from": settler})
 
 

@@ -169,13 +169,13 @@ def test_refund_reverts_for_a_resident_who_never_charged(treasury, fresh_residen
         treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": fresh_resident})
 
 
-def test_refund_reverts_for_a_balance_that_was_never_charged(
+def test_a_payment_refunded_after_a_refund_is_charged_money_again_not_yet_used(
     treasury, token, used_sixty_percent, refund, merchant, reverts_with
 ):
-    """After a refund, a merchant's refund of an earlier payment is a balance with no charge."""
+    """The refund counted that payment as used; given back, it counts as charged again, unused."""
     token.refund(used_sixty_percent, bytes(32), 10_000, {"from": merchant})
     with reverts_with(
-        "CityTreasuryRefundBelowUsage", used_sixty_percent, 0, 0, REFUND_MIN_USED_BPS
+        "CityTreasuryRefundBelowUsage", used_sixty_percent, 0, 10_000, REFUND_MIN_USED_BPS
     ):
         treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": used_sixty_percent})
 
@@ -192,11 +192,11 @@ def test_refund_reverts_for_a_merchant(treasury, token, city, resident, merchant
 
 
 def test_returning_a_refund_after_a_wallet_recovery_restores_the_replacement(
-    treasury, token, registry, used_sixty_percent, refund, compliance, settler
+    recover_wallet, treasury, token, registry, used_sixty_percent, refund, compliance, settler
 ):
     """Every burned won ends settled or returned (DESIGN.md), also when the wallet was lost
     while the refund was pending."""
     replacement = accounts.add(keccak(text="city-token-test-wallet:resident-1-replacement"))
-    registry.recoverWallet(used_sixty_percent, replacement, {"from": compliance})
+    recover_wallet(used_sixty_percent, replacement)
     treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
     assert token.balanceOf(replacement) == 44_000
