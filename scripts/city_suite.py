@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DAY = 24 * 60 * 60
+from citypay.authorization import TokenDomain
+from citypay.registry_authorization import sign_payout_account
+
+HOUR = 60 * 60
+DAY = 24 * HOUR
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,8 @@ class CityPolicy:
     merchant_revenue_cap: int
     excluded_categories: tuple[int, ...] = ()
     ban_period: int = 365 * DAY
+    # CityRegistry starts at 3 days; the deployment sets the configured delay.
+    recovery_delay: int = 3 * DAY
     fiscal_year_start_month: int = 1
 
     def treasury_policy(self) -> tuple:
@@ -108,6 +114,27 @@ def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CityS
             "registry": registry.tx.block_number,
         },
     )
+
+
+def signed_application(registry, wallet, application: tuple, *, deadline: int | None = None):
+    """registerMerchant's arguments: the wallet, its application, and the merchant's own signature
+    of the application's payout account (nothing to sign with for a wallet without a key: the
+    registry refuses it before it looks at the signature)."""
+    from brownie import chain
+
+    deadline = chain.time() + 3600 if deadline is None else deadline
+    key = getattr(wallet, "private_key", None)
+    if key is None:
+        return wallet, application, deadline, b""
+    _, name, version, chain_id, contract, _, _ = registry.eip712Domain()
+    signature = sign_payout_account(
+        key,
+        TokenDomain(name, version, chain_id, contract),
+        payout_account_hash=application[1],
+        nonce=registry.payoutAccountNonce(wallet),
+        deadline=deadline,
+    )
+    return wallet, application, deadline, signature
 
 
 # Business categories a Korean city typically excludes from its local currency.

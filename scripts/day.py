@@ -13,7 +13,7 @@ from brownie.exceptions import VirtualMachineError
 from citypay.authorization import TokenDomain, sign_authorization
 from eth_utils import keccak
 
-from scripts.city_suite import DEPARTMENT_STORE, GIMPO, deploy_city_suite
+from scripts.city_suite import DEPARTMENT_STORE, GIMPO, deploy_city_suite, signed_application
 
 RESTAURANT, BAKERY, BOOKSTORE = 5611, 4721, 4761
 
@@ -80,7 +80,9 @@ def main() -> None:
             category,
             41570,
         )
-        registry.registerMerchant(wallet, application, {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, wallet, application), {"from": registrar}
+        )
         print(f"merchant  {name:<20} {wallet.address}  category {category}")
     store = (
         _hash("business", "Lotte Department Store"),
@@ -90,7 +92,9 @@ def main() -> None:
         41570,
     )
     try:
-        registry.registerMerchant(_wallet("lotte"), store, {"from": registrar})
+        registry.registerMerchant(
+            *signed_application(registry, _wallet("lotte"), store), {"from": registrar}
+        )
     except VirtualMachineError as refused:
         print(f"refused   a department store: {refused.revert_msg}")
 

@@ -15,7 +15,7 @@ from citypay.core.strict_config import StrictSection
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from scripts.city_suite import DAY, City, CityPolicy
+from scripts.city_suite import DAY, HOUR, City, CityPolicy
 from scripts.deployment import DeploymentError
 
 UINT16_MAX = 2**16 - 1
@@ -45,6 +45,9 @@ class PolicyConfig(StrictSection):
         default_factory=list
     )
     ban_period_days: Annotated[int, Field(strict=True, ge=0, le=UINT64_MAX // DAY)] = 365
+    # How long a proposed wallet recovery waits before the registrar may execute it
+    # (CityRegistry.MIN_RECOVERY_DELAY to MAX_RECOVERY_DELAY: 1 hour to 30 days).
+    recovery_delay_hours: Annotated[int, Field(strict=True, ge=1, le=30 * 24)] = 72
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)] = 1
 
     @field_validator("incentive_percent", mode="before")
@@ -91,6 +94,15 @@ class RolesConfig(StrictSection):
     pauser: AccountName
     settler: AccountName
 
+    @model_validator(mode="after")
+    def _recovery_takes_two(self) -> RolesConfig:
+        if self.registrar == self.compliance:
+            raise ValueError(
+                f"registrar and compliance are both {self.registrar!r}: a wallet recovery is "
+                "proposed by compliance and executed by the registrar, never by one account"
+            )
+        return self
+
     @field_validator("issuers")
     @classmethod
     def _one_entry_per_issuer(cls, issuers: list[IssuerConfig]) -> list[IssuerConfig]:
@@ -128,6 +140,7 @@ class CityConfig(StrictSection):
                 merchant_revenue_cap=policy.merchant_revenue_cap,
                 excluded_categories=tuple(policy.excluded_categories),
                 ban_period=policy.ban_period_days * DAY,
+                recovery_delay=policy.recovery_delay_hours * HOUR,
                 fiscal_year_start_month=policy.fiscal_year_start_month,
             ),
         )

@@ -348,6 +348,7 @@ class Deployment:
         for getter, setter, wanted in (
             ("merchantRevenueCap", "setMerchantRevenueCap", policy.merchant_revenue_cap),
             ("banPeriod", "setBanPeriod", policy.ban_period),
+            ("recoveryDelay", "setRecoveryDelay", policy.recovery_delay),
         ):
             now = self._read(registry, getter)
             if now != wanted:
