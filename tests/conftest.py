@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from brownie import accounts, chain
+from brownie import accounts, chain, web3
 from citypay.authorization import TokenDomain, sign_authorization
 from citypay.registry_authorization import registry_domain_for, sign_payout_account
 from eth_utils import keccak
@@ -234,6 +234,20 @@ def recover_wallet(registry, compliance, registrar):
         return registry.executeRecovery(lost, {"from": registrar})
 
     return recover
+
+
+@pytest.fixture
+def pin_next_block_time():
+    """Sets the next block's timestamp a little ahead of the chain and returns it, so a test can
+    sign an authorization whose window ends exactly at the block that settles it, or name the
+    block time a refusal reports."""
+
+    def pin() -> int:
+        timestamp = max(chain.time(), web3.eth.get_block("latest").timestamp) + 10
+        web3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+        return timestamp
+
+    return pin
 
 
 @pytest.fixture(scope="module")

@@ -84,19 +84,6 @@ def hex32():
     return to_hex
 
 
-@pytest.fixture
-def pin_next_block_time():
-    """Sets the next block's timestamp a little ahead of the chain and returns it, so a test can
-    sign an authorization whose window ends exactly at the block that settles it."""
-
-    def pin() -> int:
-        timestamp = max(chain.time(), web3.eth.get_block("latest").timestamp) + 10
-        web3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
-        return timestamp
-
-    return pin
-
-
 @pytest.fixture(scope="module")
 def balances(token):
     """The token balances of some accounts, to check that a refused movement moved nothing."""

@@ -18,12 +18,19 @@ from zoneinfo import ZoneInfo
 import brownie
 import pytest
 from brownie import CityDirectory, CityRegistry, CityToken, CityTreasury, chain
+from citypay.cashout.authorization import (
+    sign_cash_out,
+    sign_cash_out_cancellation,
+    treasury_domain_for,
+)
 from eth_abi import decode, encode
 from eth_utils import keccak
+from hexbytes import HexBytes
 
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 KST = ZoneInfo("Asia/Seoul")
 _deposit_counter = itertools.count(1)
+_cash_out_nonces = itertools.count(1)
 
 
 # --- Exact custom errors ----------------------------------------------------------------------
@@ -44,6 +51,20 @@ def error_message(name: str, *args) -> str:
     values = [arg.address if hasattr(arg, "address") else arg for arg in args]
     decoded = decode(types, encode(types, values))
     return f"{name}: {', '.join(str(v) for v in decoded)}"
+
+
+def error_data(name: str, *args) -> str:
+    """A custom error's revert data (selector and ABI-encoded arguments), as a batch reports it."""
+    types = _error_types(name)
+    values = [arg.address if hasattr(arg, "address") else arg for arg in args]
+    selector = keccak(text=f"{name}({','.join(types)})")[:4]
+    return "0x" + (selector + encode(types, values)).hex()
+
+
+@pytest.fixture(scope="session")
+def revert_data_of():
+    """`revert_data_of("EIP3009InvalidSignature", wallet)`: what AuthorizationFailed reports."""
+    return error_data
 
 
 @pytest.fixture(scope="session")
@@ -143,3 +164,70 @@ def paid_merchant(city, token, resident, merchant):
     """The merchant, paid 60,000 KRW by the resident (who keeps 50,000 of its 110,000)."""
     token.transfer(merchant, 60_000, {"from": resident})
     return merchant
+
+
+# --- A merchant's signed cash-out -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def treasury_domain(treasury, token):
+    """The treasury's EIP-712 domain: merchants sign their cash-outs in it."""
+    return treasury_domain_for(token.name(), chain.id, treasury.address)
+
+
+@pytest.fixture(scope="module")
+def authorize_cash_out(treasury_domain, registry):
+    """The merchant's signed cash-out, as cashOutWithAuthorization takes it: [merchant, amount,
+    payoutAccountHash, validAfter, validBefore, nonce, signature]. Signed by the merchant's key,
+    or by `signer`'s (a contract wallet's owner, or a forger); to the payout account the registry
+    holds unless `payout_account` is given; valid from a minute ago for an hour unless told."""
+
+    def authorize(
+        merchant,
+        amount: int,
+        *,
+        signer=None,
+        payout_account: bytes | None = None,
+        valid_after: int | None = None,
+        valid_before: int | None = None,
+        nonce: bytes | None = None,
+    ) -> list:
+        valid_after = chain.time() - 60 if valid_after is None else valid_after
+        valid_before = chain.time() + 3600 if valid_before is None else valid_before
+        nonce = (
+            keccak(text=f"treasury-test-cash-out:{next(_cash_out_nonces)}")
+            if nonce is None
+            else nonce
+        )
+        if payout_account is None:
+            payout_account = bytes(HexBytes(registry.merchantOf(merchant)["payoutAccountHash"]))
+        signature = sign_cash_out(
+            (signer or merchant).private_key,
+            treasury_domain,
+            amount=amount,
+            payout_account_hash=payout_account,
+            valid_after=valid_after,
+            valid_before=valid_before,
+            nonce=nonce,
+            merchant=merchant.address,
+        )
+        return [merchant, amount, payout_account, valid_after, valid_before, nonce, signature]
+
+    return authorize
+
+
+@pytest.fixture(scope="module")
+def cash_out_cancellation(treasury_domain):
+    """The merchant's signed CancelCashOutAuthorization, as cancelCashOutAuthorization takes it:
+    [merchant, nonce, signature], signed by the merchant's key or by `signer`'s."""
+
+    def cancel(merchant, nonce: bytes, *, signer=None) -> list:
+        signature = sign_cash_out_cancellation(
+            (signer or merchant).private_key,
+            treasury_domain,
+            nonce=nonce,
+            merchant=merchant.address,
+        )
+        return [merchant, nonce, signature]
+
+    return cancel
