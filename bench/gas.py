@@ -26,7 +26,7 @@ from brownie.project.main import TempProject
 from citypay.authorization import TokenDomain, sign_authorization, sign_refund
 from eth_utils import keccak
 
-from scripts.city_suite import GIMPO, deploy_city_suite
+from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -218,7 +218,11 @@ def main() -> None:
             CATEGORIES[i % len(CATEGORIES)],
             REGION,
         )
-        _send(registry.registerMerchant, merchant, application, sender=registrar)
+        _send(
+            registry.registerMerchant,
+            *signed_application(registry, merchant, application),
+            sender=registrar,
+        )
         # The till is busy: the merchant already holds the day's takings.
         _send(token.transfer, merchant, WARM_BALANCE, sender=regular)
     print(f"{len(residents)} residents charged, {len(merchants)} merchants holding tokens")

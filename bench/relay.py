@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "backend" / "tests"))
 
 from citypay.authorization import TokenDomain, sign_authorization  # noqa: E402
 from citypay.chain.keys import development_account  # noqa: E402
+from citypay.registry_authorization import merchant_registration, registry_domain_for  # noqa: E402
 from platform_harness import BackendUnderTest, ChainUnderTest  # noqa: E402
 
 CITY = "gimpo"
@@ -87,22 +88,37 @@ def _send_all(chain: ChainUnderTest, sender: str, calls: list) -> None:
         assert receipt["status"] == 1, f"set-up transaction {tx_hash.hex()} reverted"
 
 
+def _application(merchant) -> tuple:
+    """ICityRegistry.MerchantApplication: business and bank account hashes, revenue, category,
+    region."""
+    address = merchant.address
+    return (
+        keccak(text=f"business:{address}"),
+        keccak(text=f"bank:{address}"),
+        300_000_000,
+        5611,
+        41570,
+    )
+
+
 def _populate(chain: ChainUnderTest, payers: list, merchants: list) -> None:
     city = chain.deployment.city(CITY)
     registrar = chain.deployment.account("registrar")
+    domain = registry_domain_for(
+        city.token.functions.name().call(), chain.deployment.chain_id, city.registry.address
+    )
+    deadline = chain.w3.eth.get_block("latest")["timestamp"] + 3600
     register = [
         city.registry.functions.registerResident(p.address, keccak(text=f"id:{p.address}"), 41570)
         for p in payers
     ] + [
         city.registry.functions.registerMerchant(
-            m.address,
-            (
-                keccak(text=f"business:{m.address}"),
-                keccak(text=f"bank:{m.address}"),
-                300_000_000,
-                5611,
-                41570,
-            ),
+            *merchant_registration(
+                m.key,
+                domain,
+                _application(m),
+                deadline=deadline,
+            )
         )
         for m in merchants
     ]

@@ -88,3 +88,16 @@ def sign_recovery_objection(
         {"wallet": wallet, "replacement": replacement, "proposedAt": proposed_at},
     )
     return bytes(Account.sign_message(message, private_key).signature)
+
+
+def merchant_registration(
+    private_key: str | bytes, domain: TokenDomain, application: tuple, *, deadline: int
+) -> tuple:
+    """registerMerchant's arguments for the key's own wallet: (wallet, application, deadline,
+    signature). The application is ICityRegistry.MerchantApplication (businessIdHash,
+    payoutAccountHash, annualRevenue, category, region); the merchant signs its payout account."""
+    wallet = Account.from_key(private_key).address
+    signature = sign_payout_account(
+        private_key, domain, payout_account_hash=application[1], deadline=deadline
+    )
+    return wallet, application, deadline, signature

@@ -17,6 +17,7 @@ from citypay.day.processes import (  # noqa: F401
     chain_tool,
     listener_process,
 )
+from citypay.registry_authorization import merchant_registration, registry_domain_for
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
@@ -115,7 +116,12 @@ class ChainUnderTest:
             category,
             region,
         )
-        self.send(registrar, city.registry.functions.registerMerchant(wallet.address, application))
+        domain = registry_domain_for(
+            city.token.functions.name().call(), self.deployment.chain_id, city.registry.address
+        )
+        deadline = self.w3.eth.get_block("latest")["timestamp"] + 3600
+        registration = merchant_registration(wallet.key, domain, application, deadline=deadline)
+        self.send(registrar, city.registry.functions.registerMerchant(*registration))
 
     def charge(self, city_code: str, wallet, amount: int) -> None:
         city = self.deployment.city(city_code)

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from citypay.admin.service import DashboardService
 from citypay.authorization import TokenDomain
-from citypay.cashout.authorization import sign_cash_out
+from citypay.cashout.authorization import cash_out_body
 from citypay.chain.keys import development_account
 from citypay.db.session import Database
 from citypay.wallet.client import WalletClient
@@ -112,21 +112,20 @@ def pay(backend, api, day: Day, payer: str, merchant: str, amount: int) -> dict:
 def _cash_out(chain, api, city, merchant) -> dict:
     amount = city.token.functions.balanceOf(merchant.address).call()
     domain = TokenDomain.from_dict(api.get(f"/v1/cities/{CITY}/cashout-domain").json())
-    valid_before = chain.w3.eth.get_block("latest")["timestamp"] + 600
-    nonce = os.urandom(32)
-    signature = sign_cash_out(
-        merchant.key, domain, amount=amount, valid_before=valid_before, nonce=nonce
+    payout = api.get(f"/v1/cities/{CITY}/merchants/{merchant.address}/payout-account").json()
+    body = cash_out_body(
+        merchant.key,
+        domain,
+        amount=amount,
+        payout_account_hash=bytes.fromhex(payout["payoutAccountHash"][2:]),
+        valid_before=chain.w3.eth.get_block("latest")["timestamp"] + 600,
+        nonce=os.urandom(32),
     )
     session = bearer(sign_in(api, merchant))
     path = f"/v1/cities/{CITY}/merchants/{merchant.address}/cashouts"
     accepted = api.post(
         path,
-        json={
-            "amount": amount,
-            "validBefore": valid_before,
-            "nonce": "0x" + nonce.hex(),
-            "signature": "0x" + signature.hex(),
-        },
+        json=body,
         headers=session,
     )
     assert accepted.status_code == 202, accepted.text

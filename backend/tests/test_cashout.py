@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from citypay.authorization import TokenDomain
-from citypay.cashout.authorization import sign_cash_out
+from citypay.cashout.authorization import cash_out_body
 from citypay.core.config import EMBEDDED_CHAIN_ID
 from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer, poll_status
@@ -67,22 +67,15 @@ def _send_as(chain, wallet, call) -> None:
 
 
 def _request(chain, domain, wallet, amount: int, *, valid_for: int = 3600, signer=None) -> dict:
-    valid_before = chain.w3.eth.get_block("latest")["timestamp"] + valid_for
-    nonce = os.urandom(32)
-    signature = sign_cash_out(
+    return cash_out_body(
         (signer or wallet).key,
         domain,
         amount=amount,
-        valid_before=valid_before,
-        nonce=nonce,
+        payout_account_hash=keccak(text=f"bank-account:{wallet.address}"),
+        valid_before=chain.w3.eth.get_block("latest")["timestamp"] + valid_for,
+        nonce=os.urandom(32),
         merchant=wallet.address,
     )
-    return {
-        "amount": amount,
-        "validBefore": valid_before,
-        "nonce": "0x" + nonce.hex(),
-        "signature": "0x" + signature.hex(),
-    }
 
 
 def _path(wallet) -> str:

@@ -233,6 +233,34 @@ def test_a_relayer_crash_between_recording_and_sending_pays_once(
     assert chain.w3.eth.get_transaction_count(relayer) == relayer_nonce + 1
 
 
+def test_an_authorization_paid_before_its_batch_is_included_not_failed(
+    api, backend, chain, city, resident, merchant
+):
+    """Someone sends the published authorization directly before the relayer's batch: the batch
+    reports it used, and the payment is the one that went through, not a failure."""
+    merchant_before = city.token.functions.balanceOf(merchant.address).call()
+    auth = signed(city, resident, merchant, 3_000)
+    backend.kill()
+    backend.settings["CITYPAY_CRASH_AT"] = "after_batch_recorded"
+    try:
+        backend.start()
+        accepted = post(api, auth)
+        assert accepted.status_code == 202
+        assert backend.process.wait(timeout=30) == 86, "the backend did not crash at the point"
+    finally:
+        backend.settings.pop("CITYPAY_CRASH_AT")
+    # The recorded batch is not sent yet: the authorization goes through another transaction.
+    front_run = chain.send(
+        chain.deployment.account("registrar"),
+        city.token.functions.transferWithAuthorization(*auth.as_args()),
+    )
+    backend.start()
+    payment = wait_for_status(api, accepted.json(), timeout=30)
+    assert payment["status"] == "included"
+    assert payment["transactionHash"] == "0x" + bytes(front_run["transactionHash"]).hex()
+    assert city.token.functions.balanceOf(merchant.address).call() == merchant_before + 3_000
+
+
 def test_a_nonce_used_on_chain_is_refused(api, city, resident, merchant, chain):
     auth = signed(city, resident, merchant, 1_000)
     relayer = chain.deployment.account("relayer")

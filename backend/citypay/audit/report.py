@@ -23,6 +23,7 @@ CITY_ROWS = (
     "refunds",
     "cashed_out",
     "resident_refunded",
+    "confiscated",
     "burned",
     "settled",
     "returned",

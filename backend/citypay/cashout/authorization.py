@@ -93,9 +93,45 @@ def sign_cash_out(
     return sign_cash_out_terms(private_key, domain, terms)
 
 
-def sign_cash_out_terms(private_key: str | bytes, domain: TokenDomain, terms: CashOutTerms) -> bytes:
+def sign_cash_out_terms(
+    private_key: str | bytes, domain: TokenDomain, terms: CashOutTerms
+) -> bytes:
     message = typed_message(domain, CASH_OUT_AUTHORIZATION, _FIELDS, terms.message())
     return bytes(Account.sign_message(message, private_key).signature)
+
+
+def cash_out_body(
+    private_key: str | bytes,
+    domain: TokenDomain,
+    *,
+    amount: int,
+    payout_account_hash: bytes,
+    valid_before: int,
+    nonce: bytes,
+    valid_after: int | None = None,
+    merchant: str | None = None,
+) -> dict:
+    """The body of POST /v1/cities/{city}/merchants/{merchant}/cashouts: the terms signed with
+    `private_key` (see sign_cash_out)."""
+    valid_after = valid_before - MAX_CASH_OUT_VALIDITY + 60 if valid_after is None else valid_after
+    signature = sign_cash_out(
+        private_key,
+        domain,
+        amount=amount,
+        payout_account_hash=payout_account_hash,
+        valid_before=valid_before,
+        nonce=nonce,
+        valid_after=valid_after,
+        merchant=merchant,
+    )
+    return {
+        "amount": amount,
+        "payoutAccountHash": "0x" + payout_account_hash.hex(),
+        "validAfter": valid_after,
+        "validBefore": valid_before,
+        "nonce": "0x" + nonce.hex(),
+        "signature": "0x" + signature.hex(),
+    }
 
 
 def sign_cash_out_cancellation(
@@ -104,7 +140,10 @@ def sign_cash_out_cancellation(
     """The merchant's CancelCashOutAuthorization(merchant, nonce): withdraws an unused cash-out."""
     merchant = merchant or Account.from_key(private_key).address
     message = typed_message(
-        domain, CANCEL_CASH_OUT_AUTHORIZATION, _CANCEL_FIELDS, {"merchant": merchant, "nonce": nonce}
+        domain,
+        CANCEL_CASH_OUT_AUTHORIZATION,
+        _CANCEL_FIELDS,
+        {"merchant": merchant, "nonce": nonce},
     )
     return bytes(Account.sign_message(message, private_key).signature)
 

@@ -6,24 +6,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from citypay.authorization import TokenDomain
-from citypay.cashout.authorization import recover_cash_out_signer
+from citypay.cashout.authorization import (
+    MAX_CASH_OUT_VALIDITY,
+    CashOutTerms,
+    recover_cash_out_signer,
+)
 from citypay.chain.deployment import City
 from citypay.chain.duty_sender import ChainRefusal, DutySender
 from citypay.core.errors import Conflict, Unprocessable
 
 MERCHANT = 2  # ICityToken.AccountKind.Merchant
+REVOKED = 3  # ICityRegistry.Status.Revoked
+UNUSED, CANCELED = 0, 2  # ICityTreasury.AuthorizationState
 
 
 @dataclass(frozen=True)
 class CashOutRequest:
-    merchant: str
-    amount: int
-    valid_before: int
-    nonce: bytes
+    """The merchant's signed terms and its signature, as cashOutWithAuthorization takes them."""
+
+    terms: CashOutTerms
     signature: bytes
 
+    @property
+    def merchant(self) -> str:
+        return self.terms.merchant
+
+    @property
+    def nonce(self) -> bytes:
+        return self.terms.nonce
+
     def call_args(self) -> tuple:
-        return (self.merchant, self.amount, self.valid_before, self.nonce, self.signature)
+        return self.terms.call_args(self.signature)
 
 
 def treasury_domain(city: City) -> TokenDomain:
@@ -36,27 +49,38 @@ def check_request(
     city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, min_validity: int
 ) -> None:
     """Raises a 4xx naming the field, its value and what is accepted."""
-    if request.valid_before < now + min_validity:
+    terms = request.terms
+    if terms.valid_before < now + min_validity:
         raise Unprocessable(
             "authorization_expiring",
-            f"validBefore {request.valid_before} leaves less than {min_validity} s "
+            f"validBefore {terms.valid_before} leaves less than {min_validity} s "
             f"after the chain's time {now}",
             field="validBefore",
-            value=request.valid_before,
+            value=terms.valid_before,
             accepted=f"a time after {now + min_validity} (unix seconds)",
         )
-    signer = recover_cash_out_signer(
-        domain,
-        merchant=request.merchant,
-        amount=request.amount,
-        valid_before=request.valid_before,
-        nonce=request.nonce,
-        signature=request.signature,
-    )
-    if signer != request.merchant:
+    if terms.valid_after >= now:
+        raise Unprocessable(
+            "authorization_not_yet_valid",
+            f"validAfter {terms.valid_after} is not before the chain's time {now}",
+            field="validAfter",
+            value=terms.valid_after,
+            accepted=f"a time before {now} (unix seconds)",
+        )
+    if terms.valid_before - terms.valid_after > MAX_CASH_OUT_VALIDITY:
+        raise Unprocessable(
+            "authorization_window_too_long",
+            f"the window from validAfter {terms.valid_after} to validBefore "
+            f"{terms.valid_before} is longer than {MAX_CASH_OUT_VALIDITY} s",
+            field="validBefore",
+            value=terms.valid_before,
+            accepted=f"at most {terms.valid_after + MAX_CASH_OUT_VALIDITY} for this validAfter",
+        )
+    signer = recover_cash_out_signer(domain, terms, request.signature)
+    if signer != terms.merchant:
         raise Unprocessable(
             "invalid_signature",
-            f"the signature recovers {signer}, not the merchant {request.merchant}",
+            f"the signature recovers {signer}, not the merchant {terms.merchant}",
             field="signature",
             value="0x" + request.signature.hex(),
             accepted=(
@@ -66,32 +90,44 @@ def check_request(
             ),
         )
     token = city.token.functions
-    if (
-        token.accountKind(request.merchant).call() != MERCHANT
-        or not token.isActive(request.merchant).call()
-    ):
+    registered = city.registry.functions.merchantOf(terms.merchant).call()
+    payout_account, status = bytes(registered[1]), registered[5]  # payoutAccountHash, status
+    active = token.isActive(terms.merchant).call()
+    if token.accountKind(terms.merchant).call() != MERCHANT or not (active or status == REVOKED):
         raise Unprocessable(
             "merchant_not_active",
-            f"{request.merchant} is not an active merchant of {city.code}",
+            f"{terms.merchant} is not an active or revoked merchant of {city.code}",
             field="merchant",
-            value=request.merchant,
-            accepted=f"the wallet of an active merchant registered in {city.code}",
+            value=terms.merchant,
+            accepted=f"the wallet of an active merchant registered in {city.code} (or a revoked "
+            "one's closing cash-out)",
         )
-    balance = token.balanceOf(request.merchant).call()
-    if request.amount > balance:
+    if terms.payout_account_hash != payout_account:
+        raise Unprocessable(
+            "payout_account_mismatch",
+            f"the authorization pays 0x{terms.payout_account_hash.hex()}, the registry holds "
+            f"0x{payout_account.hex()} for {terms.merchant}",
+            field="payoutAccountHash",
+            value="0x" + terms.payout_account_hash.hex(),
+            accepted="0x" + payout_account.hex() + " (GET .../merchants/{merchant}/payout-account)",
+        )
+    balance = token.balanceOf(terms.merchant).call()
+    if terms.amount > balance:
         raise Unprocessable(
             "amount_over_balance",
-            f"amount {request.amount} KRW is more than the merchant's balance {balance} KRW",
+            f"amount {terms.amount} KRW is more than the merchant's balance {balance} KRW",
             field="amount",
-            value=request.amount,
+            value=terms.amount,
             accepted=f"1 to {balance} KRW (the balance)",
         )
-    if city.treasury.functions.cashOutAuthorizationUsed(request.merchant, request.nonce).call():
+    state = city.treasury.functions.cashOutAuthorizationState(terms.merchant, terms.nonce).call()
+    if state != UNUSED:
         raise Conflict(
             "nonce_used",
-            f"nonce 0x{request.nonce.hex()} of {request.merchant} was used on chain already",
+            f"nonce 0x{terms.nonce.hex()} of {terms.merchant} was "
+            f"{'cancelled' if state == CANCELED else 'used'} on chain already",
             field="nonce",
-            value="0x" + request.nonce.hex(),
+            value="0x" + terms.nonce.hex(),
             accepted="a fresh random 32-byte nonce",
         )
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from eth_utils import keccak
 
 from citypay.bank.adapter import BankAdapter, BankUnavailable, PayoutStatus
+from citypay.cashout.authorization import CashOutTerms
 from citypay.cashout.faults import crash_point
 from citypay.cashout.models import CashOut, CashOutStatus
 from citypay.chain.deployment import City, Deployment
@@ -32,6 +33,19 @@ from citypay.db.session import Database
 log = logging.getLogger(__name__)
 
 PENDING, SETTLED, RETURNED = 1, 2, 3  # ICityTreasury.RedemptionStatus
+UNUSED, USED, CANCELED = 0, 1, 2  # ICityTreasury.AuthorizationState
+
+
+def terms_of(cash_out: CashOut) -> CashOutTerms:
+    """The terms the merchant signed, as recorded."""
+    return CashOutTerms(
+        merchant=cash_out.merchant,
+        amount=cash_out.amount,
+        payout_account_hash=bytes.fromhex(cash_out.payout_account[2:]),
+        valid_after=cash_out.valid_after,
+        valid_before=cash_out.valid_before,
+        nonce=bytes.fromhex(cash_out.nonce[2:]),
+    )
 
 
 def order_id(city: str, redemption_id: int) -> str:
@@ -66,7 +80,7 @@ class CashOutFlow:
             case CashOutStatus.REQUESTED:
                 return self._redeem(city, cash_out)
             case CashOutStatus.REDEEMED | CashOutStatus.PAYING:
-                return self._pay(cash_out)
+                return self._pay(city, cash_out)
             case CashOutStatus.PAID | CashOutStatus.PAYOUT_FAILED:
                 return self._close(city, cash_out)
         raise ValueError(f"cash-out {cash_out.id} is {cash_out.status}: nothing to do")
@@ -76,21 +90,20 @@ class CashOutFlow:
     def _redeem(self, city: City, cash_out: CashOut) -> CashOut:
         nonce = bytes.fromhex(cash_out.nonce[2:])
         treasury = city.treasury.functions
-        if not treasury.cashOutAuthorizationUsed(cash_out.merchant, nonce).call():
+        state = treasury.cashOutAuthorizationState(cash_out.merchant, nonce).call()
+        if state == CANCELED:
+            return self._record(cash_out, CashOutStatus.REFUSED, failure_reason="cancelled")
+        if state == UNUSED:
             if self.deployment.w3.eth.get_block("latest")["timestamp"] >= cash_out.valid_before:
                 return self._record(cash_out, CashOutStatus.REFUSED, failure_reason="expired")
             call = treasury.cashOutWithAuthorization(
-                cash_out.merchant,
-                cash_out.amount,
-                cash_out.valid_before,
-                nonce,
-                bytes.fromhex(cash_out.signature[2:]),
+                *terms_of(cash_out).call_args(bytes.fromhex(cash_out.signature[2:]))
             )
             try:
                 self._settler(city).send(call)
             except ChainRefusal as refusal:
                 # Refused because another replica sent it first? Then the event below tells.
-                if not treasury.cashOutAuthorizationUsed(cash_out.merchant, nonce).call():
+                if treasury.cashOutAuthorizationState(cash_out.merchant, nonce).call() != USED:
                     return self._record(
                         cash_out, CashOutStatus.REFUSED, failure_reason=refusal.reason
                     )
@@ -113,8 +126,20 @@ class CashOutFlow:
 
     # --- pay ---------------------------------------------------------------------------------
 
-    def _pay(self, cash_out: CashOut) -> CashOut | None:
+    def _pay(self, city: City, cash_out: CashOut) -> CashOut | None:
         if cash_out.status is CashOutStatus.REDEEMED:
+            # The treasury settles no redemption of a frozen account, or one whose recovery is
+            # pending: its payout waits until compliance lifts the freeze or the recovery ends.
+            token = city.token.functions
+            account = token.currentWallet(cash_out.merchant).call()
+            if token.isFrozen(account).call() or token.isHeld(account).call():
+                log.warning(
+                    "cash-out %s waits: %s is frozen or held for a recovery",
+                    cash_out.id,
+                    account,
+                    extra={"city": cash_out.city, "cash_out_id": cash_out.id},
+                )
+                return None
             # Recorded before the bank is asked: from here on, only this order id pays it.
             cash_out = self._record(
                 cash_out,

@@ -37,6 +37,7 @@ class CashOut(Base):
     city: Mapped[str] = mapped_column(String(32))
     merchant: Mapped[str] = mapped_column(String(42), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
+    valid_after: Mapped[int] = mapped_column(BigInteger, server_default="0")
     valid_before: Mapped[int] = mapped_column(BigInteger)
     nonce: Mapped[str] = mapped_column(String(66))
     signature: Mapped[str] = mapped_column(String(132))
@@ -45,7 +46,8 @@ class CashOut(Base):
     )
     redemption_id: Mapped[int | None] = mapped_column(BigInteger)
     redemption_tx: Mapped[str | None] = mapped_column(String(66))
-    payout_account: Mapped[str | None] = mapped_column(String(66))  # bytes32 hash, from the event
+    # The bytes32 hash the merchant signed, which the treasury checks against the registry's.
+    payout_account: Mapped[str | None] = mapped_column(String(66))
     order_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     bank_reference: Mapped[str | None] = mapped_column(String(128))
     failure_reason: Mapped[str | None] = mapped_column(Text)

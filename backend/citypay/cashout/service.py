@@ -57,12 +57,15 @@ class CashOutService:
         simulate(city, self._settler(city), request)
         try:
             with self.db.session() as session:
+                terms = request.terms
                 cash_out = CashOut(
                     city=city.code,
-                    merchant=request.merchant,
-                    amount=request.amount,
-                    valid_before=request.valid_before,
-                    nonce="0x" + request.nonce.hex(),
+                    merchant=terms.merchant,
+                    amount=terms.amount,
+                    payout_account="0x" + terms.payout_account_hash.hex(),
+                    valid_after=terms.valid_after,
+                    valid_before=terms.valid_before,
+                    nonce="0x" + terms.nonce.hex(),
                     signature="0x" + request.signature.hex(),
                     status=CashOutStatus.REQUESTED,
                 )
@@ -134,9 +137,12 @@ class CashOutService:
 
 
 def _same_request(existing: CashOut, request: CashOutRequest) -> CashOut:
+    terms = request.terms
     for field, recorded, posted in (
-        ("amount", existing.amount, request.amount),
-        ("validBefore", existing.valid_before, request.valid_before),
+        ("amount", existing.amount, terms.amount),
+        ("payoutAccountHash", existing.payout_account, "0x" + terms.payout_account_hash.hex()),
+        ("validAfter", existing.valid_after, terms.valid_after),
+        ("validBefore", existing.valid_before, terms.valid_before),
         ("signature", existing.signature, "0x" + request.signature.hex()),
     ):
         if recorded != posted:

@@ -19,13 +19,14 @@ from rich.table import Table
 from web3 import Web3
 
 from citypay.authorization import TokenDomain
-from citypay.cashout.authorization import sign_cash_out
+from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
 from citypay.chain.duty_sender import DutySender
 from citypay.chain.keys import development_account
 from citypay.charging.notifications import sign as sign_deposit
 from citypay.day import kkang
 from citypay.day.processes import BackendProcess, SandboxBank
+from citypay.registry_authorization import merchant_registration, registry_domain_for
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
 
@@ -117,6 +118,9 @@ class Day:
             [self.city.registry.abi],
         )
         registry = self.city.registry.functions
+        registry_domain = registry_domain_for(
+            self.city.token.functions.name().call(), CHAIN_ID, self.city.registry.address
+        )
         for name, wallet in self.residents.items():
             identity = keccak(text=f"identity:{self.run_id}:{name}")
             registrar.send(registry.registerResident(wallet.address, identity, REGION))
@@ -129,7 +133,10 @@ class Day:
                 MERCHANTS[name],
                 REGION,
             )
-            registrar.send(registry.registerMerchant(wallet.address, application))
+            registration = merchant_registration(
+                wallet.key, registry_domain, application, deadline=int(time.time()) + 3600
+            )
+            registrar.send(registry.registerMerchant(*registration))
             self.say(f"merchant  {name:<20} {wallet.address}")
 
     def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:
@@ -297,25 +304,21 @@ class Day:
         """The merchant signs a cash-out of its whole balance; returns it settled or returned."""
         domain = self.http.get(f"/v1/cities/{CITY}/cashout-domain").json()
         merchant = self.merchants[name]
-        balance = self.city.token.functions.balanceOf(merchant.address).call()
-        nonce = os.urandom(32)
-        valid_before = int(time.time()) + 600
-        signature = sign_cash_out(
+        payout = self.http.get(
+            f"/v1/cities/{CITY}/merchants/{merchant.address}/payout-account"
+        ).json()
+        body = cash_out_body(
             merchant.key,
             TokenDomain.from_dict(domain),
-            amount=balance,
-            valid_before=valid_before,
-            nonce=nonce,
+            amount=self.city.token.functions.balanceOf(merchant.address).call(),
+            payout_account_hash=bytes.fromhex(payout["payoutAccountHash"][2:]),
+            valid_before=int(time.time()) + 600,
+            nonce=os.urandom(32),
         )
         session = sign_in(self.http, merchant)
         response = self.http.post(
             f"/v1/cities/{CITY}/merchants/{merchant.address}/cashouts",
-            json={
-                "amount": balance,
-                "validBefore": valid_before,
-                "nonce": "0x" + nonce.hex(),
-                "signature": "0x" + signature.hex(),
-            },
+            json=body,
             headers={"Authorization": f"Bearer {session}"},
         )
         if response.status_code >= 400:

@@ -35,7 +35,7 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 # ICityTreasury.RedemptionKind).
 ACCOUNT_KINDS = {0: "", 1: "resident", 2: "merchant"}
 REGISTRY_STATUS = {0: "none", 1: "active", 2: "suspended", 3: "revoked"}
-REDEMPTION_KINDS = {0: "cash_out", 1: "resident_refund"}
+REDEMPTION_KINDS = {0: "cash_out", 1: "resident_refund", 2: "confiscation"}
 
 KST = timedelta(hours=9)
 
@@ -66,7 +66,8 @@ class Figures:
     refunds: int = 0
     cashed_out: int = 0  # burned by merchants' cash-outs (환전)
     resident_refunded: int = 0  # burned by residents' refunds (환불)
-    burned: int = 0  # cashed_out + resident_refunded
+    confiscated: int = 0  # burned from accounts revoked for illegal exchange (깡)
+    burned: int = 0  # cashed_out + resident_refunded + confiscated
     settled: int = 0  # payout of redemptions the bank paid
     returned: int = 0  # tokens restored by redemptions whose bank transfer failed
     outstanding: int = 0  # payout of redemptions still pending
@@ -508,6 +509,8 @@ class Books:
         for figures in (books.account(account).figures, books.figures):
             if kind == "cash_out":
                 figures.cashed_out += burned
+            elif kind == "confiscation":
+                figures.confiscated += burned
             else:
                 figures.resident_refunded += burned
                 figures.clawed_back += burned - payout

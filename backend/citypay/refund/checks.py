@@ -89,13 +89,22 @@ def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
                 value=city.code,
                 accepted="a city that is not paused",
             )
-        case "EIP3009AuthorizationUsedOrCanceled":
+        case "EIP3009AuthorizationUsed" | "EIP3009AuthorizationCanceled":
+            became = "used" if name == "EIP3009AuthorizationUsed" else "cancelled"
             return Conflict(
                 "nonce_used",
-                f"nonce {_hex(refund.nonce)} of {refund.merchant} was used or cancelled on chain",
+                f"nonce {_hex(refund.nonce)} of {refund.merchant} was {became} on chain",
                 field="nonce",
                 value=refund.nonce,
                 accepted="a fresh random 32-byte nonce",
+            )
+        case "CityTokenZeroValue":
+            return Unprocessable(
+                "zero_value",
+                "a refund moves a value above zero",
+                field="value",
+                value=refund.value,
+                accepted="1 KRW or more",
             )
         case "CityTokenPaymentNotFound":
             return Unprocessable(
@@ -119,6 +128,8 @@ def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
             )
         case (
             "CityTokenAccountFrozen"
+            | "CityTokenAccountInRecovery"
+            | "CityTokenAccountRetired"
             | "CityTokenNotRegistered"
             | "CityTokenMerchantNotActive"
             | "CityTokenResidentNotActive"

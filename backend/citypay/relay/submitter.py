@@ -64,6 +64,12 @@ _BATCH_COLUMNS = (
 _AUTHORIZATION_FAILED = (
     "0x" + event_signature_to_log_topic("AuthorizationFailed(address,bytes32,bytes)").hex()
 )
+_AUTHORIZATION_USED = (
+    "0x" + event_signature_to_log_topic("AuthorizationUsed(address,bytes32)").hex()
+)
+# A batch entry refused because its authorization was used: the payment went through in another
+# transaction (someone sent the published signature first). It is looked for this many blocks back.
+FRONT_RUN_LOOKBACK_BLOCKS = 1_000
 
 
 def error_decoder(abi: list) -> dict[bytes, tuple[str, list[str], list[str]]]:
@@ -76,6 +82,12 @@ def error_decoder(abi: list) -> dict[bytes, tuple[str, list[str], list[str]]]:
             signature = f"{item['name']}({','.join(types)})"
             errors[function_signature_to_4byte_selector(signature)] = (item["name"], names, types)
     return errors
+
+
+def revert_name(errors: dict, data: bytes) -> str | None:
+    """The custom error's name, or None for revert data no ABI names."""
+    known = errors.get(bytes(data[:4]))
+    return known[0] if known else None
 
 
 def describe_revert(errors: dict, data: bytes) -> str:
@@ -310,8 +322,9 @@ class Relayer:
                 raise RuntimeError(f"the node refused {requests[0][0]}: {answer['error']}")
         return [answer["result"] for answer in answers]
 
-    def _failures(self, receipt: dict) -> dict[tuple[str, str], str]:
-        """(payer, nonce) -> why, for each AuthorizationFailed event the batch emitted."""
+    def _failures(self, receipt: dict) -> dict[tuple[str, str], bytes]:
+        """(payer, nonce) -> the revert data, for each AuthorizationFailed event the batch
+        emitted."""
         failures = {}
         for entry in receipt["logs"]:
             topics = entry["topics"]
@@ -320,8 +333,22 @@ class Relayer:
             ]:
                 payer = Web3.to_checksum_address("0x" + topics[1][-40:])
                 (reason,) = decode(["bytes"], bytes.fromhex(entry["data"][2:]))
-                failures[(payer, topics[2])] = describe_revert(self._errors, reason)
+                failures[(payer, topics[2])] = reason
         return failures
+
+    def _paid_elsewhere(self, receipt: dict, payer: str, nonce: str) -> dict | None:
+        """The log of the AuthorizationUsed that used (payer, nonce) before this batch, if any."""
+        block = int(receipt["blockNumber"], 16)
+        logs = self._rpc(
+            "eth_getLogs",
+            {
+                "address": receipt["to"],
+                "fromBlock": hex(max(0, block - FRONT_RUN_LOOKBACK_BLOCKS)),
+                "toBlock": hex(block),
+                "topics": [_AUTHORIZATION_USED, "0x" + payer[2:].lower().rjust(64, "0"), nonce],
+            },
+        )
+        return logs[0] if logs else None
 
     def _close(self, session: Session, record: RelayTransaction, receipt: dict) -> None:
         of_batch = Payment.relay_transaction_id == record.id
@@ -341,10 +368,30 @@ class Relayer:
                 .values(status=PaymentStatus.INCLUDED, block_number=block_number)
             )
             for (payer, nonce), reason in self._failures(receipt).items():
+                of_payment = (of_batch, Payment.payer == payer, Payment.nonce == nonce)
+                used = revert_name(self._errors, reason) == "EIP3009AuthorizationUsed"
+                paid = self._paid_elsewhere(receipt, payer, nonce) if used else None
+                if paid is not None:
+                    # The same signed authorization went through in another transaction: the
+                    # payment is made, once, there (the nonce names one authorization).
+                    session.execute(
+                        update(Payment)
+                        .where(*of_payment)
+                        .values(
+                            tx_hash=paid["transactionHash"],
+                            block_number=int(paid["blockNumber"], 16),
+                        )
+                    )
+                    continue
+                # Any other refusal is final: the token voided an entry its payer signed, so
+                # it can never be settled after the till was told it failed.
                 session.execute(
                     update(Payment)
-                    .where(of_batch, Payment.payer == payer, Payment.nonce == nonce)
-                    .values(status=PaymentStatus.FAILED, failure_reason=reason)
+                    .where(*of_payment)
+                    .values(
+                        status=PaymentStatus.FAILED,
+                        failure_reason=describe_revert(self._errors, reason),
+                    )
                 )
         session.execute(
             update(RelayTransaction)

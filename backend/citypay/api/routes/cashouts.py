@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, path_address
 from citypay.auth.models import Role
+from citypay.cashout.authorization import MAX_CASH_OUT_VALIDITY, CashOutTerms
 from citypay.cashout.checks import CashOutRequest, treasury_domain
 from citypay.cashout.models import CashOut
+from citypay.core.errors import NotFound
 
 router = APIRouter(tags=["cash-outs"])
 
@@ -21,12 +23,23 @@ _READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 
 
 class CashOutIn(BaseModel):
-    """The merchant's EIP-712 CashOutAuthorization (GET /v1/cities/{city}/cashout-domain)."""
+    """The merchant's EIP-712 CashOutAuthorization(merchant, amount, payoutAccountHash,
+    validAfter, validBefore, nonce) for the domain of GET /v1/cities/{city}/cashout-domain, naming
+    the payout account of GET .../merchants/{merchant}/payout-account."""
 
     model_config = ConfigDict(extra="forbid")
 
     amount: int = Field(gt=0, description="KRW (whole tokens)")
-    validBefore: int = Field(gt=0, description="unix seconds; refused after this")
+    payoutAccountHash: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="bytes32: the payout account the registry holds for the merchant",
+    )
+    validAfter: int = Field(ge=0, description="unix seconds; refused until after this")
+    validBefore: int = Field(
+        gt=0,
+        description=f"unix seconds; refused from this; at most {MAX_CASH_OUT_VALIDITY} s "
+        "after validAfter",
+    )
     nonce: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="random bytes32")
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes: r, s, v")
 
@@ -80,6 +93,29 @@ def cash_out_domain(city: CityDep):
     return TreasuryDomainPublic(**treasury_domain(city).as_dict())
 
 
+class PayoutAccountPublic(BaseModel):
+    merchant: str
+    payoutAccountHash: str = Field(description="bytes32, as the registry holds it")
+
+
+@router.get(
+    "/v1/cities/{city}/merchants/{merchant}/payout-account", response_model=PayoutAccountPublic
+)
+def payout_account(city: CityDep, merchant: str):
+    """Public (a hash, on chain already): the payout account a merchant's cash-out names."""
+    merchant = path_address(merchant, "merchant")
+    record = city.registry.functions.merchantOf(merchant).call()
+    if record[5] == 0:  # status None: never registered
+        raise NotFound(
+            "unknown_merchant",
+            f"{merchant} is not a merchant of {city.code}",
+            field="merchant",
+            value=merchant,
+            accepted=f"the wallet of a merchant registered in {city.code}",
+        )
+    return PayoutAccountPublic(merchant=merchant, payoutAccountHash="0x" + bytes(record[1]).hex())
+
+
 @router.post(
     "/v1/cities/{city}/merchants/{merchant}/cashouts",
     status_code=202,
@@ -97,13 +133,15 @@ def request_cash_out(
     posted again returns the same cash-out (200)."""
     merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, wallets=(merchant,))
-    request = CashOutRequest(
+    terms = CashOutTerms(
         merchant=merchant,
         amount=body.amount,
+        payout_account_hash=bytes.fromhex(body.payoutAccountHash[2:]),
+        valid_after=body.validAfter,
         valid_before=body.validBefore,
         nonce=bytes.fromhex(body.nonce[2:]),
-        signature=bytes.fromhex(body.signature[2:]),
     )
+    request = CashOutRequest(terms=terms, signature=bytes.fromhex(body.signature[2:]))
     cash_out, created = platform.cashouts.request(city, request)
     if not created:
         response.status_code = 200
