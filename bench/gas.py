@@ -198,6 +198,7 @@ def main() -> None:
     _send(registry.grantRole, registry.REGISTRAR_ROLE(), registrar, sender=admin)
     _send(treasury.grantRole, treasury.ISSUER_ADMIN_ROLE(), admin, sender=admin)
     _send(treasury.grantRole, treasury.SETTLER_ROLE(), settler, sender=admin)
+    _send(token.grantRole, token.RELAYER_ROLE(), relayer, sender=admin)
     _send(treasury.configureIssuer, issuer, 10**10, sender=admin)
     residents = [regular, *payers, *(p for ps in batch_payers.values() for p in ps), *spread_payers]
     for resident in residents:

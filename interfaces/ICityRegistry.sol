@@ -97,6 +97,8 @@ interface ICityRegistry {
     error CityRegistryRecoveryNotDue(address lost, uint64 executableAt, uint256 blockTimestamp);
     /// @notice The account that proposed a recovery cannot execute it.
     error CityRegistryRecoveryNeedsSecondRole(address account);
+    /// @notice A frozen wallet's key does not object to its recovery (see objectToRecovery).
+    error CityRegistryFrozenWalletCannotObject(address lost);
     error CityRegistryRecoveryDelayOutOfRange(uint64 delay, uint64 min, uint64 max);
     error CityRegistryNotRevokedForIllegalExchange(address wallet);
     /// @notice The account's money waits for confiscation: it is not recovered elsewhere.
@@ -138,7 +140,8 @@ interface ICityRegistry {
     function cancelRecovery(address lost) external;
     /// @notice The holder of the "lost" wallet refuses a pending recovery: sent by the wallet itself
     /// (`signature` unused), or relayed by anyone with its EIP-712 RecoveryObjection(wallet,
-    /// replacement, proposedAt) signature.
+    /// replacement, proposedAt) signature. Not for a wallet compliance froze: a stolen key is
+    /// frozen first, so the thief cannot block the owner's recovery.
     function objectToRecovery(address lost, bytes calldata signature) external;
 
     function setMerchantRevenueCap(uint256 cap) external;

@@ -120,9 +120,10 @@ interface ICityToken is IERC20, IERC3009 {
     /// @notice What the merchant may still refund of a payment.
     function refundableAmount(address payer, address merchant, bytes32 paymentId) external view returns (uint256);
 
-    /// @notice Settles many authorizations in one transaction: an invalid one is skipped with an
-    /// AuthorizationFailed event while the others go through, and one its payer signed is voided
-    /// (AuthorizationVoided), so it stays failed. Returns how many went through.
+    /// @notice Relayer only (RELAYER_ROLE): settles many authorizations in one transaction: an
+    /// invalid one is skipped with an AuthorizationFailed event while the others go through, and
+    /// one its payer signed is voided (AuthorizationVoided), so it stays failed. Returns how many
+    /// went through.
     function transferWithAuthorizationBatch(TransferAuthorization[] calldata authorizations)
         external
         returns (uint256 settled);

@@ -44,11 +44,15 @@ interface ICityTreasury {
         Canceled
     }
 
-    /// @notice What a resident's last refund counted as used (reduced as merchants refund payments
-    /// made before it), and the incentive's share of its charges then, in basis points.
+    /// @notice What a resident's last refund (redemption `redemptionId`) counted as used, less what
+    /// merchants refunded of it since; the incentive's share of its charges then, in basis points;
+    /// and what those merchant refunds made charged again (a return of the refund takes it back).
     struct Reversible {
         uint48 usage;
         uint16 incentiveShareBps;
+        uint48 chargedBack;
+        uint48 incentiveBack;
+        uint64 redemptionId;
     }
 
     /// @notice What a resident charged, this month and since the last refund.
@@ -154,7 +158,8 @@ interface ICityTreasury {
     /// last refund had counted as used is charged money again, with its incentive share.
     function recordMerchantRefund(address resident, uint256 value) external;
     /// @notice Records the bank transfer that paid a redemption: each bank reference once, and not
-    /// while the account is frozen or held for a recovery.
+    /// while the account is frozen or held for a recovery, nor once it was revoked for illegal
+    /// exchange (return it, then confiscate).
     function settle(uint256 id, bytes32 bankReference) external;
     /// @notice The bank transfer failed: the burned tokens go back to the account (to its current
     /// wallet if it was recovered meanwhile), and a refunded resident's tally is put back.

@@ -78,6 +78,7 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
     "registrar": (("registry", "REGISTRAR_ROLE"),),
     "compliance": (("token", "COMPLIANCE_ROLE"), ("registry", "COMPLIANCE_ROLE")),
     "pauser": (("token", "PAUSER_ROLE"),),
+    "relayer": (("token", "RELAYER_ROLE"),),
     "settler": (("treasury", "SETTLER_ROLE"),),
 }
 

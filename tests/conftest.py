@@ -110,12 +110,13 @@ def stranger():
 
 
 @pytest.fixture(scope="module")
-def suite(city_admin, issuer_admin, issuer, registrar, compliance, pauser, settler):
+def suite(city_admin, issuer_admin, issuer, registrar, compliance, pauser, settler, relayer):
     suite = deploy_city_suite(GIMPO, city_admin)
     token, registry, treasury = suite.token, suite.registry, suite.treasury
     admin = {"from": city_admin}
     token.grantRole(token.PAUSER_ROLE(), pauser, admin)
     token.grantRole(token.COMPLIANCE_ROLE(), compliance, admin)
+    token.grantRole(token.RELAYER_ROLE(), relayer, admin)
     registry.grantRole(registry.REGISTRAR_ROLE(), registrar, admin)
     registry.grantRole(registry.COMPLIANCE_ROLE(), compliance, admin)
     treasury.grantRole(treasury.ISSUER_ADMIN_ROLE(), issuer_admin, admin)

@@ -221,6 +221,12 @@ GATES = [
     ),
     Gate(
         "CityToken",
+        "transferWithAuthorizationBatch",
+        lambda f: [[]],
+        "RELAYER_ROLE",
+    ),
+    Gate(
+        "CityToken",
         "close",
         lambda f: [f.resident, 1_000, True],
         "CityTokenUnauthorizedSuiteCall",

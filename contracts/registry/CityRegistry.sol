@@ -259,6 +259,9 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
     /// @inheritdoc ICityRegistry
     function objectToRecovery(address lost, bytes calldata signature) external {
         Recovery memory recovery = _pendingRecovery(lost);
+        // Compliance froze the wallet: its key is taken to be in the wrong hands, which must not
+        // be able to keep the holder from its money by objecting to every recovery.
+        if (token.isFrozen(lost)) revert CityRegistryFrozenWalletCannotObject(lost);
         if (msg.sender != lost) {
             bytes32 digest = _hashTypedDataV4(
                 keccak256(abi.encode(RECOVERY_OBJECTION_TYPEHASH, lost, recovery.replacement, recovery.proposedAt))

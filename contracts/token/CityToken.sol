@@ -25,6 +25,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
 
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant COMPLIANCE_ROLE = keccak256("COMPLIANCE_ROLE");
+    /// @notice Sends relayer batches, which void the authorizations they refuse.
+    bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
     /// @dev keccak256("RefundWithAuthorization(address merchant,address payer,bytes32 paymentId,bytes32 nonce,uint256 value,uint256 validAfter,uint256 validBefore)")
     bytes32 public constant REFUND_WITH_AUTHORIZATION_TYPEHASH =
         0xc1e907f725bb0c01c48b610694c0a12e6cfcc5007a3dd030f311c68fd051ae19;
@@ -321,8 +323,12 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// @inheritdoc ICityToken
     function transferWithAuthorizationBatch(TransferAuthorization[] calldata authorizations)
         external
+        onlyRole(RELAYER_ROLE)
         returns (uint256 settled)
     {
+        // A role, because a batch voids what it refuses: anyone else could void a payer's
+        // published authorization while a rule refuses it, or before it is valid. Single
+        // authorizations stay open to anyone, as EIP-3009 has them.
         // The same for every entry: nothing in a batch can change it.
         bytes32 domainSeparator = _domainSeparatorV4();
         for (uint256 i; i < authorizations.length; ++i) {
@@ -442,6 +448,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         _accounts[lost] = AccountWord.withOrigin(AccountWord.RETIRED, first);
         _currentOf[first] = replacement;
         emit AccountRecovered(lost, replacement, word.balance());
+        if (word.isHeld()) emit RecoveryHoldSet(lost, false);
     }
 
     /// @inheritdoc ICityToken

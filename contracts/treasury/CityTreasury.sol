@@ -234,9 +234,14 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         // The next refund counts from the charges made after this one.
         _redemptions[id].chargedBefore = tally.chargedValue;
         _redemptions[id].incentiveBefore = tally.incentiveCharged;
-        _reversible[msg.sender] = Reversible(
-            used.toUint48(), charged == 0 ? 0 : uint16((uint256(tally.incentiveCharged) * MAX_BPS) / charged)
-        );
+        // An earlier refund's record gives way: what it counted was paid out or returned.
+        _reversible[msg.sender] = Reversible({
+            usage: used.toUint48(),
+            incentiveShareBps: charged == 0 ? 0 : uint16((uint256(tally.incentiveCharged) * MAX_BPS) / charged),
+            chargedBack: 0,
+            incentiveBack: 0,
+            redemptionId: id.toUint64()
+        });
         tally.chargedValue = 0;
         tally.incentiveCharged = 0;
         _tallies[msg.sender] = tally;
@@ -250,10 +255,14 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         if (back == 0) return;
         // A refund of a payment this refund's usage counted: that money is charged money again,
         // with the incentive share it had, so the next refund counts it and claws its incentive.
-        _reversible[resident].usage = uint48(reversible.usage - back);
+        uint48 incentiveBack = ((back * reversible.incentiveShareBps) / MAX_BPS).toUint48();
+        reversible.usage -= uint48(back);
+        reversible.chargedBack += uint48(back);
+        reversible.incentiveBack += incentiveBack;
+        _reversible[resident] = reversible;
         ResidentTally memory tally = _currentTally(resident);
-        tally.chargedValue += back.toUint48();
-        tally.incentiveCharged += ((back * reversible.incentiveShareBps) / MAX_BPS).toUint48();
+        tally.chargedValue += uint48(back);
+        tally.incentiveCharged += incentiveBack;
         _tallies[resident] = tally;
     }
 
@@ -264,9 +273,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         // One bank transfer pays one redemption.
         if (_bankReferenceUsed[bankReference]) revert CityTreasuryBankReferenceUsed(bankReference);
         _bankReferenceUsed[bankReference] = true;
-        // A frozen account, or one whose recovery is pending, is not paid meanwhile.
-        address account = token.currentWallet(r.account);
-        if (token.isFrozen(account) || token.isHeld(account)) revert CityTreasuryAccountLocked(account);
+        _requirePayable(token.currentWallet(r.account));
         _totalSettled += r.payout;
         emit RedemptionSettled(id, r.account, r.payout, bankReference);
     }
@@ -284,9 +291,15 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
             ResidentTally memory tally = _currentTally(account);
             tally.chargedValue += r.chargedBefore;
             tally.incentiveCharged += r.incentiveBefore;
+            Reversible memory reversible = _reversible[account];
+            if (reversible.redemptionId == id && reversible.usage + reversible.chargedBack != 0) {
+                // The refund did not happen: the merchant refunds of payments it counted as used
+                // come back to the charge put back just now, where they only lift the balance.
+                tally.chargedValue -= reversible.chargedBack;
+                tally.incentiveCharged -= reversible.incentiveBack;
+                delete _reversible[account];
+            }
             _tallies[account] = tally;
-            // The refund did not happen: nothing it counted as used needs giving back.
-            delete _reversible[account];
             _totalClawedBack -= restored - r.payout;
         }
         token.restore(account, restored);
@@ -479,6 +492,13 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         AuthorizationState state = _cashOutAuthorizations[merchant][nonce];
         if (state == AuthorizationState.Used) revert CityTreasuryAuthorizationUsed(merchant, nonce);
         if (state == AuthorizationState.Canceled) revert CityTreasuryAuthorizationCanceled(merchant, nonce);
+    }
+
+    /// @dev A settlement pays out: not to a frozen account or one held for a recovery, nor to one
+    /// revoked for illegal exchange, whose redemption is returned for confiscation instead.
+    function _requirePayable(address account) private view {
+        if (token.isFrozen(account) || token.isHeld(account)) revert CityTreasuryAccountLocked(account);
+        if (_registry().revokedForIllegalExchange(account)) revert CityTreasuryAwaitingConfiscation(account);
     }
 
     /// @dev The merchant's own cash-out and the relayed one: the same checks and event, to the

@@ -93,6 +93,8 @@ class RolesConfig(StrictSection):
     compliance: AccountName
     pauser: AccountName
     settler: AccountName
+    # Sends the relayer's payment batches (transferWithAuthorizationBatch).
+    relayer: AccountName
 
     @model_validator(mode="after")
     def _recovery_takes_two(self) -> RolesConfig:

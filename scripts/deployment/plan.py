@@ -76,6 +76,7 @@ ROLE_NAMES = {
         "COMPLIANCE_ROLE",
         "PAUSER_ROLE",
         "SETTLER_ROLE",
+        "RELAYER_ROLE",
     )
 }
 

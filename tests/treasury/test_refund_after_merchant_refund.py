@@ -124,20 +124,9 @@ def test_a_payment_made_after_the_refund_and_refunded_counts_against_the_usage_t
     assert charged(treasury, refunded) == (11_000 + 11_000, 1_000 + 999)
 
 
-# --- A returned refund and merchant refunds: contract bugs, xfail until CityTreasury is fixed ----
-
-DOUBLE_COUNT = (
-    "CityTreasury.returnRedemption puts the returned refund's tally back on top of what "
-    "recordMerchantRefund already charged again from that refund's usage: the 66,000 counts "
-    "twice (176,000 charged for 110,000 held), so a resident who used 36% gets a refund"
-)
-LATER_USAGE_DELETED = (
-    "CityTreasury.returnRedemption deletes the resident's _reversible, which may be a later "
-    "refund's: a merchant refund of a payment that later refund counted is not charged again"
-)
+# --- A returned refund and merchant refunds -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=DOUBLE_COUNT)
 def test_a_refund_returned_after_a_merchant_refund_of_its_usage_counts_that_money_once(
     token, treasury, settler, merchant, refunded
 ):
@@ -146,7 +135,6 @@ def test_a_refund_returned_after_a_merchant_refund_of_its_usage_counts_that_mone
     assert charged(treasury, refunded)[0] == 110_000
 
 
-@pytest.mark.xfail(strict=True, reason=DOUBLE_COUNT)
 def test_a_returned_refund_and_a_merchant_refund_do_not_open_a_refund_under_sixty_percent(
     token, treasury, settler, merchant, refunded, reverts_with
 ):
@@ -161,7 +149,6 @@ def test_a_returned_refund_and_a_merchant_refund_do_not_open_a_refund_under_sixt
         treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": refunded})
 
 
-@pytest.mark.xfail(strict=True, reason=LATER_USAGE_DELETED)
 def test_returning_an_earlier_refund_keeps_what_a_later_refund_counted_as_used(
     token, treasury, settler, merchant, refunded, charge
 ):

@@ -132,6 +132,14 @@ class CashOutFlow:
             # pending: its payout waits until compliance lifts the freeze or the recovery ends.
             token = city.token.functions
             account = token.currentWallet(cash_out.merchant).call()
+            if city.registry.functions.revokedForIllegalExchange(account).call():
+                # Never paid: the treasury settles no redemption of such an account, so the
+                # tokens go back for compliance to confiscate.
+                return self._record(
+                    cash_out,
+                    CashOutStatus.PAYOUT_FAILED,
+                    failure_reason="revoked for illegal exchange",
+                )
             if token.isFrozen(account).call() or token.isHeld(account).call():
                 log.warning(
                     "cash-out %s waits: %s is frozen or held for a recovery",
