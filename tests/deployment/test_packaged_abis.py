@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scripts.abi import PACKAGE_ABI
+from scripts.abi import PACKAGE_ABI, PACKAGE_ENUMS, enums_module
 from scripts.deployment.artifacts import CONTRACTS, load_artifacts
 
 
@@ -13,4 +13,10 @@ def test_packaged_abi_matches_the_build(name):
     packaged = json.loads((PACKAGE_ABI / f"{name}.json").read_text())
     assert packaged == load_artifacts().contracts[name].abi, (
         f"backend/citypay/chain/abi/{name}.json is stale: run `make abi`"
+    )
+
+
+def test_packaged_enums_match_the_interfaces():
+    assert PACKAGE_ENUMS.read_text() == enums_module(), (
+        "backend/citypay/chain/enums.py is stale: run `make abi`"
     )

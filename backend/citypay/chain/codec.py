@@ -1,0 +1,193 @@
+"""The contracts' ABI codec, derived from the ABIs the backend packages (chain/abi/, `make abi`).
+
+A function is named as the contract names it (an overloaded one by its signature,
+"transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)"); its
+selector is computed once. Results come back as Python reads them best: a struct as a record
+with its fields' names (`redemption.status`, never `redemption[2]`), an enum as the IntEnum of
+chain/enums.py, an address checksummed, bytesN as bytes. One revert decoder knows every error
+of every contract, and Solidity's own Error(string) and Panic(uint256).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_signature_to_4byte_selector,
+    to_checksum_address,
+)
+
+from citypay.chain.enums import ENUMS
+from citypay.chain.events import CONTRACT_ABI, packaged_abi
+
+_ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
+_PANIC = function_signature_to_4byte_selector("Panic(uint256)")
+
+
+def abi_type(item: dict) -> str:
+    """The canonical type of an ABI input or output: tuples spelled out."""
+    kind = item["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(abi_type(c) for c in item["components"]) + ")" + kind[5:]
+    return kind
+
+
+def _signature(item: dict) -> str:
+    return f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
+
+
+@cache
+def _record_type(name: str, fields: tuple[str, ...]) -> type:
+    return namedtuple(name, fields)
+
+
+def _reader(item: dict) -> Callable[[Any], Any]:
+    """How a decoded value of this ABI item becomes its Python form."""
+    kind, internal = item["type"], item.get("internalType", "")
+    if kind.endswith("]"):
+        element = dict(item, type=kind[: kind.rindex("[")], internalType=internal.rsplit("[", 1)[0])
+        read = _reader(element)
+        return lambda values: [read(value) for value in values]
+    if kind == "tuple":
+        name = internal.split(".")[-1].split(" ")[-1] or "Record"
+        names = tuple(c["name"] for c in item["components"])
+        readers = [_reader(c) for c in item["components"]]
+        record = _record_type(name, names)
+        return lambda values: record(*(r(v) for r, v in zip(readers, values, strict=True)))
+    if internal in ENUMS:
+        enum = ENUMS[internal]
+        return enum
+    if kind == "address":
+        return to_checksum_address
+    return lambda value: value
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A contract's refusal: its custom error's name and arguments, named."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    data: bytes = b""
+
+    def __str__(self) -> str:
+        shown = ", ".join(
+            f"{key}={'0x' + value.hex() if isinstance(value, bytes) else value}"
+            for key, value in self.args.items()
+        )
+        return f"{self.name}({shown})"
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    selector: bytes
+    input_types: tuple[str, ...]
+    output_types: tuple[str, ...]
+    readers: tuple[Callable[[Any], Any], ...]
+
+
+class Codec:
+    """One contract's functions and events, from its ABI."""
+
+    def __init__(self, abi: list[dict]) -> None:
+        self.abi = abi
+        self._functions: dict[str, _Function] = {}
+        names: dict[str, int] = {}
+        for item in abi:
+            if item.get("type") == "function":
+                names[item["name"]] = names.get(item["name"], 0) + 1
+        for item in abi:
+            if item.get("type") != "function":
+                continue
+            signature = _signature(item)
+            function = _Function(
+                name=item["name"],
+                selector=function_signature_to_4byte_selector(signature),
+                input_types=tuple(abi_type(i) for i in item["inputs"]),
+                output_types=tuple(abi_type(o) for o in item["outputs"]),
+                readers=tuple(_reader(o) for o in item["outputs"]),
+            )
+            self._functions[signature] = function
+            if names[item["name"]] == 1:
+                self._functions[item["name"]] = function
+        self._events = {
+            item["name"]: "0x" + event_abi_to_log_topic(item).hex()
+            for item in abi
+            if item.get("type") == "event"
+        }
+
+    def _function(self, name: str) -> _Function:
+        try:
+            return self._functions[name]
+        except KeyError:
+            overloads = sorted(s for s in self._functions if s.startswith(name + "("))
+            hint = f": name one of {overloads}" if overloads else ""
+            raise KeyError(f"no function {name!r} in this ABI{hint}") from None
+
+    def selector(self, function: str) -> bytes:
+        return self._function(function).selector
+
+    def encode(self, function: str, *args: Any) -> bytes:
+        """Calldata: the selector and the ABI-encoded arguments."""
+        spec = self._function(function)
+        return spec.selector + encode(list(spec.input_types), list(args))
+
+    def decode(self, function: str, data: bytes) -> Any:
+        """A call's result: the one value, or a tuple of several, each in its Python form."""
+        spec = self._function(function)
+        values = decode(list(spec.output_types), data)
+        read = tuple(r(v) for r, v in zip(spec.readers, values, strict=True))
+        return read[0] if len(read) == 1 else read
+
+    def topic(self, event: str) -> str:
+        """The event's first topic, as 0x-hex."""
+        return self._events[event]
+
+
+@cache
+def codec_of(contract: str) -> Codec:
+    """The codec of a platform contract kind: token, registry, treasury or directory."""
+    return Codec(packaged_abi(CONTRACT_ABI[contract]))
+
+
+@cache
+def _errors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...], tuple]]:
+    errors = {}
+    for contract in CONTRACT_ABI:
+        for item in packaged_abi(CONTRACT_ABI[contract]):
+            if item.get("type") == "error":
+                selector = function_signature_to_4byte_selector(_signature(item))
+                errors[selector] = (
+                    item["name"],
+                    tuple(i["name"] for i in item["inputs"]),
+                    tuple(abi_type(i) for i in item["inputs"]),
+                    tuple(_reader(i) for i in item["inputs"]),
+                )
+    return errors
+
+
+def decode_revert(data: bytes) -> Revert:
+    """Revert data as the error it is; an unknown selector keeps its raw bytes."""
+    data = bytes(data)
+    selector, body = data[:4], data[4:]
+    known = _errors().get(selector)
+    try:
+        if known is not None:
+            name, names, types, readers = known
+            values = decode(list(types), body)
+            args = {n: r(v) for n, r, v in zip(names, readers, values, strict=True)}
+            return Revert(name, args, data)
+        if selector == _ERROR_STRING:
+            return Revert("Error", {"message": decode(["string"], body)[0]}, data)
+        if selector == _PANIC:
+            return Revert("Panic", {"code": decode(["uint256"], body)[0]}, data)
+    except Exception:  # revert data that does not decode as its selector says
+        pass
+    return Revert("UnknownRevert", {"data": data}, data)
