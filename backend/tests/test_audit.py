@@ -5,7 +5,6 @@ same figures to the won, no broken invariant, and every difference staged in the
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer, wait_for_status
 from platform_harness import ROOT, free_port, new_wallet
 from sqlalchemy import select, update
+from test_audit_any_node import audit, directory_of
 from test_cashout import _account_hash, _path, _request, _send_as, _wait
 from test_charging import notice
 from test_charging import post as post_deposit
@@ -75,22 +75,6 @@ class Tally:
 
 def _domain(city) -> TokenDomain:
     return TokenDomain(city.name, "1", 58210, city.token.address)
-
-
-def _directory(chain) -> str:
-    return json.loads(chain.manifest.read_text())["directory"]["address"]
-
-
-def audit(chain, command: str, *args: str, expect: int | None = 0) -> dict:
-    """The auditor's command line as a person runs it, answering in JSON (exit code `expect`,
-    or 0 or 1 when None: a finding is not a failure to audit)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "citypay.audit", command, "--rpc-url", chain.rpc_url,
-         "--directory", _directory(chain), "--format", "json", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode in ((0, 1) if expect is None else (expect,)), done.stdout + done.stderr
-    return json.loads(done.stdout)
 
 
 # --- the city's day, tallied ---------------------------------------------------------------
@@ -268,7 +252,7 @@ def auditor_api(chain, day):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "citypay.audit", "serve", "--rpc-url", chain.rpc_url,
-         "--directory", _directory(chain), "--port", str(port), "--no-progress"],
+         "--directory", directory_of(chain), "--port", str(port), "--no-progress"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from citypay.api.deps import path_address
 from citypay.audit.invariants import check
 from citypay.audit.report import city_report, merchant_report
-from citypay.audit.source import AuditError, ChainSource
+from citypay.audit.source import AuditError, ChainSource, cannot_audit
 from citypay.core.errors import ApiError, NotFound, install_error_handlers
 from citypay.ledger import CityBooks
 
@@ -35,22 +35,22 @@ def create_audit_app(source: ChainSource) -> FastAPI:
         with lock:
             try:
                 source.catch_up()
-            except AuditError as error:
-                raise NodeUnavailable("node_unavailable", str(error)) from None
-            except OSError as error:  # the node went away between two requests
-                raise NodeUnavailable(
-                    "node_unavailable", f"the node did not answer: {error}"
-                ) from None
-            if code is not None and code not in source.cities:
-                raise NotFound(
-                    "unknown_city",
-                    f"the directory lists no city '{code}'",
-                    field="code",
-                    value=code,
-                    accepted=", ".join(sorted(source.cities)),
-                )
-            books = source.books.city(code) if code is not None else None
-            return {"block": source.scanned_to} | build(books)
+                if code is not None and code not in source.cities:
+                    raise NotFound(
+                        "unknown_city",
+                        f"the directory lists no city '{code}'",
+                        field="code",
+                        value=code,
+                        accepted=", ".join(sorted(source.cities)),
+                    )
+                books = source.books.city(code) if code is not None else None
+                return {"block": source.scanned_to} | build(books)
+            except Exception as error:
+                # The node, its history or the contracts (a check reads their views too): 503.
+                reason = cannot_audit(error, source.rpc_url)
+                if reason is None:
+                    raise
+                raise NodeUnavailable("node_unavailable", str(reason)) from None
 
     @app.get("/cities")
     def cities() -> dict[str, Any]:

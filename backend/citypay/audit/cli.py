@@ -1,5 +1,11 @@
 """`python -m citypay.audit`: report, check, reconcile and serve, from an RPC URL and the
-directory's address."""
+directory's address.
+
+Exit codes: 0 audited and found nothing; 1 audited and found violations (check) or differences
+(reconcile); 2 could not audit (the node unreachable or failing, its history missing, the
+directory no directory, a bad manifest or argument), with the reason on stderr. Where reading
+starts: see citypay.audit.source.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,14 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from citypay.audit.invariants import check as check_invariants
 from citypay.audit.reconcile import PaymentIndex
 from citypay.audit.reconcile import reconcile as reconcile_database
 from citypay.audit.report import print_differences, print_report, print_violations
 from citypay.audit.report import report as build_report
-from citypay.audit.source import AuditError, ChainSource, connect
+from citypay.audit.source import ChainSource, Manifest, cannot_audit, connect
 from citypay.ledger import Books
 
 FORMATS = click.Choice(["table", "json"])
@@ -57,18 +64,39 @@ def _progress_bar(shown: bool | None) -> Iterator[Callable[[int, int, int, int],
         yield update
 
 
-def _read(options: dict[str, Any], on_new_books: Callable[[Books], None] | None = None):
+@contextmanager
+def _auditing(rpc_url: str) -> Iterator[None]:
+    """Every way the audit cannot be made ends in exit code 2 and its reason, never in a
+    traceback: an uncaught exception would exit 1, which says "violations found"."""
     try:
+        yield
+    except KeyboardInterrupt:
+        raise AuditFailed("interrupted: nothing was concluded") from None
+    except SQLAlchemyError as error:
+        raise AuditFailed(f"the backend's database could not be read: {error}") from None
+    except Exception as error:
+        reason = cannot_audit(error, rpc_url)
+        raise AuditFailed(
+            str(reason)
+            if reason is not None
+            else f"the auditor failed unexpectedly ({type(error).__name__}: {error}); nothing "
+            "was concluded: please report it with this message"
+        ) from None
+
+
+def _read(options: dict[str, Any], on_new_books: Callable[[Books], None] | None = None):
+    with _auditing(options["rpc_url"]):
+        manifest = options["manifest"]
         source = ChainSource(
             connect(options["rpc_url"]),
             options["directory"],
             confirmations=options["confirmations"],
+            from_block=options["from_block"],
+            manifest=Manifest.read(manifest) if manifest is not None else None,
             on_new_books=on_new_books,
         )
         with _progress_bar(options["progress"]) as progress:
             source.catch_up(progress=progress)
-    except AuditError as error:
-        raise AuditFailed(str(error)) from None
     return source
 
 
@@ -92,6 +120,19 @@ def chain_options(command):
                 envvar="AUDIT_DIRECTORY",
                 required=True,
                 help="The CityDirectory's address: the cities are found through it.",
+            ),
+            click.option(
+                "--manifest",
+                envvar="AUDIT_MANIFEST",
+                type=click.Path(dir_okay=False),
+                help="The deployment manifest (data/deployments/<chain id>.json): reading starts "
+                "at the earliest `block` it records for the contracts the directory lists.",
+            ),
+            click.option(
+                "--from-block",
+                type=click.IntRange(min=0),
+                help="Start reading at this block, before any other source's word: every "
+                "platform event must be at or after it.",
             ),
             click.option(
                 "--confirmations",
@@ -120,7 +161,22 @@ def output_option(command):
 @click.group()
 def cli() -> None:
     """The auditor: a city's books from the chain alone, its invariants, and the backend's
-    database against them."""
+    database against them.
+
+    \b
+    Reading starts at the first of:
+      --from-block N   the operator's word;
+      --manifest PATH  the earliest block it records for the listed contracts;
+      the events       the directory's first log, then any earlier one of its cities;
+      a probe          eth_getCode bisection, only if the directory has no log at all.
+    None needs the state of past blocks but the probe, so a node restarted from a state file
+    or pruned is audited from its logs; when the blocks read lack a listed city's
+    CityRegistered, the audit is refused.
+
+    \b
+    Exit codes: 0 audited, nothing found; 1 violations (check) or differences (reconcile);
+    2 could not audit (node, history, directory, manifest or arguments), with the reason.
+    """
 
 
 @cli.command()
@@ -132,10 +188,8 @@ def report(output: str, city: str | None, merchant: str | None, **options) -> No
     """Issued, incentive, paid, refunded, cashed out, settled, returned, outstanding: per city
     and per merchant."""
     source = _read(options)
-    try:
+    with _auditing(options["rpc_url"]):
         document = build_report(source, city, merchant)
-    except AuditError as error:
-        raise AuditFailed(str(error)) from None
     if output == "json":
         _emit_json(document)
     else:
@@ -147,12 +201,11 @@ def report(output: str, city: str | None, merchant: str | None, **options) -> No
 @output_option
 @click.option("--city", help="One city's code (default: every city).")
 def check(output: str, city: str | None, **options) -> None:
-    """Checks the invariants; exit code 1 when one is violated."""
+    """Checks the invariants: exit code 0 when every one holds, 1 when one is violated, 2 when
+    the audit could not be made."""
     source = _read(options)
-    try:
+    with _auditing(options["rpc_url"]):
         violations = check_invariants(source, city)
-    except AuditError as error:
-        raise AuditFailed(str(error)) from None
     if output == "json":
         _emit_json({"block": source.scanned_to, "violations": [v.as_dict() for v in violations]})
     else:
@@ -175,12 +228,10 @@ def reconcile(output: str, database_url: str, city: str | None, **options) -> No
     there is one."""
     payments = PaymentIndex()
     source = _read(options, on_new_books=payments.attach)
-    try:
+    with _auditing(options["rpc_url"]):
         if city is not None:
             source.city(city)
         differences = reconcile_database(database_url, source.books, payments, city)
-    except AuditError as error:
-        raise AuditFailed(str(error)) from None
     if output == "json":
         _emit_json({"block": source.scanned_to, "differences": [d.as_dict() for d in differences]})
     else:

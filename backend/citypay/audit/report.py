@@ -77,6 +77,7 @@ def report(
         "chain_id": source.chain_id,
         "directory": source.directory_address,
         "first_block": source.first_block,
+        "first_block_from": source.first_block_from,
         "block": source.scanned_to,
         "cities": {code: city_report(source.books.city(code), merchant) for code in codes},
     }
@@ -89,7 +90,8 @@ def _number(value: Any) -> str:
 def print_report(document: dict[str, Any], console: Console) -> None:
     cities = document["cities"]
     table = Table(
-        title=f"Books at block {document['block']:,} (from block {document['first_block']:,})"
+        title=f"Books at block {document['block']:,} (from block {document['first_block']:,}, "
+        f"found by {document['first_block_from']})"
     )
     table.add_column("won / count")
     for code in cities:
