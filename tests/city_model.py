@@ -1027,9 +1027,19 @@ class City:
                 return redemption
         return None
 
-    def settle(self, redemption_id: int, reference: bytes) -> Outcome:
+    def _redemption_named(self, redemption_id: int, account: str, amount: str, named: int):
+        """A settlement or return names the pending redemption it closes by id, account and
+        amount (`amount`: its field), so a call sent again after a rollback that renumbered
+        the redemptions closes the one it was for or nothing."""
         redemption = self._pending(redemption_id)
-        reasons = set() if redemption else {"CityTreasuryRedemptionNotPending"}
+        if redemption is None:
+            return None, {"CityTreasuryRedemptionNotPending"}
+        if (account, named) != (redemption.account, getattr(redemption, amount)):
+            return redemption, {"CityTreasuryRedemptionMismatch"}
+        return redemption, set()
+
+    def settle(self, redemption_id: int, account: str, payout: int, reference: bytes) -> Outcome:
+        redemption, reasons = self._redemption_named(redemption_id, account, "payout", payout)
         if reference == ZERO_ID:
             reasons.add("CityTreasuryEmptyReference")
         if reference in self.bank_references:
@@ -1049,13 +1059,15 @@ class City:
 
         return Outcome(reasons, effect)
 
-    def return_redemption(self, redemption_id: int, reason: bytes, now: int) -> Outcome:
+    def return_redemption(
+        self, redemption_id: int, account_named: str, burned: int, reason: bytes, now: int
+    ) -> Outcome:
         """The bank transfer failed: the tokens go back to the account's current wallet."""
-        redemption = self._pending(redemption_id)
+        redemption, reasons = self._redemption_named(redemption_id, account_named, "burned", burned)
         if redemption is None:
-            return Outcome({"CityTreasuryRedemptionNotPending"})
+            return Outcome(reasons)
         account = self.wallets[self.current_wallet(redemption.account)]
-        reasons = self._paused() | account.lock_refusals()
+        reasons |= self._paused() | account.lock_refusals()
         if account.kind == Kind.NONE:
             reasons.add("CityTokenNotRegistered")
 
