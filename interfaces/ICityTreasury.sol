@@ -107,6 +107,10 @@ interface ICityTreasury {
     error CityTreasuryRefundBelowUsage(address resident, uint256 used, uint256 charged, uint256 requiredBps);
     error CityTreasuryNothingToRefund(address resident);
     error CityTreasuryRedemptionNotPending(uint256 id, RedemptionStatus status);
+    /// @notice The redemption under this id is another account's or amount than the call names.
+    error CityTreasuryRedemptionMismatch(
+        uint256 id, address account, uint256 amount, address namedAccount, uint256 namedAmount
+    );
     error CityTreasuryEmptyReference();
     error CityTreasuryRateTooHigh(uint256 bps, uint256 maxBps);
     error CityTreasuryInvalidMonth(uint8 month);
@@ -159,11 +163,13 @@ interface ICityTreasury {
     function recordMerchantRefund(address resident, uint256 value) external;
     /// @notice Records the bank transfer that paid a redemption: each bank reference once, and not
     /// while the account is frozen or held for a recovery, nor once it was revoked for illegal
-    /// exchange (return it, then confiscate).
-    function settle(uint256 id, bytes32 bankReference) external;
+    /// exchange (return it, then confiscate). `account` and `payout` must be the redemption's:
+    /// the call names what it settles, so it can never settle another redemption under that id.
+    function settle(uint256 id, address account, uint256 payout, bytes32 bankReference) external;
     /// @notice The bank transfer failed: the burned tokens go back to the account (to its current
     /// wallet if it was recovered meanwhile), and a refunded resident's tally is put back.
-    function returnRedemption(uint256 id, bytes32 reason) external;
+    /// `account` and `burned` must be the redemption's, as for settle.
+    function returnRedemption(uint256 id, address account, uint256 burned, bytes32 reason) external;
     /// @notice Registry only: burns the whole balance of an account revoked for illegal exchange,
     /// recorded as a Confiscation redemption settled at once for nothing, closed with `reason`.
     function confiscate(address account, bytes32 reason) external returns (uint256 id, uint256 amount);

@@ -138,6 +138,32 @@ def signed_application(registry, wallet, application: tuple, *, deadline: int | 
     return wallet, application, deadline, signature
 
 
+# What a settlement or a return names besides the redemption's id: its account and its amount
+# (CityTreasury.settle and returnRedemption refuse a call whose terms are not the redemption's).
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _recorded(treasury, redemption_id: int):
+    """The redemption, or None for an id the treasury never gave."""
+    return (
+        treasury.redemption(redemption_id) if redemption_id < treasury.redemptionCount() else None
+    )
+
+
+def settlement(treasury, redemption_id: int, bank_reference) -> tuple:
+    """settle's arguments: the id, the redemption's account and payout, the bank reference."""
+    recorded = _recorded(treasury, redemption_id)
+    account, payout = (recorded["account"], recorded["payout"]) if recorded else (_ZERO_ADDRESS, 0)
+    return redemption_id, account, payout, bank_reference
+
+
+def return_of(treasury, redemption_id: int, reason) -> tuple:
+    """returnRedemption's arguments: the id, the redemption's account and burned, the reason."""
+    recorded = _recorded(treasury, redemption_id)
+    account, burned = (recorded["account"], recorded["burned"]) if recorded else (_ZERO_ADDRESS, 0)
+    return redemption_id, account, burned, reason
+
+
 # Business categories a Korean city typically excludes from its local currency.
 LARGE_MART = 4711
 DEPARTMENT_STORE = 4712

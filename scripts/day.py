@@ -13,7 +13,14 @@ from brownie.exceptions import VirtualMachineError
 from citypay.authorization import TokenDomain, sign_authorization
 from eth_utils import keccak
 
-from scripts.city_suite import DEPARTMENT_STORE, GIMPO, deploy_city_suite, signed_application
+from scripts.city_suite import (
+    DEPARTMENT_STORE,
+    GIMPO,
+    deploy_city_suite,
+    return_of,
+    settlement,
+    signed_application,
+)
 
 RESTAURANT, BAKERY, BOOKSTORE = 5611, 4721, 4761
 
@@ -173,11 +180,15 @@ def main() -> None:
     step("Cash-out (환전): merchants redeem to their bank accounts, fee-free")
     bakery_id = treasury.cashOut(token.balanceOf(bakery), {"from": bakery}).return_value
     noodles_id = treasury.cashOut(token.balanceOf(noodles), {"from": noodles}).return_value
-    treasury.settle(bakery_id, _hash("bank-transfer", "kb-0001"), {"from": settler})
+    treasury.settle(
+        *settlement(treasury, bakery_id, _hash("bank-transfer", "kb-0001")), {"from": settler}
+    )
     print(
         f"Haneul Bakery cashed out {_krw(treasury.redemption(bakery_id).dict()['payout'])}: settled"
     )
-    treasury.returnRedemption(noodles_id, _hash("bank-error", "account-closed"), {"from": settler})
+    treasury.returnRedemption(
+        *return_of(treasury, noodles_id, _hash("bank-error", "account-closed")), {"from": settler}
+    )
     print(f"Gimpo Noodle House's bank transfer failed: {_krw(token.balanceOf(noodles))} returned")
 
     step("Resident refund (환불): junho used over 60% of his charge")
@@ -187,7 +198,9 @@ def main() -> None:
         _hash("bank-account", "junho"), {"from": junho}
     ).return_value
     redemption = treasury.redemption(refund_id).dict()
-    treasury.settle(refund_id, _hash("bank-transfer", "kb-0002"), {"from": settler})
+    treasury.settle(
+        *settlement(treasury, refund_id, _hash("bank-transfer", "kb-0002")), {"from": settler}
+    )
     print(
         f"junho's balance {_krw(redemption['burned'])} burned: "
         f"{_krw(redemption['payout'])} paid to his bank, "

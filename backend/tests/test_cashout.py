@@ -117,7 +117,8 @@ def test_cash_out_is_burned_paid_and_settled(api, chain, city, bank, domain, sho
         25_000,
         _account_hash(shop),
     )
-    assert done["orderId"] == f"{CITY}:{done['redemptionId']}"
+    # The bank's order is the cash-out's own (city, merchant, nonce), never a redemption id.
+    assert done["orderId"] == f"{CITY}:{shop.address}:{done['nonce']}"
     assert done["bankReference"] == transfer["reference"]
     redemption = city.treasury.functions.redemption(done["redemptionId"]).call()
     assert (redemption[0], redemption[2], redemption[5]) == (shop.address, SETTLED, 25_000)

@@ -267,9 +267,13 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
-    function settle(uint256 id, bytes32 bankReference) external onlyRole(SETTLER_ROLE) {
+    function settle(uint256 id, address account, uint256 payout, bytes32 bankReference)
+        external
+        onlyRole(SETTLER_ROLE)
+    {
         if (bankReference == bytes32(0)) revert CityTreasuryEmptyReference();
         Redemption storage r = _closeRedemption(id, RedemptionStatus.Settled, bankReference);
+        _requireTerms(id, r, account, r.payout, payout);
         // One bank transfer pays one redemption.
         if (_bankReferenceUsed[bankReference]) revert CityTreasuryBankReferenceUsed(bankReference);
         _bankReferenceUsed[bankReference] = true;
@@ -279,31 +283,35 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
-    function returnRedemption(uint256 id, bytes32 reason) external onlyRole(SETTLER_ROLE) {
+    function returnRedemption(uint256 id, address account, uint256 burned, bytes32 reason)
+        external
+        onlyRole(SETTLER_ROLE)
+    {
         Redemption storage r = _closeRedemption(id, RedemptionStatus.Returned, reason);
+        _requireTerms(id, r, account, r.burned, burned);
         uint256 restored = r.burned;
         // A wallet recovered while its redemption was pending gets the tokens in its replacement.
         // A revoked account gets them too: it keeps its closing cash-out or refund.
-        address account = token.currentWallet(r.account);
+        address wallet = token.currentWallet(r.account);
         _totalReturned += restored;
         if (r.kind == RedemptionKind.ResidentRefund) {
             // Put back what the request reset, on top of any charge made since.
-            ResidentTally memory tally = _currentTally(account);
+            ResidentTally memory tally = _currentTally(wallet);
             tally.chargedValue += r.chargedBefore;
             tally.incentiveCharged += r.incentiveBefore;
-            Reversible memory reversible = _reversible[account];
+            Reversible memory reversible = _reversible[wallet];
             if (reversible.redemptionId == id && reversible.usage + reversible.chargedBack != 0) {
                 // The refund did not happen: the merchant refunds of payments it counted as used
                 // come back to the charge put back just now, where they only lift the balance.
                 tally.chargedValue -= reversible.chargedBack;
                 tally.incentiveCharged -= reversible.incentiveBack;
-                delete _reversible[account];
+                delete _reversible[wallet];
             }
-            _tallies[account] = tally;
+            _tallies[wallet] = tally;
             _totalClawedBack -= restored - r.payout;
         }
-        token.restore(account, restored);
-        emit RedemptionReturned(id, account, restored, reason);
+        token.restore(wallet, restored);
+        emit RedemptionReturned(id, wallet, restored, reason);
     }
 
     /// @inheritdoc ICityTreasury
@@ -555,6 +563,18 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         r.status = status;
         r.closedAt = uint64(block.timestamp);
         r.closingReference = closingReference;
+    }
+
+    /// @dev A settlement or return names the redemption it closes by id and by its account and
+    /// amount: sent again after a rollback that renumbered the redemptions, it closes the one it
+    /// was for or nothing, never another merchant's.
+    function _requireTerms(uint256 id, Redemption storage r, address account, uint256 recorded, uint256 named)
+        private
+        view
+    {
+        if (r.account != account || recorded != named) {
+            revert CityTreasuryRedemptionMismatch(id, r.account, recorded, account, named);
+        }
     }
 
     function _requireRate(uint256 bps) private pure {

@@ -6,9 +6,8 @@ import dataclasses
 import pytest
 from brownie import ZERO_ADDRESS, CityDirectory, CityToken, accounts
 from eth_utils import keccak
-from merchant_signing import signed_application
 
-from scripts.city_suite import GIMPO, deploy_city_suite
+from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
 
 GONGJU = dataclasses.replace(GIMPO, code="gongju", name="Gongju Pay", symbol="GONGJU")
 RESTAURANT = 5611

@@ -4,7 +4,8 @@ banPeriod`."""
 
 import pytest
 from brownie import web3
-from merchant_signing import signed_application
+
+from scripts.city_suite import signed_application
 
 END_OF_TIME = 2**64 - 1
 YEAR = 365 * 86_400

@@ -2,9 +2,8 @@
 
 import pytest
 from brownie import ZERO_ADDRESS, chain
-from merchant_signing import signed_application
 
-from scripts.city_suite import GIMPO
+from scripts.city_suite import GIMPO, signed_application
 
 NONE, ACTIVE, SUSPENDED, REVOKED = 0, 1, 2, 3
 RESIDENT, MERCHANT = 1, 2

@@ -3,9 +3,15 @@ eligibility (revenue cap, excluded categories), and the city admin's registry se
 
 import pytest
 from brownie import ZERO_ADDRESS, CityRegistry
-from merchant_signing import signed_application
 
-from scripts.city_suite import DEPARTMENT_STORE, ENTERTAINMENT_BAR, GAMBLING, GIMPO, LARGE_MART
+from scripts.city_suite import (
+    DEPARTMENT_STORE,
+    ENTERTAINMENT_BAR,
+    GAMBLING,
+    GIMPO,
+    LARGE_MART,
+    signed_application,
+)
 
 NONE, RESIDENT, MERCHANT = 0, 1, 2
 ACTIVE = 1

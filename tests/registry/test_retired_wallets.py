@@ -5,7 +5,8 @@ and returned redemptions still reach it."""
 
 import pytest
 from eth_utils import keccak
-from merchant_signing import signed_application
+
+from scripts.city_suite import return_of, signed_application
 
 CASH_OUT, RESIDENT_REFUND = 0, 1
 REASON = keccak(text="bank-failure:account-closed")
@@ -177,7 +178,7 @@ def test_a_cash_out_returned_after_two_recoveries_reaches_the_merchant_s_current
     token.transfer(merchant, 10_000, {"from": resident})
     treasury.cashOut(10_000, {"from": merchant})
     recovered_twice(merchant)
-    tx = treasury.returnRedemption(0, REASON, {"from": settler})
+    tx = treasury.returnRedemption(*return_of(treasury, 0, REASON), {"from": settler})
     assert tx.events["RedemptionReturned"].values() == [0, third.address, 10_000, as_hex(REASON)]
     assert token.balanceOf(third) == 10_000
 
@@ -188,6 +189,6 @@ def test_a_resident_refund_returned_after_two_recoveries_reaches_the_current_wal
     token.transfer(merchant, 66_000, {"from": resident})
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": resident})
     recovered_twice(resident)
-    treasury.returnRedemption(0, REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, REASON), {"from": settler})
     assert token.balanceOf(third) == 44_000
     assert treasury.residentTally(third)["chargedValue"] == 110_000

@@ -13,9 +13,8 @@ from brownie import accounts, chain, web3
 from citypay.authorization import TokenDomain
 from eth_abi import decode, encode
 from eth_utils import keccak, to_hex
-from merchant_signing import signed_application
 
-from scripts.city_suite import GIMPO, deploy_city_suite
+from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
 
 GONGJU = dataclasses.replace(GIMPO, code="gongju", name="Gongju Pay", symbol="GONGJU")
 

@@ -5,6 +5,8 @@ import pytest
 from brownie import accounts
 from eth_utils import keccak
 
+from scripts.city_suite import return_of, settlement
+
 CASH_OUT, RESIDENT_REFUND = 0, 1
 NONE, PENDING, SETTLED, RETURNED = 0, 1, 2, 3
 BANK_REFERENCE = keccak(text="bank-transfer:KB-20240501-0001")
@@ -86,7 +88,7 @@ def test_cash_out_adds_to_the_burned_total(treasury, paid_merchant):
 def test_settle_closes_the_redemption_with_the_bank_reference(
     treasury, paid_merchant, cash_out, settler, helpers, as_hex
 ):
-    tx = treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert treasury.redemption(0) == (
         paid_merchant.address,
         CASH_OUT,
@@ -105,7 +107,7 @@ def test_settle_closes_the_redemption_with_the_bank_reference(
 def test_settle_emits_redemption_settled_with_the_payout(
     treasury, paid_merchant, cash_out, settler, as_hex
 ):
-    tx = treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert tx.events["RedemptionSettled"].values() == [
         0,
         paid_merchant.address,
@@ -116,27 +118,27 @@ def test_settle_emits_redemption_settled_with_the_payout(
 
 def test_settle_adds_the_payout_to_the_settled_total(treasury, cash_out, settler):
     issued, incentive, burned, returned, settled, clawed_back = treasury.totals()
-    treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert treasury.totals() == (issued, incentive, burned, returned, settled + 25_000, clawed_back)
 
 
 def test_settle_leaves_the_merchant_s_balance_alone(
     treasury, token, paid_merchant, cash_out, settler
 ):
-    treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert token.balanceOf(paid_merchant) == 35_000
 
 
 def test_settle_reverts_with_an_empty_bank_reference(treasury, cash_out, settler, reverts_with):
     with reverts_with("CityTreasuryEmptyReference"):
-        treasury.settle(0, bytes(32), {"from": settler})
+        treasury.settle(*settlement(treasury, 0, bytes(32)), {"from": settler})
 
 
 def test_return_redemption_restores_the_burned_tokens(
     treasury, token, paid_merchant, cash_out, settler
 ):
     supply = token.totalSupply()
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert token.balanceOf(paid_merchant) == 60_000
     assert token.totalSupply() == supply + 25_000
 
@@ -144,7 +146,7 @@ def test_return_redemption_restores_the_burned_tokens(
 def test_return_redemption_closes_the_redemption_with_the_reason(
     treasury, paid_merchant, cash_out, settler, helpers, as_hex
 ):
-    tx = treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    tx = treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert treasury.redemption(0) == (
         paid_merchant.address,
         CASH_OUT,
@@ -163,7 +165,7 @@ def test_return_redemption_closes_the_redemption_with_the_reason(
 def test_return_redemption_emits_redemption_returned(
     treasury, paid_merchant, cash_out, settler, as_hex
 ):
-    tx = treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    tx = treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert tx.events["RedemptionReturned"].values() == [
         0,
         paid_merchant.address,
@@ -177,8 +179,8 @@ def test_supply_equals_issued_less_burned_plus_returned_after_settle_and_return(
 ):
     treasury.cashOut(25_000, {"from": paid_merchant})
     treasury.cashOut(5_000, {"from": paid_merchant})
-    treasury.settle(0, BANK_REFERENCE, {"from": settler})
-    treasury.returnRedemption(1, FAILURE_REASON, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 1, FAILURE_REASON), {"from": settler})
     issued, _, burned, returned, settled, _ = treasury.totals()
     assert (burned, returned, settled) == (30_000, 5_000, 25_000)
     assert token.totalSupply() == issued - burned + returned
@@ -256,5 +258,5 @@ def test_return_after_a_wallet_recovery_restores_the_tokens_to_the_replacement(
     while a cash-out was pending must still get the tokens back when the bank transfer fails."""
     replacement = accounts.add(keccak(text="city-token-test-wallet:merchant-1-replacement"))
     recover_wallet(paid_merchant, replacement)
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert token.balanceOf(replacement) == 60_000

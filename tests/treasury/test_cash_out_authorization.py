@@ -10,6 +10,8 @@ from citypay.cashout.authorization import sign_cash_out, treasury_domain_for
 from eth_utils import keccak
 from hexbytes import HexBytes
 
+from scripts.city_suite import return_of
+
 CASH_OUT, PENDING = 0, 1
 UNUSED, USED, CANCELED = 0, 1, 2  # ICityTreasury.AuthorizationState
 NONCE, SIGNATURE = 5, 6  # positions in cashOutWithAuthorization's arguments
@@ -250,5 +252,7 @@ def test_relayed_cash_out_settles_like_a_merchant_s_own(
     treasury, token, paid_merchant, settler, authorize
 ):
     treasury.cashOutWithAuthorization(*authorize(paid_merchant, 25_000), {"from": settler})
-    treasury.returnRedemption(0, keccak(text="bank-failure"), {"from": settler})
+    treasury.returnRedemption(
+        *return_of(treasury, 0, keccak(text="bank-failure")), {"from": settler}
+    )
     assert token.balanceOf(paid_merchant) == 60_000

@@ -13,6 +13,8 @@ from brownie import ZERO_ADDRESS
 from eth_utils import keccak
 from hexbytes import HexBytes
 
+from scripts.city_suite import return_of, settlement
+
 CASH_OUT, RESIDENT_REFUND, CONFISCATION = 0, 1, 2
 PENDING, SETTLED, RETURNED = 1, 2, 3
 PAYOUT_ACCOUNT = keccak(text="bank-account:resident-1")
@@ -68,7 +70,7 @@ def test_a_revoked_merchant_s_closing_cash_out_is_settled_like_any_other(
 ):
     registry.revoke(paid_merchant, False, {"from": registrar})
     treasury.cashOut(60_000, {"from": paid_merchant})
-    tx = treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert tx.events["RedemptionSettled"]["payout"] == 60_000
     assert treasury.redemption(0)["status"] == SETTLED
 
@@ -127,7 +129,7 @@ def test_a_returned_closing_cash_out_is_restored_into_the_revoked_wallet(
 ):
     registry.revoke(paid_merchant, False, {"from": registrar})
     treasury.cashOut(60_000, {"from": paid_merchant})
-    tx = treasury.returnRedemption(0, FAILURE, {"from": settler})
+    tx = treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     assert tx.events["RedemptionReturned"].values() == [
         0,
         paid_merchant.address,
@@ -142,7 +144,7 @@ def test_a_revoked_merchant_cashes_out_again_after_a_return(
 ):
     registry.revoke(paid_merchant, False, {"from": registrar})
     treasury.cashOut(60_000, {"from": paid_merchant})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     tx = treasury.cashOut(60_000, {"from": paid_merchant})
     assert tx.return_value == 1
     assert token.balanceOf(paid_merchant) == 0
@@ -153,7 +155,7 @@ def test_a_cash_out_returned_to_a_suspended_merchant_waits_for_its_reactivation(
 ):
     treasury.cashOut(60_000, {"from": paid_merchant})
     registry.suspend(paid_merchant, {"from": registrar})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     assert token.balanceOf(paid_merchant) == 60_000
     with reverts_with("CityTokenMerchantNotActive", paid_merchant):
         treasury.cashOut(60_000, {"from": paid_merchant})
@@ -167,7 +169,7 @@ def test_a_returned_closing_refund_is_restored_and_can_be_asked_again(
 ):
     registry.revoke(resident, False, {"from": registrar})
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": resident})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     assert token.balanceOf(resident) == 50_000
     tx = treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": resident})
     assert tx.events["RedemptionRequested"]["payout"] == 45_455
@@ -178,7 +180,7 @@ def test_a_cash_out_returned_after_a_revocation_for_illegal_exchange_waits_for_c
 ):
     treasury.cashOut(60_000, {"from": paid_merchant})
     registry.revoke(paid_merchant, True, {"from": registrar})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     tx = registry.confiscate(paid_merchant, REASON, {"from": compliance})
     assert tx.events["AccountConfiscated"]["amount"] == 60_000
 

@@ -11,6 +11,8 @@ import pytest
 from brownie import accounts
 from eth_utils import keccak
 
+from scripts.city_suite import return_of
+
 RESIDENT_REFUND = 1
 REFUND_MIN_USED_BPS = 6_000
 PAYOUT_ACCOUNT = keccak(text="bank-account:resident-1")
@@ -90,7 +92,7 @@ def test_only_what_the_refund_counted_as_used_is_charged_again(
 def test_a_returned_resident_refund_forgets_what_it_counted_as_used(
     token, treasury, settler, merchant, refunded
 ):
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     token.refund(refunded, ZERO_ID, 66_000, {"from": merchant})
     assert charged(treasury, refunded) == (110_000, 10_000)
 
@@ -131,7 +133,7 @@ def test_a_refund_returned_after_a_merchant_refund_of_its_usage_counts_that_mone
     token, treasury, settler, merchant, refunded
 ):
     token.refund(refunded, ZERO_ID, 66_000, {"from": merchant})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     assert charged(treasury, refunded)[0] == 110_000
 
 
@@ -141,7 +143,7 @@ def test_a_returned_refund_and_a_merchant_refund_do_not_open_a_refund_under_sixt
     """The resident names a bank account that returns the transfer, and its merchant refunds
     the 66,000 meanwhile: back to 110,000 charged and held, it spends 39,600 (36%)."""
     token.refund(refunded, ZERO_ID, 66_000, {"from": merchant})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     token.transfer(merchant, 39_600, {"from": refunded})
     with reverts_with(
         "CityTreasuryRefundBelowUsage", refunded, 39_600, 110_000, REFUND_MIN_USED_BPS
@@ -155,7 +157,7 @@ def test_returning_an_earlier_refund_keeps_what_a_later_refund_counted_as_used(
     charge(refunded, 100_000)
     token.transfer(merchant, 66_000, {"from": refunded})
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": refunded})
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     before = charged(treasury, refunded)[0]
     token.refund(refunded, ZERO_ID, 66_000, {"from": merchant})
     assert charged(treasury, refunded)[0] == before + 66_000

@@ -10,6 +10,8 @@ import pytest
 from brownie import accounts
 from eth_utils import keccak
 
+from scripts.city_suite import return_of, settlement
+
 RESIDENT_REFUND = 1
 PENDING, SETTLED, RETURNED = 1, 2, 3
 REFUND_MIN_USED_BPS = 6_000
@@ -113,7 +115,7 @@ def test_refund_resets_the_charged_value_and_keeps_the_month_s_purchases(
 
 
 def test_settling_a_refund_pays_the_payout(treasury, used_sixty_percent, refund, settler, as_hex):
-    tx = treasury.settle(0, BANK_REFERENCE, {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
     assert tx.events["RedemptionSettled"].values() == [
         0,
         used_sixty_percent.address,
@@ -126,7 +128,7 @@ def test_settling_a_refund_pays_the_payout(treasury, used_sixty_percent, refund,
 def test_returning_a_refund_restores_the_balance(
     treasury, token, used_sixty_percent, refund, settler
 ):
-    tx = treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    tx = treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert token.balanceOf(used_sixty_percent) == 44_000
     assert tx.events["RedemptionReturned"]["restored"] == 44_000
 
@@ -134,7 +136,7 @@ def test_returning_a_refund_restores_the_balance(
 def test_returning_a_refund_gives_back_the_clawed_back_incentive(
     treasury, used_sixty_percent, refund, settler
 ):
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     _, _, burned, returned, settled, clawed_back = treasury.totals()
     assert (burned, returned, settled, clawed_back) == (44_000, 44_000, 0, 0)
 
@@ -144,14 +146,14 @@ def test_returning_a_refund_restores_the_tally_as_before_the_request(
 ):
     before = treasury.residentTally(used_sixty_percent)
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": used_sixty_percent})
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert treasury.residentTally(used_sixty_percent) == before
 
 
 def test_after_a_returned_refund_the_resident_can_ask_again_for_the_same_payout(
     treasury, used_sixty_percent, refund, settler
 ):
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     tx = treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": used_sixty_percent})
     assert tx.events["RedemptionRequested"]["payout"] == 40_000
 
@@ -198,5 +200,5 @@ def test_returning_a_refund_after_a_wallet_recovery_restores_the_replacement(
     while the refund was pending."""
     replacement = accounts.add(keccak(text="city-token-test-wallet:resident-1-replacement"))
     recover_wallet(used_sixty_percent, replacement)
-    treasury.returnRedemption(0, FAILURE_REASON, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE_REASON), {"from": settler})
     assert token.balanceOf(replacement) == 44_000

@@ -6,6 +6,8 @@ import pytest
 from brownie import accounts
 from eth_utils import keccak
 
+from scripts.city_suite import return_of, settlement
+
 PENDING, SETTLED = 1, 2
 REFERENCE = keccak(text="bank-transfer:NH-20240601-0001")
 OTHER_REFERENCE = keccak(text="bank-transfer:NH-20240601-0002")
@@ -30,26 +32,26 @@ def replacement():
 
 def test_settle_marks_the_bank_reference_used(treasury, settler, two_cash_outs):
     assert treasury.bankReferenceUsed(REFERENCE) is False
-    treasury.settle(0, REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     assert treasury.bankReferenceUsed(REFERENCE) is True
 
 
 def test_settle_refuses_a_bank_reference_another_redemption_used(
     treasury, settler, two_cash_outs, reverts_with
 ):
-    treasury.settle(0, REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     with reverts_with("CityTreasuryBankReferenceUsed", REFERENCE):
-        treasury.settle(1, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 1, REFERENCE), {"from": settler})
     assert treasury.redemption(1)["status"] == PENDING
 
 
 def test_a_redemption_refused_a_used_reference_settles_with_its_own(
     treasury, settler, two_cash_outs, reverts_with
 ):
-    treasury.settle(0, REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     with reverts_with("CityTreasuryBankReferenceUsed", REFERENCE):
-        treasury.settle(1, REFERENCE, {"from": settler})
-    tx = treasury.settle(1, OTHER_REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 1, REFERENCE), {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 1, OTHER_REFERENCE), {"from": settler})
     assert tx.events["RedemptionSettled"]["payout"] == 20_000
 
 
@@ -59,14 +61,14 @@ def test_a_bank_reference_of_a_cash_out_cannot_settle_a_resident_refund(
     treasury.cashOut(10_000, {"from": paid_merchant})
     token.transfer(paid_merchant, 6_000, {"from": resident})
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": resident})
-    treasury.settle(0, REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     with reverts_with("CityTreasuryBankReferenceUsed", REFERENCE):
-        treasury.settle(1, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 1, REFERENCE), {"from": settler})
 
 
 def test_a_return_reason_is_not_a_bank_transfer(treasury, settler, two_cash_outs):
     """A returned redemption names why the bank refused it, not a transfer that paid."""
-    treasury.returnRedemption(0, FAILURE, {"from": settler})
+    treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
     assert treasury.bankReferenceUsed(FAILURE) is False
 
 
@@ -79,7 +81,7 @@ def test_settle_refuses_a_frozen_merchant_s_redemption(
     treasury.cashOut(10_000, {"from": paid_merchant})
     token.freeze(paid_merchant, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", paid_merchant):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     assert treasury.redemption(0)["status"] == PENDING
 
 
@@ -89,7 +91,7 @@ def test_a_refused_settlement_leaves_the_bank_reference_unused(
     treasury.cashOut(10_000, {"from": paid_merchant})
     token.freeze(paid_merchant, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", paid_merchant):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     assert treasury.bankReferenceUsed(REFERENCE) is False
 
 
@@ -99,9 +101,9 @@ def test_a_frozen_merchant_s_redemption_settles_once_unfrozen(
     treasury.cashOut(10_000, {"from": paid_merchant})
     token.freeze(paid_merchant, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", paid_merchant):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     token.unfreeze(paid_merchant, {"from": compliance})
-    treasury.settle(0, REFERENCE, {"from": settler})
+    treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     assert treasury.redemption(0)["status"] == SETTLED
 
 
@@ -112,7 +114,7 @@ def test_settle_refuses_a_frozen_resident_s_refund(
     treasury.requestResidentRefund(PAYOUT_ACCOUNT, {"from": resident})
     token.freeze(resident, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", resident):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
 
 
 def test_a_frozen_account_s_redemption_is_not_returned_either(
@@ -122,7 +124,7 @@ def test_a_frozen_account_s_redemption_is_not_returned_either(
     treasury.cashOut(10_000, {"from": paid_merchant})
     token.freeze(paid_merchant, {"from": compliance})
     with reverts_with("CityTokenAccountFrozen", paid_merchant):
-        treasury.returnRedemption(0, FAILURE, {"from": settler})
+        treasury.returnRedemption(*return_of(treasury, 0, FAILURE), {"from": settler})
 
 
 def test_settle_refuses_the_redemption_of_an_account_held_for_a_recovery(
@@ -131,7 +133,7 @@ def test_settle_refuses_the_redemption_of_an_account_held_for_a_recovery(
     treasury.cashOut(10_000, {"from": paid_merchant})
     registry.proposeRecovery(paid_merchant, replacement, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", paid_merchant):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
 
 
 def test_a_redemption_settles_once_the_recovery_is_executed(
@@ -139,7 +141,7 @@ def test_a_redemption_settles_once_the_recovery_is_executed(
 ):
     treasury.cashOut(10_000, {"from": paid_merchant})
     recover_wallet(paid_merchant, replacement)
-    tx = treasury.settle(0, REFERENCE, {"from": settler})
+    tx = treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})
     assert tx.events["RedemptionSettled"].values()[:3] == [0, paid_merchant.address, 10_000]
 
 
@@ -150,4 +152,4 @@ def test_settle_refuses_when_the_replacement_of_a_recovered_wallet_is_frozen(
     recover_wallet(paid_merchant, replacement)
     token.freeze(replacement, {"from": compliance})
     with reverts_with("CityTreasuryAccountLocked", replacement):
-        treasury.settle(0, REFERENCE, {"from": settler})
+        treasury.settle(*settlement(treasury, 0, REFERENCE), {"from": settler})

@@ -23,15 +23,18 @@ from citypay.api.routes import (
     refunds,
 )
 from citypay.api.state import Platform
+from citypay.api.unavailable import install_unavailable_handler
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import open_deployment
-from citypay.chain.duties import check_duty_keys
+from citypay.chain.duties import DutySenders, check_duty_keys
 from citypay.chain.keys import signer_for
+from citypay.chain.outbox import Outbox
 from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
 from citypay.core.logs import configure_logging
+from citypay.core.worker import Worker
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
@@ -46,6 +49,9 @@ from citypay.relay.submitter import Relayer
 
 log = logging.getLogger(__name__)
 
+# Seconds between two rounds of the outbox's follower (chain/outbox.py).
+FOLLOW_INTERVAL = 1.0
+
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     deployment = open_deployment(settings)
@@ -53,6 +59,9 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     w3, chain_id = deployment.w3, deployment.chain_id
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
+    gateway = deployment.gateway
+    outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
+    duties = DutySenders(settings, deployment, outbox)
     account = signer_for(
         "relayer", settings.RELAYER_PRIVATE_KEY, deployment.account("relayer"), chain_id
     )
@@ -60,8 +69,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     if run_relayer:
         relayer = Relayer(
             db,
-            w3,
             deployment,
+            outbox,
             account,
             batch_size=settings.RELAY_BATCH_SIZE,
             interval=settings.RELAY_INTERVAL,
@@ -72,13 +81,24 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         db=db,
         w3=w3,
         deployment=deployment,
+        gateway=gateway,
+        outbox=outbox,
+        duties=duties,
+        follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,
         # Refunds go out from the relayer's account, under its nonces (refund/sender.py).
-        refunds=RefundService(db, deployment, settings, domain=payments.domain, relayer=account),
-        charging=ChargingService(db, deployment, settings),
+        refunds=RefundService(
+            db, deployment, settings, outbox, domain=payments.domain, relayer=account
+        ),
+        charging=ChargingService(db, deployment, settings, outbox, duties),
         cashouts=CashOutService(
-            db, deployment, settings, HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
+            db,
+            deployment,
+            settings,
+            HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT),
+            outbox,
+            duties,
         ),
         listener=listener_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
         dashboard=DashboardService(db, deployment),
@@ -102,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if platform.relayer is not None:
             platform.relayer.start()
             platform.refunds.worker.start()  # sends refunds a restart left accepted or submitted
+        platform.follower.start()  # what the chain kept or lost of every account's transactions
         platform.charging.worker.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.listener is not None:
@@ -127,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.dashboard.stop()
         platform.cashouts.worker.stop()
         platform.charging.worker.stop()
+        platform.follower.stop()
         if platform.relayer is not None:
             platform.refunds.worker.stop()
             platform.relayer.stop()
@@ -143,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = registry
     app.add_middleware(HttpMetrics, registry=registry)
     install_error_handlers(app)
+    install_unavailable_handler(app)
     for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(module.router)
     app.include_router(refunds.router)

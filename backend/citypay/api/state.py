@@ -9,7 +9,11 @@ from web3 import Web3
 
 from citypay.admin.service import DashboardService
 from citypay.chain.deployment import Deployment
+from citypay.chain.duties import DutySenders
+from citypay.chain.gateway import ChainGateway
+from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
+from citypay.core.worker import Worker
 from citypay.db.session import Database
 from citypay.listener.indexer import Listener
 from citypay.relay.service import PaymentService
@@ -28,6 +32,11 @@ class Platform:
     db: Database
     w3: Web3
     deployment: Deployment
+    gateway: ChainGateway
+    outbox: Outbox
+    duties: DutySenders
+    # Follows the outbox once a second whatever else runs (the relayer also does, each block).
+    follower: Worker
     payments: PaymentService
     relayer: Relayer | None
     charging: ChargingService | None = None

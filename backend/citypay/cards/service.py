@@ -4,7 +4,6 @@ it to the relay like any wallet's), locking after wrong PINs, unlocking."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
@@ -25,8 +24,9 @@ from citypay.cards.vault import (
     unseal,
 )
 from citypay.chain.deployment import City, Deployment
-from citypay.chain.duty_sender import ChainRefusal, DutySender
-from citypay.chain.keys import signer_for
+from citypay.chain.duties import DutySenders
+from citypay.chain.duty_sender import DutySender
+from citypay.chain.gateway import ChainRefused
 from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
 from citypay.db.models import Invoice, Payment, utcnow
@@ -36,6 +36,8 @@ from citypay.relay.service import PaymentService
 
 # How long a card payment's authorization stays valid: ample for the relayer's next batch.
 AUTHORIZATION_LIFETIME = 15 * 60
+# What a card holder's registration transaction is for, in the outbox.
+REGISTRATION = "registration"
 
 
 class WrongPin(ApiError):
@@ -89,7 +91,12 @@ class CardView:
 
 class CardService:
     def __init__(
-        self, db: Database, deployment: Deployment, settings: Settings, payments: PaymentService
+        self,
+        db: Database,
+        deployment: Deployment,
+        settings: Settings,
+        payments: PaymentService,
+        duties: DutySenders,
     ) -> None:
         self.db = db
         self.deployment = deployment
@@ -97,8 +104,7 @@ class CardService:
         self.payments = payments
         self.kek = key_encryption_key(settings)
         self.max_attempts = settings.CARD_PIN_ATTEMPTS
-        self._registrar: DutySender | None = None
-        self._registrar_lock = threading.Lock()
+        self._duties = duties
 
     # --- issuing -----------------------------------------------------------------------------
 
@@ -109,12 +115,16 @@ class CardService:
         nobody has."""
         wallet = Account.create()
         card = self._store_new_card(city, wallet, pin)
-        registry = city.registry.functions
         try:
-            receipt = self.registrar().send(
-                registry.registerResident(wallet.address, identity_hash, region)
+            sent = self.registrar().send(
+                city.chain.registry,
+                "registerResident",
+                wallet.address,
+                identity_hash,
+                region,
+                purpose=REGISTRATION,
             )
-        except ChainRefusal as refused:
+        except ChainRefused as refused:
             with self.db.session() as session:  # nothing happened on chain: no card either
                 session.execute(delete(Card).where(Card.number == card.number))
             raise Conflict(
@@ -124,7 +134,7 @@ class CardService:
                 value=identity_hash,
                 accepted="a resident identity hash not yet registered in " + city.name,
             ) from None
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        tx_hash = sent.tx_hash
         with self.db.session() as session:
             session.execute(
                 update(Card).where(Card.number == card.number).values(registration_tx=tx_hash)
@@ -153,18 +163,7 @@ class CardService:
         raise RuntimeError("could not draw an unused card number")
 
     def registrar(self) -> DutySender:
-        with self._registrar_lock:
-            if self._registrar is None:
-                chain_id = self.deployment.chain_id
-                account = signer_for(
-                    "registrar",
-                    self.settings.REGISTRAR_PRIVATE_KEY,
-                    self.deployment.account("registrar"),
-                    chain_id,
-                )
-                abis = [city.registry.abi for city in self.deployment.cities.values()][:1]
-                self._registrar = DutySender(self.deployment.w3, account, chain_id, abis)
-            return self._registrar
+        return self._duties.sender("registrar", self.deployment.account("registrar"))
 
     # --- PINs --------------------------------------------------------------------------------
 

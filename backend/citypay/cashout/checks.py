@@ -12,7 +12,8 @@ from citypay.cashout.authorization import (
     recover_cash_out_signer,
 )
 from citypay.chain.deployment import City
-from citypay.chain.duty_sender import ChainRefusal, DutySender
+from citypay.chain.duty_sender import DutySender
+from citypay.chain.gateway import ChainRefused
 from citypay.core.errors import Conflict, Unprocessable
 
 MERCHANT = 2  # ICityToken.AccountKind.Merchant
@@ -135,8 +136,8 @@ def check_request(
 def simulate(city: City, settler: DutySender, request: CashOutRequest) -> None:
     """The treasury's own verdict (frozen, paused, ...): what the checks above do not ask."""
     try:
-        settler.simulate(city.treasury.functions.cashOutWithAuthorization(*request.call_args()))
-    except ChainRefusal as refusal:
+        settler.simulate(city.chain.treasury, "cashOutWithAuthorization", *request.call_args())
+    except ChainRefused as refusal:
         raise Unprocessable(
             "chain_refused",
             f"the treasury refuses this cash-out: {refusal.reason}",

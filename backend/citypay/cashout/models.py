@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citypay.db.models import Base, utcnow
@@ -21,9 +21,14 @@ class CashOutStatus(enum.StrEnum):
     SETTLED = "settled"  # final: settled on chain with the bank reference
     RETURNED = "returned"  # final: tokens returned on chain
     REFUSED = "refused"  # final: the chain refused the redemption; nothing was burned
+    # Stopped for an operator: the redemption the chain shows for the cash-out's nonce is not
+    # this cash-out's (account, amount or payout account), so nothing is paid or settled.
+    HELD = "held"
 
 
-FINAL = frozenset({CashOutStatus.SETTLED, CashOutStatus.RETURNED, CashOutStatus.REFUSED})
+FINAL = frozenset(
+    {CashOutStatus.SETTLED, CashOutStatus.RETURNED, CashOutStatus.REFUSED, CashOutStatus.HELD}
+)
 
 
 class CashOut(Base):
@@ -52,6 +57,9 @@ class CashOut(Base):
     bank_reference: Mapped[str | None] = mapped_column(String(128))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     closing_tx: Mapped[str | None] = mapped_column(String(66))
+    # Its transactions in the outbox (chain/outbox.py): the burn, and the settlement or return.
+    redeem_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))
+    close_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -13,9 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from citypay.bank.adapter import BankAdapter
 from citypay.cashout.checks import CashOutRequest, check_request, simulate, treasury_domain
-from citypay.cashout.flow import CashOutFlow, settler_lookup
+from citypay.cashout.flow import CashOutFlow
 from citypay.cashout.models import FINAL, CashOut, CashOutStatus
 from citypay.chain.deployment import City, Deployment
+from citypay.chain.duties import DutySenders
+from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
 from citypay.core.errors import Conflict, NotFound
 from citypay.core.worker import Worker
@@ -26,13 +28,19 @@ log = logging.getLogger(__name__)
 
 class CashOutService:
     def __init__(
-        self, db: Database, deployment: Deployment, settings: Settings, bank: BankAdapter
+        self,
+        db: Database,
+        deployment: Deployment,
+        settings: Settings,
+        bank: BankAdapter,
+        outbox: Outbox,
+        duties: DutySenders,
     ) -> None:
         self.db = db
         self.deployment = deployment
         self.settings = settings
-        self._settler = settler_lookup(deployment, settings)
-        self.flow = CashOutFlow(db, deployment, bank, self._settler)
+        self._duties = duties
+        self.flow = CashOutFlow(db, deployment, bank, outbox, duties)
         # One cash-out advances at a time in a process; across replicas flow.py's idempotent
         # steps keep it exactly once.
         self._lock = threading.Lock()
@@ -54,7 +62,7 @@ class CashOutService:
             now=now,
             min_validity=self.settings.RELAY_MIN_VALIDITY,
         )
-        simulate(city, self._settler(city), request)
+        simulate(city, self._duties.sender("settler", city.roles["settler"]), request)
         try:
             with self.db.session() as session:
                 terms = request.terms

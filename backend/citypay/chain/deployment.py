@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.contract import Contract
 
+from citypay.chain.gateway import ChainGateway, PlatformContract
+from citypay.chain.rpc import JsonRpc
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 
@@ -44,8 +46,17 @@ class DeploymentError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class CityChain:
+    """One city's contracts through the chain gateway (chain/gateway.py)."""
+
+    token: PlatformContract
+    registry: PlatformContract
+    treasury: PlatformContract
+
+
+@dataclass(frozen=True)
 class City:
-    """One city's contracts, bound to a web3 connection."""
+    """One city's contracts, bound to a web3 connection and to the chain gateway (`chain`)."""
 
     code: str
     name: str
@@ -54,13 +65,23 @@ class City:
     registry: Contract
     treasury: Contract
     roles: dict
+    chain: CityChain
     local_name: str = ""  # the name in Korean, e.g. 김포페이
+    # The block each contract was deployed in, by kind: where a search of its logs starts.
+    deployed_at: dict[str, int] | None = None
 
 
 class Deployment:
     """Reads the manifest once; gives each city's contracts and the addresses of each duty."""
 
-    def __init__(self, manifest_path: Path, w3: Web3, *, chain_id: int) -> None:
+    def __init__(
+        self,
+        manifest_path: Path,
+        w3: Web3,
+        *,
+        chain_id: int,
+        gateway: ChainGateway | None = None,
+    ) -> None:
         self.path = Path(manifest_path)
         try:
             self._manifest = _Manifest.model_validate_json(self.path.read_text(encoding="utf-8"))
@@ -78,6 +99,9 @@ class Deployment:
             )
         self.w3 = w3
         self.chain_id = chain_id
+        # The one way to the chain (chain/gateway.py); a client that gives none gets one on the
+        # web3 connection's URL.
+        self.gateway = gateway or ChainGateway(JsonRpc(w3.provider.endpoint_uri), chain_id)
 
     def _abi(self, name: str) -> list:
         try:
@@ -108,7 +132,13 @@ class Deployment:
                     address=contracts["treasury"].address, abi=treasury_abi
                 ),
                 roles=record.roles,
+                chain=CityChain(
+                    token=self.gateway.contract(contracts["token"].address, "token"),
+                    registry=self.gateway.contract(contracts["registry"].address, "registry"),
+                    treasury=self.gateway.contract(contracts["treasury"].address, "treasury"),
+                ),
                 local_name=record.local_name,
+                deployed_at={kind: c.block for kind, c in contracts.items()},
             )
         return cities
 
@@ -161,10 +191,13 @@ class WatchedContract:
 def open_deployment(settings: Settings) -> Deployment:
     """The deployment at MANIFEST_PATH on the node at RPC_URL, both checked against CHAIN_ID."""
     w3 = Web3(Web3.HTTPProvider(settings.RPC_URL, request_kwargs={"timeout": 30}))
-    chain_id = w3.eth.chain_id
+    rpc = JsonRpc(settings.RPC_URL)
+    chain_id = int(rpc.request("eth_chainId"), 16)
     if chain_id != settings.CHAIN_ID:
         raise DeploymentError(
             f"the node at {settings.RPC_URL} runs chain id {chain_id}, "
             f"not CHAIN_ID {settings.CHAIN_ID}"
         )
-    return Deployment(settings.MANIFEST_PATH, w3, chain_id=chain_id)
+    return Deployment(
+        settings.MANIFEST_PATH, w3, chain_id=chain_id, gateway=ChainGateway(rpc, chain_id)
+    )

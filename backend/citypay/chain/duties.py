@@ -8,7 +8,9 @@ refuses instead, naming every duty whose key is missing or belongs to another ad
 from __future__ import annotations
 
 from citypay.chain.deployment import Deployment
+from citypay.chain.duty_sender import DutySender
 from citypay.chain.keys import SigningKeyError, signer_for
+from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
 
 
@@ -25,13 +27,34 @@ def duty_addresses(deployment: Deployment) -> list[tuple[str, str]]:
     return sorted(duties)
 
 
-def check_duty_keys(settings: Settings, deployment: Deployment) -> None:
-    configured = {
+def _configured(settings: Settings) -> dict:
+    return {
         "relayer": settings.RELAYER_PRIVATE_KEY,
         "registrar": settings.REGISTRAR_PRIVATE_KEY,
         "issuer": settings.ISSUER_PRIVATE_KEY,
         "settler": settings.SETTLER_PRIVATE_KEY,
     }
+
+
+class DutySenders:
+    """One DutySender per duty address (cities may share one), so its nonces come from one
+    place in the process; the outbox keeps them apart across processes."""
+
+    def __init__(self, settings: Settings, deployment: Deployment, outbox: Outbox) -> None:
+        self._keys = _configured(settings)
+        self._chain_id = deployment.chain_id
+        self._outbox = outbox
+        self._senders: dict[str, DutySender] = {}
+
+    def sender(self, duty: str, address: str) -> DutySender:
+        if address not in self._senders:
+            account = signer_for(duty, self._keys[duty], address, self._chain_id)
+            self._senders[address] = DutySender(self._outbox, account)
+        return self._senders[address]
+
+
+def check_duty_keys(settings: Settings, deployment: Deployment) -> None:
+    configured = _configured(settings)
     problems = []
     for duty, address in duty_addresses(deployment):
         try:

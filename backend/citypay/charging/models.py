@@ -5,14 +5,25 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citypay.db.models import Base, utcnow
 
 
 class DepositStatus(enum.StrEnum):
-    PENDING = "pending"  # recorded, not yet issued: the worker finishes it, also after a crash
+    # Recorded, not yet issued: the worker finishes it, also after a crash; its transaction may be
+    # out (transaction_id), or back from a block the node lost.
+    PENDING = "pending"
     ISSUED = "issued"
     REFUSED = "refused"  # the chain refused the charge: the KRW goes back to the resident
 
@@ -39,6 +50,8 @@ class Deposit(Base):
     )
     incentive: Mapped[int | None] = mapped_column(BigInteger)
     refusal: Mapped[str | None] = mapped_column(Text)
+    # Its issue transaction in the outbox (chain/outbox.py), once one is recorded.
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -3,7 +3,9 @@
 Exactly once rests on the chain: the treasury mints a deposit reference once. So the record is
 committed before anything is sent (a crash leaves a pending deposit that the worker finishes), and
 every attempt first asks the treasury whether the reference was already issued; if it was, the
-Issued event says how, and the record is completed from it instead of sending again.
+Issued event says how, and the record is completed from it instead of sending again. The issue
+transaction goes through the outbox (chain/outbox.py) tied to its deposit: if the node loses its
+block, the deposit is pending again until the same bytes are mined again.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import threading
 
 from eth_abi import encode
 from eth_utils import keccak
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from web3.logs import DISCARD
+from sqlalchemy.orm import Session
 
 from citypay.auth.credentials import Principal
+from citypay.chain.codec import codec_of
 from citypay.chain.deployment import City, Deployment
-from citypay.chain.duty_sender import ChainRefusal, DutySender
-from citypay.chain.keys import signer_for
+from citypay.chain.duties import DutySenders
+from citypay.chain.events import decode_log
+from citypay.chain.gateway import ChainRefused
+from citypay.chain.outbox import ChainTransaction, Outbox, OutboxStatus
 from citypay.charging.models import Deposit, DepositStatus
 from citypay.charging.notifications import DepositNotice
 from citypay.core.config import Settings
@@ -29,6 +34,9 @@ from citypay.core.worker import Worker
 from citypay.db.session import Database
 
 log = logging.getLogger(__name__)
+
+PURPOSE = "issue"
+_ISSUED = codec_of("treasury").topic("Issued")
 
 RESIDENT = 1  # ICityToken.AccountKind.Resident
 
@@ -40,12 +48,20 @@ def deposit_reference(bank: str, deposit_id: str) -> bytes:
 
 
 class ChargingService:
-    def __init__(self, db: Database, deployment: Deployment, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        deployment: Deployment,
+        settings: Settings,
+        outbox: Outbox,
+        duties: DutySenders,
+    ) -> None:
         self.db = db
         self.deployment = deployment
         self.settings = settings
-        # One sender per issuer address (cities may share an issuer): its nonces stay in order.
-        self._senders: dict[str, DutySender] = {}
+        self.outbox = outbox
+        self._duties = duties
+        outbox.on(PURPOSE, mined=self._mined, unmined=self._unmined)
         # Check-then-send must not interleave within a process; across replicas the chain refuses
         # the second issue of a reference and the record is completed from the first.
         self._lock = threading.Lock()
@@ -109,54 +125,78 @@ class ChargingService:
     # --- issuance ----------------------------------------------------------------------------
 
     def issue(self, deposit_pk: int) -> Deposit:
-        """Issues a pending deposit, or completes its record from the chain if it was issued."""
+        """Issues a pending deposit, or completes its record from the chain if it was issued;
+        one whose transaction is out waits for the outbox."""
         with self._lock:
             with self.db.session() as session:
                 deposit = session.get(Deposit, deposit_pk)
-            if deposit.status is not DepositStatus.PENDING:
+                in_flight = deposit.transaction_id is not None and (
+                    session.get(ChainTransaction, deposit.transaction_id).status
+                    is OutboxStatus.SENT
+                )
+            if deposit.status is not DepositStatus.PENDING or in_flight:
                 return deposit
             city = self.deployment.city(deposit.city)
+            treasury = city.chain.treasury
             reference = bytes.fromhex(deposit.reference[2:])
-            sender = self._sender(city)
-            call = city.treasury.functions.issue(deposit.resident, deposit.amount, reference)
-            try:
-                if not city.treasury.functions.depositIssued(reference).call():
-                    receipt = sender.send(call)
-                    return self._issued(deposit_pk, _issued_events(city, receipt)[0])
-            except ChainRefusal:
-                if not city.treasury.functions.depositIssued(reference).call():
-                    # Simulated again for the contract's own error: a transaction that reverted
-                    # in its block says only that. If it now passes, the refusal was a race
-                    # (raised: the deposit stays pending and is retried).
-                    try:
-                        sender.simulate(call)
-                    except ChainRefusal as refusal:
-                        return self._refused(deposit_pk, refusal.reason)
-                    raise
+            if not treasury.call("depositIssued", reference):
+                issuer = self._duties.sender("issuer", city.roles["issuers"][0])
+                args = (deposit.resident, deposit.amount, reference)
+                try:
+                    issuer.send(treasury, "issue", *args, purpose=PURPOSE, attach=_tie(deposit_pk))
+                except ChainRefused as refusal:
+                    return self._refused(deposit_pk, refusal.reason)
+                with self.db.session() as session:
+                    return session.get(Deposit, deposit_pk)
             # Issued before this attempt: by a process that crashed before recording it, or by
             # another replica.
-            return self._issued(deposit_pk, _issuance_of(city, reference))
+            return self._complete(deposit_pk, self._issuance_of(city, reference))
 
-    def _issued(self, deposit_pk: int, event) -> Deposit:
+    # --- what the outbox tells of an issue transaction -------------------------------------------
+
+    def _mined(self, session: Session, record: ChainTransaction, receipt: dict) -> None:
+        deposit = session.scalar(select(Deposit).where(Deposit.transaction_id == record.id))
+        if deposit is None:
+            return
+        issued = [log for log in receipt["logs"] if log["topics"][:1] == [_ISSUED]]
+        if record.succeeded and issued:
+            _record_issuance(deposit, issued[0])
+            return
+        # Reverted in its block (another replica issued the reference first, the limit was
+        # reached meanwhile): the next round completes it from the chain or says why.
+        deposit.transaction_id = None
+
+    def _unmined(self, session: Session, record: ChainTransaction) -> None:
+        """The block is gone: the deposit is pending until the same bytes are mined again."""
+        session.execute(
+            update(Deposit)
+            .where(Deposit.transaction_id == record.id)
+            .values(status=DepositStatus.PENDING, block_number=None, incentive=None)
+        )
+
+    def _complete(self, deposit_pk: int, issued: dict) -> Deposit:
         with self.db.session() as session:
             deposit = session.get(Deposit, deposit_pk)
-            deposit.status = DepositStatus.ISSUED
-            deposit.incentive = event["args"]["incentive"]
-            deposit.tx_hash = "0x" + bytes(event["transactionHash"]).hex()
-            deposit.block_number = event["blockNumber"]
-        log.info(
-            "deposit %s issued in block %s",
-            deposit.reference,
-            deposit.block_number,
-            extra={
-                "city": deposit.city,
-                "deposit_reference": deposit.reference,
-                "amount": deposit.amount,
-                "tx_hash": deposit.tx_hash,
-                "block": deposit.block_number,
+            _record_issuance(deposit, issued)
+        return deposit
+
+    def _issuance_of(self, city: City, reference: bytes) -> dict:
+        """The Issued log of a reference the treasury says it issued. The reference is an indexed
+        topic, so the node answers from its log index rather than by scanning every block."""
+        logs = self.deployment.gateway.rpc.request(
+            "eth_getLogs",
+            {
+                "address": city.treasury.address,
+                "fromBlock": hex(city.deployed_at["treasury"]),
+                "toBlock": "latest",
+                "topics": [_ISSUED, None, "0x" + reference.hex()],
             },
         )
-        return deposit
+        if not logs:
+            raise RuntimeError(
+                f"deposit 0x{reference.hex()} is issued but its Issued log is missing"
+            )
+        return logs[0]
 
     def _refused(self, deposit_pk: int, reason: str) -> Deposit:
         with self.db.session() as session:
@@ -170,18 +210,6 @@ class ChargingService:
             extra={"city": deposit.city, "deposit_reference": deposit.reference},
         )
         return deposit
-
-    def _sender(self, city: City) -> DutySender:
-        address = city.roles["issuers"][0]  # the manifest's issuer, holding an allowance
-        if address not in self._senders:
-            account = signer_for(
-                "issuer", self.settings.ISSUER_PRIVATE_KEY, address, self.deployment.chain_id
-            )
-            abis = [city.treasury.abi, city.token.abi, city.registry.abi]
-            self._senders[address] = DutySender(
-                self.deployment.w3, account, self.deployment.chain_id, abis
-            )
-        return self._senders[address]
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -233,16 +261,31 @@ def _same_deposit(existing: Deposit, city: City, notice: DepositNotice) -> Depos
     return existing
 
 
-def _issued_events(city: City, receipt) -> list:
-    return city.treasury.events.Issued().process_receipt(receipt, errors=DISCARD)
+def _tie(deposit_pk: int):
+    """Ties the deposit to its issue transaction, in the transaction that records it."""
+
+    def attach(session: Session, record: ChainTransaction) -> None:
+        session.get(Deposit, deposit_pk).transaction_id = record.id
+
+    return attach
 
 
-def _issuance_of(city: City, reference: bytes):
-    """The Issued event of a reference the treasury says it issued. The reference is an indexed
-    topic, so the node answers from its log index rather than by scanning every block."""
-    events = city.treasury.events.Issued().get_logs(
-        argument_filters={"depositReference": reference}, from_block=0
+def _record_issuance(deposit: Deposit, issued: dict) -> None:
+    """The deposit as its Issued log (raw, from a receipt or eth_getLogs) tells it."""
+    event = decode_log(issued, deposit.city, "treasury", 0)
+    deposit.status = DepositStatus.ISSUED
+    deposit.incentive = event.args["incentive"]
+    deposit.tx_hash = event.tx_hash
+    deposit.block_number = event.block_number
+    log.info(
+        "deposit %s issued in block %s",
+        deposit.reference,
+        deposit.block_number,
+        extra={
+            "city": deposit.city,
+            "deposit_reference": deposit.reference,
+            "amount": deposit.amount,
+            "tx_hash": deposit.tx_hash,
+            "block": deposit.block_number,
+        },
     )
-    if not events:
-        raise RuntimeError(f"deposit {reference.hex()} is issued but its Issued event is missing")
-    return events[0]

@@ -23,6 +23,10 @@ class Settings(LogSettings):
     RPC_URL: str = "http://127.0.0.1:8546"
     CHAIN_ID: int = EMBEDDED_CHAIN_ID
     MANIFEST_PATH: Path = Path("data/deployments/58210.json")
+    # A status the chain gives (a payment included, a deposit issued, a cash-out settled) is final
+    # once its block is at or below the head less this many blocks (0 on an instant-finality chain
+    # such as QBFT). Whatever the setting, a transaction whose block the node loses is sent again.
+    CHAIN_CONFIRMATIONS: int = Field(default=0, ge=0)
 
     # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
     # development key of the address the manifest names for that duty.

@@ -21,7 +21,7 @@ from web3 import Web3
 from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
-from citypay.chain.duty_sender import DutySender
+from citypay.chain.direct import send_and_wait
 from citypay.chain.keys import development_account
 from citypay.charging.notifications import sign as sign_deposit
 from citypay.day import kkang
@@ -111,19 +111,14 @@ class Day:
         )
 
     def register(self) -> None:
-        registrar = DutySender(
-            self.w3,
-            development_account(self.deployment.account("registrar")),
-            CHAIN_ID,
-            [self.city.registry.abi],
-        )
-        registry = self.city.registry.functions
+        registrar = development_account(self.deployment.account("registrar"))
+        registry = self.city.chain.registry
         registry_domain = registry_domain_for(
             self.city.token.functions.name().call(), CHAIN_ID, self.city.registry.address
         )
         for name, wallet in self.residents.items():
             identity = keccak(text=f"identity:{self.run_id}:{name}")
-            registrar.send(registry.registerResident(wallet.address, identity, REGION))
+            send_and_wait(registrar, registry, "registerResident", wallet.address, identity, REGION)
             self.say(f"resident  {name:<20} {wallet.address}")
         for name, wallet in self.merchants.items():
             application = (
@@ -136,7 +131,7 @@ class Day:
             registration = merchant_registration(
                 wallet.key, registry_domain, application, deadline=int(time.time()) + 3600
             )
-            registrar.send(registry.registerMerchant(*registration))
+            send_and_wait(registrar, registry, "registerMerchant", *registration)
             self.say(f"merchant  {name:<20} {wallet.address}")
 
     def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:

@@ -29,11 +29,6 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class RelayTransactionStatus(enum.StrEnum):
-    SENT = "sent"
-    MINED = "mined"
-
-
 class Invoice(Base):
     """A dynamic QR: an amount a merchant asks for, payable once before it expires."""
 
@@ -44,25 +39,6 @@ class Invoice(Base):
     merchant: Mapped[str] = mapped_column(String(42), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class RelayTransaction(Base):
-    """One batch transaction of the relayer, recorded before it is sent so that a restart can
-    find it, wait for it or send the very same signed bytes again: never a second nonce."""
-
-    __tablename__ = "relay_transactions"
-    __table_args__ = (UniqueConstraint("sender", "nonce"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sender: Mapped[str] = mapped_column(String(42))
-    nonce: Mapped[int] = mapped_column(BigInteger)
-    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
-    raw_transaction: Mapped[str] = mapped_column(Text)
-    status: Mapped[RelayTransactionStatus] = mapped_column(
-        Enum(RelayTransactionStatus, native_enum=False, length=16), index=True
-    )
-    block_number: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -90,8 +66,9 @@ class Payment(Base):
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), unique=True)
     status: Mapped[PaymentStatus] = mapped_column(Enum(PaymentStatus, native_enum=False, length=16))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The batch transaction in the outbox (chain/outbox.py) that carries it.
     relay_transaction_id: Mapped[int | None] = mapped_column(
-        ForeignKey("relay_transactions.id"), index=True
+        ForeignKey("outbox_transactions.id"), index=True
     )
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)

@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+import citypay.db.schema  # noqa: F401 - every table, so each foreign key finds its target
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):

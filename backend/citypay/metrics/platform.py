@@ -20,9 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from citypay.cashout.models import FINAL, CashOut, CashOutStatus
+from citypay.chain.outbox import ChainTransaction, OutboxStatus
 from citypay.charging.models import Deposit, DepositStatus
-from citypay.db.models import Payment, PaymentStatus, RelayTransaction, RelayTransactionStatus
+from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
+from citypay.relay.submitter import PURPOSE as PAYMENT_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class PlatformCollector(Collector):
             registry=None,
         )
         with db.session() as session:
-            self._last_batch = session.scalar(select(func.max(RelayTransaction.id))) or 0
+            self._last_batch = session.scalar(select(func.max(ChainTransaction.id))) or 0
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -98,9 +100,9 @@ class PlatformCollector(Collector):
 
         yield GaugeMetricFamily(
             "citypay_relay_transactions_pending",
-            "Relay batch transactions sent and not yet mined.",
+            "Transactions of the backend's accounts (the outbox) sent and not yet mined.",
             value=session.scalar(
-                select(func.count()).where(RelayTransaction.status == RelayTransactionStatus.SENT)
+                select(func.count()).where(ChainTransaction.status == OutboxStatus.SENT)
             ),
         )
 
@@ -165,11 +167,13 @@ class PlatformCollector(Collector):
         # Payments join their batch in the same commit that records it, so a batch seen here
         # has all its payments (a batch that reverted whole gives them back and counts none).
         for batch, size in session.execute(
-            select(RelayTransaction.id, func.count(Payment.id))
-            .outerjoin(Payment, Payment.relay_transaction_id == RelayTransaction.id)
-            .where(RelayTransaction.id > self._last_batch)
-            .group_by(RelayTransaction.id)
-            .order_by(RelayTransaction.id)
+            select(ChainTransaction.id, func.count(Payment.id))
+            .outerjoin(Payment, Payment.relay_transaction_id == ChainTransaction.id)
+            .where(
+                ChainTransaction.id > self._last_batch, ChainTransaction.purpose == PAYMENT_BATCH
+            )
+            .group_by(ChainTransaction.id)
+            .order_by(ChainTransaction.id)
         ):
             if size:
                 self._batch_sizes.observe(size)

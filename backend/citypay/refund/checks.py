@@ -6,17 +6,16 @@ refunds of that payment still on their way."""
 
 from __future__ import annotations
 
-from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from citypay.authorization import SignedRefund, TokenDomain, recover_refund_signer
+from citypay.chain.codec import decode_revert
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.refund.models import IN_FLIGHT, Refund
 from citypay.relay.checks import window_refusal
-from citypay.relay.submitter import describe_revert, error_decoder
 
 ZERO = bytes(32)
 PLAIN_PAYMENTS = "0x" + ZERO.hex()
@@ -74,12 +73,8 @@ def chain_refusal(city: City, relayer: LocalAccount, refund: SignedRefund) -> Ap
 
 def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
     """The token's custom error as the API's: the field it is about, its value, what would do."""
-    errors = error_decoder(city.token.abi)
-    known = errors.get(revert[:4])
-    name, args = "", {}
-    if known is not None:
-        name, names, types = known
-        args = dict(zip(names, decode(types, revert[4:]), strict=True))
+    refusal = decode_revert(revert)
+    name, args = refusal.name, refusal.args
     match name:
         case "EnforcedPause":
             return Conflict(
@@ -140,14 +135,14 @@ def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
             )
             return Unprocessable(
                 "account_not_allowed",
-                f"{account} may not take part in a refund: {describe_revert(errors, revert)}",
+                f"{account} may not take part in a refund: {refusal}",
                 field=field,
                 value=account,
                 accepted=f"an active, unfrozen {role} of {city.name}",
             )
     return Unprocessable(
         "chain_refused",
-        f"the token refuses this refund: {describe_revert(errors, revert)}",
+        f"the token refuses this refund: {refusal}",
         accepted="a refund the token accepts",
     )
 

@@ -14,7 +14,7 @@ from citypay.db.models import Base, utcnow
 
 class RefundStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # checked and recorded; not sent yet
-    SUBMITTED = "submitted"  # its signed transaction is recorded (relay_transactions) and sent
+    SUBMITTED = "submitted"  # its signed transaction is recorded (the outbox) and sent
     INCLUDED = "included"  # final: refunded on chain (tx_hash, block_number)
     FAILED = "failed"  # final: the chain refused it, or it expired before it could be sent
 
@@ -46,7 +46,7 @@ class Refund(Base):
         Enum(RefundStatus, native_enum=False, length=16), index=True
     )
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    relay_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("relay_transactions.id"))
+    relay_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

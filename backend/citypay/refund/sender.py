@@ -1,11 +1,11 @@
-"""Sending recorded refunds from the relayer's account, one transaction each, and following them.
+"""Sending recorded refunds from the relayer's account, one transaction each, through the outbox.
 
-The relayer's account holds no role: any account may relay a merchant's signed refund, and this
-one already relays the payments. So refunds share its nonces and its record of signed
-transactions with the payment batches (chain/relay_account.py): a refund's transaction is
-recorded in relay_transactions in the same database transaction that marks the refund
-submitted, and only then sent. After a restart a submitted refund is looked up by its
-transaction's hash, and the same signed bytes are sent again if the node lost them.
+Any account may relay a merchant's signed refund, and the relayer's already relays the payments.
+So refunds share its nonces in the outbox (chain/outbox.py) with the payment batches: a refund's
+transaction is recorded in the same database transaction that marks the refund submitted, and
+only then sent; the outbox follows it, sends the same bytes again if the node loses them, and
+tells this module when it is mined (included, or failed with the chain's reason) or taken back
+with its block (submitted again).
 
 Exactly once: the token uses each nonce of the merchant once, so the refund happens at most once
 whoever sends it (another replica, anyone who saw the signature), and the AuthorizationUsed event
@@ -19,12 +19,11 @@ import logging
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from web3.exceptions import TransactionNotFound
+from sqlalchemy.orm import Session
 
-from citypay.cashout.faults import crash_point
 from citypay.chain.deployment import City, Deployment
-from citypay.chain.relay_account import broadcast, sign_and_record
-from citypay.db.models import RelayTransaction
+from citypay.chain.outbox import ChainTransaction, Outbox
+from citypay.core.faults import crash_point
 from citypay.db.session import Database
 from citypay.refund.checks import chain_refusal
 from citypay.refund.models import Refund, RefundStatus
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 REFUND_GAS = 300_000
 # The most refunds one round sends.
 ROUND = 50
+PURPOSE = "refund"
 
 
 class _Taken(Exception):
@@ -43,15 +43,17 @@ class _Taken(Exception):
 
 
 class RefundSender:
-    def __init__(self, db: Database, deployment: Deployment, account: LocalAccount) -> None:
+    def __init__(
+        self, db: Database, deployment: Deployment, outbox: Outbox, account: LocalAccount
+    ) -> None:
         self.db = db
         self.deployment = deployment
-        self.w3 = deployment.w3
+        self.outbox = outbox
         self.account = account
+        outbox.on(PURPOSE, mined=self._mined, unmined=self._unmined)
 
     def round(self) -> None:
-        """Follows the refunds sent, then sends the ones accepted."""
-        self.follow_submitted()
+        """Sends the refunds accepted (the outbox follows them)."""
         self.submit_accepted()
 
     # --- sending ----------------------------------------------------------------------------
@@ -83,14 +85,13 @@ class RefundSender:
             return
         data = city.token.encode_abi("refundWithAuthorization", args=signed_refund.as_args())
         with self.db.session() as session:
-            record = sign_and_record(
+            record = self.outbox.record(
                 session,
                 self.account,
-                pending=self.w3.eth.get_transaction_count(self.account.address, "pending"),
-                chain_id=self.deployment.chain_id,
                 to=city.token.address,
                 data=data,
                 gas=REFUND_GAS,
+                purpose=PURPOSE,
             )
             taken = session.execute(
                 update(Refund)
@@ -109,48 +110,44 @@ class RefundSender:
             extra={"city": refund.city, "refund_id": refund.id, "tx_hash": record.tx_hash},
         )
         crash_point("after_refund_recorded")
-        broadcast(self.w3, record.raw_transaction)
+        self.outbox.broadcast(record.raw_transaction)
         crash_point("after_refund_sent")
 
-    # --- following ----------------------------------------------------------------------------
+    # --- what the outbox tells of a refund's transaction ------------------------------------------
 
-    def follow_submitted(self) -> None:
-        with self.db.session() as session:
-            submitted = session.execute(
-                select(Refund, RelayTransaction.raw_transaction)
-                .join(RelayTransaction, Refund.relay_transaction_id == RelayTransaction.id)
-                .where(Refund.status == RefundStatus.SUBMITTED)
-                .order_by(Refund.id)
-            ).all()
-        for refund, raw in submitted:
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(refund.tx_hash)
-            except TransactionNotFound:
-                self._resend_if_lost(refund, raw)
-                continue
-            if receipt["status"] == 1:
-                self._record(refund.id, RefundStatus.INCLUDED, block_number=receipt.blockNumber)
-                continue
-            city = self.deployment.city(refund.city)
-            if not self._settled_elsewhere(city, refund):
-                # Reverted: the state changed between the check and the block (a refund of the
-                # same payment first, a pause). Nothing moved; the simulation says why.
-                refusal = chain_refusal(city, self.account, refund.signed())
-                reason = refusal.message if refusal else f"reverted in block {receipt.blockNumber}"
-                self._record(refund.id, RefundStatus.FAILED, failure_reason=reason)
-
-    def _resend_if_lost(self, refund: Refund, raw: str) -> None:
-        try:
-            self.w3.eth.get_transaction(refund.tx_hash)
-        except TransactionNotFound:
-            log.warning(
-                "refund %s: transaction %s unknown to the node, sent again",
-                refund.id,
-                refund.tx_hash,
+    def _mined(self, session: Session, record: ChainTransaction, receipt: dict) -> None:
+        refund = session.scalar(select(Refund).where(Refund.relay_transaction_id == record.id))
+        if refund is None:
+            return
+        if record.succeeded:
+            refund.status, refund.block_number = RefundStatus.INCLUDED, record.block_number
+            return
+        city = self.deployment.city(refund.city)
+        if not self._settled_elsewhere(city, refund, session):
+            # Reverted: the state changed between the check and the block (a refund of the same
+            # payment first, a pause). Nothing moved; the simulation says why.
+            refusal = chain_refusal(city, self.account, refund.signed())
+            refund.status = RefundStatus.FAILED
+            refund.failure_reason = (
+                refusal.message if refusal else f"reverted in block {record.block_number}"
             )
-            broadcast(self.w3, raw)
 
-    def _settled_elsewhere(self, city: City, refund: Refund) -> bool:
+    def _unmined(self, session: Session, record: ChainTransaction) -> None:
+        """The block is gone: the refund is on its way again, in the same bytes."""
+        session.execute(
+            update(Refund)
+            .where(Refund.relay_transaction_id == record.id)
+            .values(
+                status=RefundStatus.SUBMITTED,
+                tx_hash=record.tx_hash,
+                block_number=None,
+                failure_reason=None,
+            )
+        )
+
+    def _settled_elsewhere(
+        self, city: City, refund: Refund, session: Session | None = None
+    ) -> bool:
         """Records what the chain says if the merchant's nonce is used already: by the transaction
         that refunded (another sender's, or this refund's before a restart), or cancelled."""
         token = city.token
@@ -164,6 +161,7 @@ class RefundSender:
             self._record(
                 refund.id,
                 RefundStatus.INCLUDED,
+                session,
                 tx_hash="0x" + bytes(used[0]["transactionHash"]).hex(),
                 block_number=used[0]["blockNumber"],
             )
@@ -171,15 +169,21 @@ class RefundSender:
             self._record(
                 refund.id,
                 RefundStatus.FAILED,
+                session,
                 failure_reason=f"the merchant cancelled nonce {refund.nonce} on chain",
             )
         return True
 
-    def _record(self, refund_id: int, status: RefundStatus, **fields) -> None:
-        with self.db.session() as session:
-            session.execute(
-                update(Refund).where(Refund.id == refund_id).values(status=status, **fields)
-            )
+    def _record(
+        self, refund_id: int, status: RefundStatus, session: Session | None = None, **fields
+    ) -> None:
+        """Records the refund's new status: in `session` when the caller has one open."""
+        change = update(Refund).where(Refund.id == refund_id).values(status=status, **fields)
+        if session is not None:
+            session.execute(change)
+        else:
+            with self.db.session() as own:
+                own.execute(change)
         log.info(
             "refund %s: %s",
             refund_id,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from citypay.authorization import SignedRefund, TokenDomain
 from citypay.chain.deployment import City, Deployment
+from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 from citypay.core.worker import Worker
@@ -32,6 +33,7 @@ class RefundService:
         db: Database,
         deployment: Deployment,
         settings: Settings,
+        outbox: Outbox,
         *,
         domain: Callable[[str], TokenDomain],
         relayer: LocalAccount,
@@ -41,7 +43,7 @@ class RefundService:
         self.settings = settings
         self._domain = domain  # city code -> the token's EIP-712 domain
         self.relayer = relayer
-        self.sender = RefundSender(db, deployment, relayer)
+        self.sender = RefundSender(db, deployment, outbox, relayer)
         self.worker = Worker("refunds", self.sender.round, settings.RELAY_INTERVAL)
 
     # --- the request -------------------------------------------------------------------------

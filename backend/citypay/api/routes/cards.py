@@ -28,7 +28,11 @@ def get_cards(request: Request, platform: PlatformDep) -> CardService:
         service = getattr(request.app.state, "cards", None)
         if service is None:
             service = CardService(
-                platform.db, platform.deployment, platform.settings, platform.payments
+                platform.db,
+                platform.deployment,
+                platform.settings,
+                platform.payments,
+                platform.duties,
             )
             request.app.state.cards = service
         return service

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from citypay.db.models import Base
+from citypay.db.schema import metadata
 from sqlalchemy import create_engine
 
 config = context.config
@@ -15,12 +15,10 @@ url = url or os.environ.get("DATABASE_URL", "sqlite:///data/backend/citypay.sqli
 connection = config.attributes.get("connection")
 if connection is None:
     with create_engine(url).connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=Base.metadata, render_as_batch=True
-        )
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,17 @@
+"""Every table of the backend in one metadata: the models of each domain are imported here, so
+Alembic compares all of them with the migrations (a test runs `alembic check`) and a foreign key
+to another domain's table always finds it."""
+
+from __future__ import annotations
+
+import citypay.auth.models
+import citypay.cards.models
+import citypay.cashout.models
+import citypay.chain.outbox
+import citypay.charging.models
+import citypay.fraud.alerts
+import citypay.listener.models
+import citypay.refund.models  # noqa: F401 - imported for their tables
+from citypay.db.models import Base
+
+metadata = Base.metadata
