@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -23,6 +27,19 @@ from eth_utils import keccak
 from web3 import Web3
 
 BANK_WEBHOOK_SECRET = "test-bank-webhook-secret"  # the backend's, so tests sign deposits
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def free_port() -> int:
@@ -64,7 +81,39 @@ class ChainUnderTest:
         self.deployment = Deployment(self.manifest, self.w3, chain_id=EMBEDDED_CHAIN_ID)
 
     def stop(self) -> None:
+        """Stops the node the way an operator does: it writes its state file on the way out."""
         chain_tool("scripts.chain", "stop", env=_chain_settings(self.port, self.data_dir))
+
+    def start(self) -> None:
+        """Starts the node again from its state file (blocks, balances, contracts)."""
+        chain_tool("scripts.chain", "start", env=_chain_settings(self.port, self.data_dir))
+
+    def kill(self) -> None:
+        """kill -9 of the node: it writes nothing; what it mined since its last state dump is
+        lost when it starts again."""
+        record = json.loads((self.data_dir / "anvil.json").read_text())
+        os.kill(record["pid"], signal.SIGKILL)
+        while _alive(record["pid"]):
+            time.sleep(0.05)
+        (self.data_dir / "anvil.json").unlink()
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "state.json"
+
+    def keep_state(self, path: Path) -> None:
+        """Stops the node, keeps a copy of its state file, and starts it again: `path` is then
+        the chain as it was at this moment, for restore_state."""
+        self.stop()
+        shutil.copyfile(self.state_file, path)
+        self.start()
+
+    def restore_state(self, path: Path) -> None:
+        """kill -9, then the node starts from an older state file: the blocks mined since that
+        state was kept are gone, as after a crash of a node restored from a backup."""
+        self.kill()
+        shutil.copyfile(path, self.state_file)
+        self.start()
 
     def service_settings(self, database_url: str) -> dict:
         """The settings a backend or listener process finds this chain, its deployment and
