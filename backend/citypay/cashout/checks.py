@@ -10,6 +10,7 @@ from citypay.cashout.authorization import recover_cash_out_signer
 from citypay.chain.deployment import City
 from citypay.chain.duty_sender import ChainRefusal, DutySender
 from citypay.core.errors import Conflict, Unprocessable
+from citypay.core.validity import Validity
 
 MERCHANT = 2  # ICityToken.AccountKind.Merchant
 
@@ -33,18 +34,23 @@ def treasury_domain(city: City) -> TokenDomain:
 
 
 def check_request(
-    city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, min_validity: int
+    city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, validity: Validity
 ) -> None:
     """Raises a 4xx naming the field, its value and what is accepted."""
-    if request.valid_before < now + min_validity:
+    if request.valid_before < now + validity.least:
         raise Unprocessable(
             "authorization_expiring",
-            f"validBefore {request.valid_before} leaves less than {min_validity} s "
+            f"validBefore {request.valid_before} leaves less than {validity.least} s "
             f"after the chain's time {now}",
             field="validBefore",
             value=request.valid_before,
-            accepted=f"a time after {now + min_validity} (unix seconds)",
+            accepted=f"a time after {now + validity.least} (unix seconds)",
         )
+    too_long = validity.lifetime_refusal(
+        "cash-out authorization", request.valid_before, now=now, clock="the chain's time"
+    )
+    if too_long is not None:
+        raise too_long
     signer = recover_cash_out_signer(
         domain,
         merchant=request.merchant,

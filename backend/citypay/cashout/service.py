@@ -18,6 +18,7 @@ from citypay.cashout.models import FINAL, CashOut, CashOutStatus
 from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import Conflict, NotFound
+from citypay.core.validity import Validity
 from citypay.core.worker import Worker
 from citypay.db.session import Database
 
@@ -52,7 +53,7 @@ class CashOutService:
             treasury_domain(city),
             request,
             now=now,
-            min_validity=self.settings.RELAY_MIN_VALIDITY,
+            validity=Validity.of(self.settings),
         )
         simulate(city, self._settler(city), request)
         try:

@@ -37,6 +37,11 @@ class Settings(LogSettings):
     RELAY_BATCH_SIZE: int = 200
     # An authorization whose validBefore is closer than this is refused: it could expire queued.
     RELAY_MIN_VALIDITY: int = 30
+    # ... and one valid for longer than this from now (payments, refunds, cash-outs): a signed
+    # authorization is a bearer instrument that anyone holding it may settle until it expires,
+    # so the backend relays only short-lived ones; this also keeps every time it stores within
+    # the database's 64-bit integers (a wallet may sign any uint256, e.g. 2**64).
+    RELAY_MAX_VALIDITY: int = Field(default=86_400, ge=60)
 
     # The chain event listener (citypay.listener): run inside the API process, or not when it runs
     # as its own (python -m citypay.listener). It reads up to the head less LISTENER_CONFIRMATIONS
