@@ -85,6 +85,10 @@ class Settings(LogSettings):
     SIWE_DOMAIN: str = "localhost"
     SESSION_LIFETIME: int = 8 * 3600
 
+    # The largest request body accepted (bytes): every body is a small JSON object; a larger one
+    # is refused with 413 before it is read.
+    MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.ENVIRONMENT != "development":

@@ -3,14 +3,23 @@ account; the merchant, and the city's operators and auditors, follow it to settl
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, path_address
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import (
+    Address,
+    Amount,
+    Hex32,
+    RequestModel,
+    RowId,
+    Signature65,
+    UnixTime,
+    UtcDateTime,
+    count,
+)
+from citypay.api.openapi import SESSION, errors, security
 from citypay.auth.models import Role
 from citypay.cashout.checks import CashOutRequest, treasury_domain
 from citypay.cashout.models import CashOut
@@ -20,15 +29,19 @@ router = APIRouter(tags=["cash-outs"])
 _READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 
 
-class CashOutIn(BaseModel):
+CashOutLimit = count(1, 500, "how many, newest first")
+
+
+class CashOutIn(RequestModel):
     """The merchant's EIP-712 CashOutAuthorization (GET /v1/cities/{city}/cashout-domain)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    amount: int = Field(gt=0, description="KRW (whole tokens)")
-    validBefore: int = Field(gt=0, description="unix seconds; refused after this")
-    nonce: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="random bytes32")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes: r, s, v")
+    amount: Amount
+    validBefore: UnixTime = Field(
+        description="unix seconds; refused (422) if less than RELAY_MIN_VALIDITY (30 s) or more "
+        "than RELAY_MAX_VALIDITY (1 day) after the chain's time"
+    )
+    nonce: Hex32 = Field(description="random bytes32")
+    signature: Signature65
 
 
 class CashOutPublic(BaseModel):
@@ -44,8 +57,8 @@ class CashOutPublic(BaseModel):
     bankReference: str | None
     failureReason: str | None
     closingTx: str | None
-    createdAt: datetime
-    updatedAt: datetime
+    createdAt: UtcDateTime
+    updatedAt: UtcDateTime
 
     @classmethod
     def of(cls, c: CashOut) -> CashOutPublic:
@@ -84,10 +97,13 @@ def cash_out_domain(city: CityDep):
     "/v1/cities/{city}/merchants/{merchant}/cashouts",
     status_code=202,
     response_model=CashOutPublic,
+    responses={200: {"model": CashOutPublic, "description": "posted before: the same cash-out"}}
+    | errors(409),
+    openapi_extra=security([SESSION]),
 )
 def request_cash_out(
     city: CityDep,
-    merchant: str,
+    merchant: Address,
     body: CashOutIn,
     platform: PlatformDep,
     principal: PrincipalDep,
@@ -95,7 +111,6 @@ def request_cash_out(
 ):
     """For the merchant's own signed-in wallet. Accepted (202) once checked; the same request
     posted again returns the same cash-out (200)."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, wallets=(merchant,))
     request = CashOutRequest(
         merchant=merchant,
@@ -114,10 +129,13 @@ def request_cash_out(
     "/v1/cities/{city}/merchants/{merchant}/cashouts/{cash_out_id}", response_model=CashOutPublic
 )
 def get_cash_out(
-    city: CityDep, merchant: str, cash_out_id: int, platform: PlatformDep, principal: PrincipalDep
+    city: CityDep,
+    merchant: Address,
+    cash_out_id: RowId,
+    platform: PlatformDep,
+    principal: PrincipalDep,
 ):
     """For the merchant's wallet and the city's operators and auditors."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return CashOutPublic.of(platform.cashouts.get(city.code, merchant, cash_out_id))
 
@@ -125,12 +143,11 @@ def get_cash_out(
 @router.get("/v1/cities/{city}/merchants/{merchant}/cashouts", response_model=list[CashOutPublic])
 def list_cash_outs(
     city: CityDep,
-    merchant: str,
+    merchant: Address,
     platform: PlatformDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: CashOutLimit = 100,
 ):
     """Newest first. For the merchant's wallet and the city's operators and auditors."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return [CashOutPublic.of(c) for c in platform.cashouts.list(city.code, merchant, limit)]
