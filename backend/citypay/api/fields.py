@@ -35,11 +35,12 @@ class RequestModel(BaseModel):
 # --- whole numbers ------------------------------------------------------------------------------
 
 
-def refusal(code: str, message: str, accepted: str, echo: Any = None) -> PydanticCustomError:
-    """A field's refusal in the API's terms: `code` becomes the error's code, `accepted` what the
-    client can send instead; `echo`, if given, is shown in place of the value (a secret's mask)."""
+def refusal(kind: str, message: str, accepted: str, echo: Any = None) -> PydanticCustomError:
+    """A field's refusal in the API's terms (core/errors.py answers it as invalid_field): `kind`
+    names the rule broken, `accepted` what the client can send instead; `echo`, if given, is
+    shown in place of the value (a secret's mask)."""
     context = {"accepted": accepted} | ({"echo": echo} if echo is not None else {})
-    return PydanticCustomError(code, message, context)
+    return PydanticCustomError(kind, message, context)
 
 
 def _whole_number(low: int, high: int, accepted: str, *, from_text: bool):

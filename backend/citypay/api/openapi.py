@@ -35,7 +35,7 @@ class ErrorDetail(BaseModel):
     )
     value: Any = Field(
         default=None,
-        description="the value refused, as sent; cut to its first 100 characters with "
+        description="the value refused, as sent; cut to its first 140 characters with "
         "'... (truncated: N characters)' when longer; a PIN or card number masked",
     )
     accepted: str | None = Field(default=None, description="what would be accepted instead")

@@ -70,7 +70,9 @@ class Unprocessable(ApiError):
 
 
 # An error echoes at most this much of the value it refuses: a megabyte sent is not sent back.
-ECHO_LIMIT = 100
+# The longest value a well-formed request holds, a 65-byte signature (132 characters), is shown
+# whole: a client compares it with what it signed.
+ECHO_LIMIT = 140
 
 
 def _jsonable(value: Any) -> Any:
