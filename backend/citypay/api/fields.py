@@ -21,8 +21,10 @@ from pydantic_core import PydanticCustomError
 UINT256_MAX = 2**256 - 1
 # CityToken.MAX_SUPPLY (type(uint88).max): no balance, payment or refund can be larger.
 MAX_SUPPLY = 2**88 - 1
-# The largest id a row can have: a signed 64-bit integer (PostgreSQL bigint, SQLite INTEGER).
-ROW_ID_MAX = 2**63 - 1
+# The largest id or position a row can hold: the tables' ids (and an event's log index) are SQL
+# INTEGER, a signed 32-bit integer on PostgreSQL (64 bits on SQLite): 2**63-1, the bound this
+# first had, was a 500 on PostgreSQL. Widening them is a migration for a far busier platform.
+ROW_ID_MAX = 2**31 - 1
 
 
 class RequestModel(BaseModel):
@@ -99,7 +101,7 @@ UnixTime = whole_number(
 RowId = whole_number(
     1,
     ROW_ID_MAX,
-    f"an id from 1 to {ROW_ID_MAX} (2**63-1)",
+    f"an id from 1 to {ROW_ID_MAX} (2**31-1)",
     "the id it was created with",
     from_text=True,
 )

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import HEX32_PATTERN, UtcDateTime, count
+from citypay.api.fields import HEX32_PATTERN, ROW_ID_MAX, UtcDateTime, count
 from citypay.auth.credentials import Principal
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
@@ -34,7 +34,7 @@ def _allow_readers(principal: Principal, city: City) -> None:
 
 
 AlertLimit = count(1, 1000, "how many, newest first")
-LogIndex = count(0, 2**63 - 1, "the event's position in its block")
+LogIndex = count(0, ROW_ID_MAX, "the event's position in its block")
 # Checked by the route, which names the path segment as the alert links do (tx_hash).
 TxHashPath = Annotated[str, Path(json_schema_extra={"pattern": HEX32_PATTERN})]
 RuleName = enum.StrEnum("RuleName", {name: name for name in RULE_NAMES})
