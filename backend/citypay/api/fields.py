@@ -92,6 +92,10 @@ Amount = whole_number(
     f"a whole number of KRW from 1 to {MAX_SUPPLY:,} (the token's MAX_SUPPLY), as a JSON number",
     "KRW (whole tokens)",
 )
+# What one sale at a till may ask for, by invoice or card: 10 billion KRW.
+SaleAmount = whole_number(
+    1, 10_000_000_000, "a whole number of KRW from 1 to 10,000,000,000", "KRW (whole tokens)"
+)
 UnixTime = whole_number(
     0,
     UINT256_MAX,

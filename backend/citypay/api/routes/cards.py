@@ -19,13 +19,13 @@ from citypay.api.fields import (
     Hex32,
     Pin,
     RequestModel,
+    SaleAmount,
     UtcDateTime,
     refusal,
     whole_number,
 )
 from citypay.api.openapi import API_KEY, errors, security
 from citypay.api.routes.payments import PaymentPublic
-from citypay.api.routes.qr import SaleAmount
 from citypay.auth.models import Role
 from citypay.cards.numbers import checked_card_number
 from citypay.cards.service import CardService, CardView

@@ -11,7 +11,14 @@ from pydantic import BaseModel
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import Address, Hex32, RequestModel, UtcDateTime, whole_number
+from citypay.api.fields import (
+    Address,
+    Hex32,
+    RequestModel,
+    SaleAmount,
+    UtcDateTime,
+    whole_number,
+)
 from citypay.api.openapi import media
 from citypay.auth.models import Role
 from citypay.core.errors import NotFound, Unprocessable
@@ -27,11 +34,6 @@ _MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 class QrPublic(BaseModel):
     uri: str
 
-
-# What one sale at a till may ask for (cards take the same bound): 10 billion KRW.
-SaleAmount = whole_number(
-    1, 10_000_000_000, "a whole number of KRW from 1 to 10,000,000,000", "KRW (whole tokens)"
-)
 
 InvoiceLifetime = whole_number(30, 86_400, "30 to 86,400 seconds", "seconds until it expires")
 
