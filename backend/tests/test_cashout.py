@@ -182,7 +182,7 @@ def test_an_expired_authorization_is_refused(api, chain, domain, shop, session):
         _path(shop), json=_request(chain, domain, shop, 1_000, valid_for=-1), headers=session
     )
     error = _error(response, 422)
-    assert (error["code"], error["field"]) == ("authorization_expiring", "validBefore")
+    assert (error["code"], error["field"]) == ("expired", "validBefore")
 
 
 def test_a_signature_by_another_key_is_refused(api, chain, city, domain, shop, session):

@@ -350,3 +350,57 @@ def test_an_invoice_paid_by_one_payer_is_refused_to_another(api, city, chain, me
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "invoice_paid"
     assert refused.json()["error"]["value"] == invoice["invoiceId"]
+
+
+def test_an_authorization_the_database_cannot_hold_is_refused_alone_in_every_burst(
+    api, city, chain, merchant
+):
+    # validBefore 2**64 is a legal uint256, correctly signed; it once reached the database's
+    # 64-bit column inside the acceptor's group and failed every payment of that group with it.
+    payers = []
+    for index in range(5):
+        wallet = new_wallet(f"burst-{index}-{time.time_ns()}")
+        chain.register_resident(CITY, wallet)
+        chain.charge(CITY, wallet, 100_000)
+        payers.append(wallet)
+    far = payers.pop()  # a resident with the balance: every check but the database's passes
+    accepted = []
+    for _ in range(5):
+        valid = [signed(city, payer, merchant, 1_000) for payer in payers for _ in range(4)]
+        bad = signed(city, far, merchant, 1_000, valid_before=2**64)
+        with ThreadPoolExecutor(max_workers=len(valid) + 1) as pool:
+            responses = list(pool.map(lambda a: post(api, a), [*valid[:8], bad, *valid[8:]]))
+        refused = responses.pop(8)
+        assert [r.status_code for r in responses] == [202] * len(valid), [
+            r.text for r in responses if r.status_code != 202
+        ]
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert (error["code"], error["field"], error["value"]) == (
+            "validity_too_long",
+            "validBefore",
+            2**64,
+        )
+        assert "86,400 s from now" in error["accepted"]
+        accepted += [r.json() for r in responses]
+    finals = [wait_for_status(api, payment, timeout=60) for payment in accepted]
+    assert {p["status"] for p in finals} == {"included"}
+
+
+def test_a_group_member_that_fails_fails_alone():
+    from citypay.relay.groups import GroupWorker
+
+    def handle(group):
+        for queued in group:
+            if queued.item == "bad":
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        for queued in group:
+            queued.future.set_result(queued.item.upper())
+
+    worker = GroupWorker(handle, "test-group", largest=64)
+    items = ["a", "b", "bad", "c", "d"]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [pool.submit(worker.submit, item, 10) for item in items]
+    outcomes = [f.exception() or f.result() for f in futures]
+    assert outcomes[:2] + outcomes[3:] == ["A", "B", "C", "D"]
+    assert isinstance(outcomes[2], OverflowError)

@@ -9,7 +9,7 @@ import sys
 
 import httpx
 import pytest
-from citypay.qr.eip681 import static_uri
+from citypay.qr.eip681 import invoice_uri, static_uri
 from citypay.wallet.client import WalletClient, WalletError
 from conftest import CITY, bearer
 from eth_account import Account
@@ -134,3 +134,40 @@ def test_the_command_line_reads_a_hex_key_and_reports_a_refusal(backend, residen
         timeout=60,
     )
     assert done.returncode == 2 and "not a payment QR" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("amount", "why"),
+    [
+        ("1.5005e3", "not a whole number of KRW"),  # 1500.5: it was paid as 1500
+        ("1500.5", "not a whole number of KRW"),
+        ("0.5", "not a whole number of KRW"),
+        ("1e79", "larger than a uint256"),
+        ("-1500", "not an EIP-681 number"),
+        ("1,500", "not an EIP-681 number"),
+        ("0", "nothing to pay"),
+    ],
+)
+def test_a_qr_amount_that_is_not_a_whole_number_of_krw_is_refused_never_rounded(
+    posted, city, resident, merchant, amount, why
+):
+    http, requests = posted
+    uri = invoice_uri(city.token.address, 58210, merchant.address, 1500, "0x" + "ab" * 32)
+    uri = uri.replace("uint256=1500", f"uint256={amount}")
+    with pytest.raises(WalletError, match=why):
+        WalletClient("unused", resident, http=http).pay(uri)
+    assert "POST" not in [r.method for r in requests]  # nothing signed or posted
+
+
+def test_scientific_notation_that_names_a_whole_number_pays_exactly_that(
+    api, backend, keys, city, resident, merchant
+):
+    sale = invoice(api, keys, merchant, 1_500)
+    written = sale["uri"].replace("uint256=1500", "uint256=1.5e3")  # EIP-681 allows it
+    assert written != sale["uri"]
+    payment = WalletClient(backend.url, resident).pay(written)
+    assert (payment["status"], payment["value"], payment["invoiceId"]) == (
+        "included",
+        1_500,
+        sale["invoiceId"],
+    )

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from citypay.admin.service import DashboardService
+from citypay.api.body_limit import BodySizeLimit
+from citypay.api.openapi import documented, serve_openapi
 from citypay.api.routes import (
     admin,
     alerts,
@@ -163,13 +165,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = registry
+    app.add_middleware(BodySizeLimit, limit=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(HttpMetrics, registry=registry)
     install_error_handlers(app)
     install_unavailable_handler(app)
     for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
-        app.include_router(module.router)
-    app.include_router(refunds.router)
-    app.include_router(alerts.router)
+        app.include_router(documented(module.router))
+    app.include_router(documented(refunds.router))
+    app.include_router(documented(alerts.router))
+    serve_openapi(app)
     return app
 
 

@@ -3,22 +3,21 @@ in, and the relay's progress out."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from pydantic import BaseModel, model_validator
 
-from pydantic import BaseModel, Field, model_validator
+from citypay.api.fields import Hex32, RequestModel, Signature65, UtcDateTime, whole_number
 
-Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
+RecoveryId = whole_number(27, 28, "27 or 28 (the signature's v)", "the signature's v: 27 or 28")
 
 
-class SignatureIn(BaseModel):
+class SignatureIn(RequestModel):
     """A signed message's signature, as v, r and s or as one 65-byte `signature`; the routes'
     models add the message's own fields."""
 
-    v: int | None = Field(default=None, ge=27, le=28)
+    v: RecoveryId | None = None
     r: Hex32 | None = None
     s: Hex32 | None = None
-    signature: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{130}$")
+    signature: Signature65 | None = None
 
     @model_validator(mode="after")
     def _one_signature(self) -> SignatureIn:
@@ -43,8 +42,8 @@ class RelayedPublic(BaseModel):
     failureReason: str | None
     transactionHash: str | None
     blockNumber: int | None
-    createdAt: datetime
-    updatedAt: datetime
+    createdAt: UtcDateTime
+    updatedAt: UtcDateTime
 
     @staticmethod
     def progress(row) -> dict:

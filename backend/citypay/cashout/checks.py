@@ -15,6 +15,7 @@ from citypay.chain.deployment import City
 from citypay.chain.duty_sender import DutySender
 from citypay.chain.gateway import ChainRefused
 from citypay.core.errors import Conflict, Unprocessable
+from citypay.core.validity import Validity
 
 MERCHANT = 2  # ICityToken.AccountKind.Merchant
 REVOKED = 3  # ICityRegistry.Status.Revoked
@@ -47,35 +48,27 @@ def treasury_domain(city: City) -> TokenDomain:
 
 
 def check_request(
-    city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, min_validity: int
+    city: City, domain: TokenDomain, request: CashOutRequest, *, now: int, validity: Validity
 ) -> None:
     """Raises a 4xx naming the field, its value and what is accepted."""
     terms = request.terms
-    if terms.valid_before < now + min_validity:
-        raise Unprocessable(
-            "authorization_expiring",
-            f"validBefore {terms.valid_before} leaves less than {min_validity} s "
-            f"after the chain's time {now}",
-            field="validBefore",
-            value=terms.valid_before,
-            accepted=f"a time after {now + min_validity} (unix seconds)",
-        )
-    if terms.valid_after >= now:
-        raise Unprocessable(
-            "authorization_not_yet_valid",
-            f"validAfter {terms.valid_after} is not before the chain's time {now}",
-            field="validAfter",
-            value=terms.valid_after,
-            accepted=f"a time before {now} (unix seconds)",
-        )
+    refusal = validity.window_refusal(
+        "cash-out authorization",
+        terms.valid_after,
+        terms.valid_before,
+        now=now,
+        clock="the chain's time",
+    )
+    if refusal is not None:
+        raise refusal
     if terms.valid_before - terms.valid_after > MAX_CASH_OUT_VALIDITY:
         raise Unprocessable(
             "authorization_window_too_long",
             f"the window from validAfter {terms.valid_after} to validBefore "
-            f"{terms.valid_before} is longer than {MAX_CASH_OUT_VALIDITY} s",
-            field="validBefore",
-            value=terms.valid_before,
-            accepted=f"at most {terms.valid_after + MAX_CASH_OUT_VALIDITY} for this validAfter",
+            f"{terms.valid_before} is longer than the treasury's {MAX_CASH_OUT_VALIDITY} s",
+            field="validAfter",
+            value=terms.valid_after,
+            accepted=f"at least {terms.valid_before - MAX_CASH_OUT_VALIDITY} for this validBefore",
         )
     signer = recover_cash_out_signer(domain, terms, request.signature)
     if signer != terms.merchant:

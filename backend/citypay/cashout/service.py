@@ -20,6 +20,7 @@ from citypay.chain.duties import DutySenders
 from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
 from citypay.core.errors import Conflict, NotFound
+from citypay.core.validity import Validity
 from citypay.core.worker import Worker
 from citypay.db.session import Database
 
@@ -60,7 +61,7 @@ class CashOutService:
             treasury_domain(city),
             request,
             now=now,
-            min_validity=self.settings.RELAY_MIN_VALIDITY,
+            validity=Validity.of(self.settings),
         )
         simulate(city, self._duties.sender("settler", city.roles["settler"]), request)
         try:

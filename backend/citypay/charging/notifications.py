@@ -15,9 +15,9 @@ import time
 from typing import Annotated
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from citypay.api.deps import checked_address
+from citypay.api.fields import Address, RequestModel, whole_number
 from citypay.auth.credentials import Unauthorized
 from citypay.core.errors import ApiError
 
@@ -26,21 +26,19 @@ SIGNATURE_HEADER = "X-Citypay-Signature"
 _SIGNATURE = re.compile(r"sha256=([0-9a-f]{64})")
 
 
-class DepositNotice(BaseModel):
+# "50000" or 50000.5 is a client bug, not an amount to guess at. 10^12 KRW bounds it far above
+# any city's cap and well inside the contract's uint48 tallies.
+DepositAmount = whole_number(
+    1, 10**12, "a whole number of KRW from 1 to 1,000,000,000,000", "KRW received"
+)
+
+
+class DepositNotice(RequestModel):
     """What the bank says arrived: `amount` KRW for `resident`, under the bank's own deposit id."""
 
-    model_config = ConfigDict(extra="forbid")
-
     depositId: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
-    resident: str
-    # Strict: "50000" or 50000.5 is a client bug, not an amount to guess at. 10^12 KRW bounds it
-    # far above any city's cap and well inside the contract's uint48 tallies.
-    amount: Annotated[int, Field(strict=True, gt=0, le=10**12)]
-
-    @field_validator("resident")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checked_address(value)
+    resident: Address
+    amount: DepositAmount
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:

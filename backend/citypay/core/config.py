@@ -41,6 +41,11 @@ class Settings(LogSettings):
     RELAY_BATCH_SIZE: int = 200
     # An authorization whose validBefore is closer than this is refused: it could expire queued.
     RELAY_MIN_VALIDITY: int = 30
+    # ... and one valid for longer than this from now (payments, refunds, cash-outs): a signed
+    # authorization is a bearer instrument that anyone holding it may settle until it expires,
+    # so the backend relays only short-lived ones; this also keeps every time it stores within
+    # the database's 64-bit integers (a wallet may sign any uint256, e.g. 2**64).
+    RELAY_MAX_VALIDITY: int = Field(default=86_400, ge=60)
 
     # The chain event listener (citypay.listener): run inside the API process, or not when it runs
     # as its own (python -m citypay.listener). It reads up to the head less LISTENER_CONFIRMATIONS
@@ -83,6 +88,10 @@ class Settings(LogSettings):
     # how long a session lasts, in seconds.
     SIWE_DOMAIN: str = "localhost"
     SESSION_LIFETIME: int = 8 * 3600
+
+    # The largest request body accepted (bytes): every body is a small JSON object; a larger one
+    # is refused with 413 before it is read.
+    MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

@@ -35,6 +35,32 @@ class PaymentRequest:
 
 
 _URI = re.compile(r"^ethereum:(?:pay-)?(0x[0-9a-fA-F]{40})@(\d+)/(\w+)\?(.*)$")
+# EIP-681's number: digits, an optional fraction, an optional exponent ("1.5e3" is 1500).
+_NUMBER = re.compile(r"^([0-9]+)(?:\.([0-9]+))?(?:[eE]([0-9]+))?$")
+UINT256_MAX = 2**256 - 1
+
+
+def exact_amount(text: str) -> int:
+    """An EIP-681 number as the exact whole number it must be for a uint256: scientific notation
+    that names an integer (1.5e3) is that integer; a fraction (1.5005e3 is 1500.5), a sign or a
+    value past 2**256-1 is refused (ValueError), never rounded."""
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        raise ValueError(f"the amount {text!r} is not an EIP-681 number such as 1500 or 1.5e3")
+    whole, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(3) or 0)
+    if exponent > 78:  # 2**256 has 78 digits: larger is out of range, and 10**exponent is costly
+        raise ValueError(f"the amount {text!r} is larger than a uint256 holds")
+    digits, scale = whole + fraction, exponent - len(fraction)
+    if scale < 0:
+        digits, dropped = digits[:scale], digits[scale:]
+        if dropped.strip("0"):
+            raise ValueError(
+                f"the amount {text!r} is not a whole number of KRW: refusing to round it"
+            )
+    amount = int(digits or "0") * 10 ** max(scale, 0)
+    if amount > UINT256_MAX:
+        raise ValueError(f"the amount {text!r} is larger than a uint256 holds")
+    return amount
 
 
 def parse(uri: str) -> PaymentRequest:
@@ -54,7 +80,7 @@ def parse(uri: str) -> PaymentRequest:
         chain_id=int(chain_id),
         function=function,
         merchant=to_checksum_address(params["address"]),
-        amount=int(float(amount)) if amount is not None else None,
+        amount=exact_amount(amount) if amount is not None else None,
         invoice_id=params.get("bytes32"),
     )
 

@@ -14,8 +14,8 @@ from citypay.authorization import SignedRefund, TokenDomain, recover_refund_sign
 from citypay.chain.codec import decode_revert
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
+from citypay.core.validity import Validity
 from citypay.refund.models import IN_FLIGHT, Refund
-from citypay.relay.checks import window_refusal
 
 ZERO = bytes(32)
 PLAIN_PAYMENTS = "0x" + ZERO.hex()
@@ -26,7 +26,7 @@ def _hex(value: bytes) -> str:
 
 
 def message_refusal(
-    domain: TokenDomain, refund: SignedRefund, *, now: int, min_validity: int
+    domain: TokenDomain, refund: SignedRefund, *, now: int, validity: Validity
 ) -> ApiError | None:
     """What is wrong with the message itself, at the chain's time `now`."""
     if refund.nonce == ZERO:
@@ -48,13 +48,8 @@ def message_refusal(
             f"'{domain.name}' version {domain.version}, chain {domain.chain_id}, "
             f"contract {domain.verifying_contract}",
         )
-    return window_refusal(
-        "refund",
-        refund.valid_after,
-        refund.valid_before,
-        now=now,
-        clock="the chain's time",
-        min_validity=min_validity,
+    return validity.window_refusal(
+        "refund", refund.valid_after, refund.valid_before, now=now, clock="the chain's time"
     )
 
 

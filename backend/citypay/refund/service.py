@@ -15,6 +15,7 @@ from citypay.chain.deployment import City, Deployment
 from citypay.chain.outbox import Outbox
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
+from citypay.core.validity import Validity
 from citypay.core.worker import Worker
 from citypay.db.session import Database
 from citypay.refund.checks import (
@@ -60,7 +61,7 @@ class RefundService:
                 self._domain(city.code),
                 refund,
                 now=now,
-                min_validity=self.settings.RELAY_MIN_VALIDITY,
+                validity=Validity.of(self.settings),
             ),
             chain_refusal(city, self.relayer, refund),
         ):

@@ -16,6 +16,7 @@ from web3 import Web3
 from citypay.authorization import SignedAuthorization, TokenDomain, recover_authorizer
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
+from citypay.core.validity import Validity
 from citypay.db.models import Payment
 
 RESIDENT, MERCHANT = 1, 2
@@ -140,38 +141,13 @@ class ChainViews:
         return Party(kind, bool(active), bool(frozen), balance)
 
 
-def window_refusal(
-    what: str, valid_after: int, valid_before: int, *, now: int, clock: str, min_validity: int
-) -> ApiError | None:
-    """What is wrong with a signed message's window (EIP-3009's validAfter and validBefore) at
-    `now`: too early, or too little time left to relay it. `what` names the message and `clock`
-    the time `now` is (the chain's, or the server's)."""
-    if valid_after >= now:
-        return Unprocessable(
-            "not_yet_valid",
-            f"the {what} is valid only after {valid_after}; {clock} is {now}",
-            field="validAfter",
-            value=valid_after,
-            accepted=f"a time before {now} (unix seconds)",
-        )
-    if valid_before < now + min_validity:
-        return Unprocessable(
-            "expired",
-            f"the {what} expires at {valid_before}, too soon to relay ({clock} is {now})",
-            field="validBefore",
-            value=valid_before,
-            accepted=f"at least {now + min_validity} ({min_validity} s from now)",
-        )
-    return None
-
-
 def authorization_refusal(
     city: City,
     domain: TokenDomain,
     authorization: SignedAuthorization,
     *,
     now: int,
-    min_validity: int,
+    validity: Validity,
 ) -> ApiError | None:
     """What is wrong with the authorization itself (signature, validity window, amount)."""
     if recover_authorizer(domain, authorization) != authorization.from_:
@@ -184,13 +160,12 @@ def authorization_refusal(
             accepted=f"an EIP-712 TransferWithAuthorization signature by {authorization.from_} "
             f"in the domain of {city.name} on chain id {domain.chain_id}",
         )
-    window = window_refusal(
+    window = validity.window_refusal(
         "authorization",
         authorization.valid_after,
         authorization.valid_before,
         now=now,
         clock="the time",
-        min_validity=min_validity,
     )
     if window is not None:
         return window

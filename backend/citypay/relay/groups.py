@@ -22,7 +22,8 @@ class Queued:
 
 
 class GroupWorker:
-    """`handle(group)` settles each Queued's future; whatever it raises settles the rest."""
+    """`handle(group)` settles each Queued's future. If it raises, each item it left unsettled is
+    handled again alone: one request's failure is its own, never its neighbours'."""
 
     def __init__(self, handle: Callable[[list[Queued]], None], name: str, largest: int) -> None:
         self._handle = handle
@@ -61,9 +62,16 @@ class GroupWorker:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self._handle(group)
-            except Exception as failure:
-                for queued in group:
-                    if not queued.future.done():
-                        queued.future.set_exception(failure)
+            self._settle(group)
+
+    def _settle(self, group: list[Queued]) -> None:
+        try:
+            self._handle(group)
+        except Exception as failure:
+            unsettled = [queued for queued in group if not queued.future.done()]
+            if len(group) == 1:
+                for queued in unsettled:
+                    queued.future.set_exception(failure)
+                return
+            for queued in unsettled:
+                self._settle([queued])

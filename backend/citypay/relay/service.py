@@ -22,6 +22,7 @@ from citypay.authorization import SignedAuthorization, TokenDomain
 from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
+from citypay.core.validity import Validity
 from citypay.db.models import Invoice, Payment, PaymentStatus, aware, utcnow
 from citypay.db.session import Database
 from citypay.relay.checks import (
@@ -89,7 +90,7 @@ class PaymentService:
             self.domain(city.code),
             authorization,
             now=int(time.time()),
-            min_validity=self.settings.RELAY_MIN_VALIDITY,
+            validity=Validity.of(self.settings),
         )
         return _Offer(city, authorization, refusal)
 

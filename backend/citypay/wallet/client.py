@@ -112,6 +112,8 @@ class WalletClient:
             if amount is None or amount <= 0:
                 raise WalletError("the QR names no amount: give the amount to pay (KRW, > 0)")
             return request, amount
+        if request.amount <= 0:
+            raise WalletError(f"the QR asks for {request.amount} KRW: nothing to pay")
         if amount is not None and amount != request.amount:
             raise WalletError(
                 f"the invoice asks for {request.amount:,} KRW, not {amount:,}: "

@@ -17,6 +17,8 @@ from sse_starlette.sse import EventSourceResponse
 from citypay.admin.export import Language, table_csv
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import count
+from citypay.api.openapi import media
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
 from citypay.core.errors import NotFound
@@ -37,6 +39,7 @@ def city_operator(city: CityDep, platform: PlatformDep, principal: PrincipalDep)
 
 
 OperatedCity = Annotated[City, Depends(city_operator)]
+PaymentSeq = count(0, 2**63 - 1, "the last payment (seq) the page has")
 
 
 @router.get("/admin/{city}", include_in_schema=False)
@@ -79,7 +82,11 @@ def dashboard_summary(city: OperatedCity, platform: PlatformDep):
     return platform.dashboard.summary(city)
 
 
-@router.get("/admin/api/cities/{city}/tables/{table}.csv", response_class=Response)
+@router.get(
+    "/admin/api/cities/{city}/tables/{table}.csv",
+    response_class=Response,
+    responses={200: {"content": media("text/csv"), "description": "the table as CSV"}},
+)
 def dashboard_table_csv(
     city: OperatedCity,
     table: str,
@@ -96,11 +103,15 @@ def dashboard_table_csv(
     )
 
 
-@router.get("/admin/api/cities/{city}/stream")
+@router.get(
+    "/admin/api/cities/{city}/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": media("text/event-stream"), "description": "dashboard events"}},
+)
 async def dashboard_stream(
     city: OperatedCity,
     platform: PlatformDep,
-    after: Annotated[int, Query(ge=0, description="the last payment (seq) the page has")] = 0,
+    after: PaymentSeq = 0,
 ):
     """Server-sent events, after every indexed block: `block` (indexed block and head), `payment`
     for each new payment of the city (oldest first), and `summary` (the whole dashboard) when the

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import HEX32_PATTERN, ROW_ID_MAX, UtcDateTime, count
 from citypay.auth.credentials import Principal
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
@@ -32,6 +33,10 @@ def _allow_readers(principal: Principal, city: City) -> None:
     allow(principal, city=city.code, roles=_READERS, wallets=(city.roles.get("city_admin"),))
 
 
+AlertLimit = count(1, 1000, "how many, newest first")
+LogIndex = count(0, ROW_ID_MAX, "the event's position in its block")
+# Checked by the route, which names the path segment as the alert links do (tx_hash).
+TxHashPath = Annotated[str, Path(json_schema_extra={"pattern": HEX32_PATTERN})]
 RuleName = enum.StrEnum("RuleName", {name: name for name in RULE_NAMES})
 
 
@@ -60,7 +65,7 @@ class AlertPublic(BaseModel):
     observed: dict[str, Any]
     blockNumber: int  # where the thresholds were crossed
     blockTime: int
-    createdAt: datetime
+    createdAt: UtcDateTime
     events: list[AlertEvent]
 
     @classmethod
@@ -113,7 +118,7 @@ def list_alerts(
     since: Annotated[
         datetime | None, Query(description="raised at or after this (ISO 8601 or unix seconds)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: AlertLimit = 100,
 ):
     """The city's fraud alerts, newest first: the rule, the merchant or wallet, the thresholds
     and what was observed, and the events that triggered it. For operators and auditors."""
@@ -126,15 +131,15 @@ def list_alerts(
 @router.get("/v1/cities/{city}/events/{tx_hash}/{log_index}", response_model=ChainEventPublic)
 def get_event(
     city: CityDep,
-    tx_hash: str,
-    log_index: Annotated[int, Path(ge=0)],
+    tx_hash: TxHashPath,
+    log_index: LogIndex,
     platform: PlatformDep,
     principal: PrincipalDep,
 ):
     """One of the city's contract events as the listener indexed it. For operators and
     auditors."""
     _allow_readers(principal, city)
-    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+    if not re.fullmatch(HEX32_PATTERN, tx_hash):
         raise Unprocessable(
             "invalid_tx_hash",
             "not a transaction hash",

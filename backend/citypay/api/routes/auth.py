@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep
 from citypay.api.deps import PlatformDep
+from citypay.api.fields import RequestModel, Signature65, UtcDateTime
+from citypay.api.openapi import errors
 from citypay.auth.credentials import issue_nonce, sign_in
 
 router = APIRouter(tags=["auth"])
@@ -16,20 +18,20 @@ router = APIRouter(tags=["auth"])
 
 class NonceOut(BaseModel):
     nonce: str
-    expiresAt: datetime
+    expiresAt: UtcDateTime
     domain: str = Field(description="the domain the EIP-4361 message must name")
     chainId: int
 
 
-class SignInIn(BaseModel):
+class SignInIn(RequestModel):
     message: str = Field(max_length=4096, description="the EIP-4361 message as signed")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    signature: Signature65
 
 
 class SessionOut(BaseModel):
     token: str = Field(description="send as 'Authorization: Bearer <token>'")
     address: str
-    expiresAt: datetime
+    expiresAt: UtcDateTime
 
 
 class WhoAmI(BaseModel):
@@ -50,7 +52,7 @@ def new_nonce(platform: PlatformDep):
     )
 
 
-@router.post("/v1/auth/siwe", response_model=SessionOut)
+@router.post("/v1/auth/siwe", response_model=SessionOut, responses=errors(401))
 def sign_in_with_ethereum(body: SignInIn, platform: PlatformDep):
     token, address, expires_at = sign_in(
         platform.db,

@@ -4,14 +4,27 @@ with at a merchant's till (POS key) with the card number and the PIN."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, Field, field_validator
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import (
+    CARD_NUMBER_PATTERN,
+    PIN_ACCEPTED,
+    Address,
+    CardNumber,
+    Hex32,
+    Pin,
+    RequestModel,
+    SaleAmount,
+    UtcDateTime,
+    refusal,
+    whole_number,
+)
+from citypay.api.openapi import API_KEY, errors, security
 from citypay.api.routes.payments import PaymentPublic
 from citypay.auth.models import Role
 from citypay.cards.numbers import checked_card_number
@@ -40,25 +53,33 @@ def get_cards(request: Request, platform: PlatformDep) -> CardService:
 
 CardsDep = Annotated[CardService, Depends(get_cards)]
 
-Pin = Annotated[str, Field(pattern=r"^[0-9]{4,6}$", description="4 to 6 digits")]
-Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
+# A card number in a URL: checked (and masked in errors) by cards/numbers.py, documented here.
+CardNumberPath = Annotated[
+    str, Path(json_schema_extra={"pattern": CARD_NUMBER_PATTERN}, description="the card's number")
+]
+Region = whole_number(
+    1, 2**32 - 1, "a region code from 1 to 4294967295 (uint32)", "administrative region, e.g. 41570"
+)
 
 
 def _not_guessable(pin: str) -> str:
     # The first PINs anyone tries: with only a few attempts before the lock, they must not work.
     if len(set(pin)) == 1 or pin in "0123456789" or pin in "9876543210":
-        raise ValueError("a PIN of one repeated digit or a run of digits is too easy to guess")
+        raise refusal(
+            "guessable_pin",
+            "a PIN of one repeated digit or a run of digits is too easy to guess",
+            f"{PIN_ACCEPTED}, not one digit repeated nor a run such as 1234",
+            echo="****",
+        )
     return pin
 
 
-class CardIssue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardIssue(RequestModel):
     pin: Pin
     identityHash: Hex32 = Field(
         description="the city office's hash of the holder's identity: no personal data on chain"
     )
-    region: int = Field(ge=1, lt=2**32, description="administrative region code, e.g. 41570")
+    region: Region
 
     @field_validator("pin")
     @classmethod
@@ -66,9 +87,7 @@ class CardIssue(BaseModel):
         return _not_guessable(value)
 
 
-class CardUnlock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardUnlock(RequestModel):
     pin: Pin | None = Field(default=None, description="a new PIN, if the holder forgot it")
 
     @field_validator("pin")
@@ -77,13 +96,11 @@ class CardUnlock(BaseModel):
         return None if value is None else _not_guessable(value)
 
 
-class CardPayment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    card: str = Field(examples=["9410 1234 5678 9012"])
-    pin: str = Field(min_length=1, max_length=12)
-    merchant: str
-    amount: int = Field(gt=0, le=10_000_000_000)
+class CardPayment(RequestModel):
+    card: CardNumber
+    pin: Pin
+    merchant: Address
+    amount: SaleAmount
     invoiceId: Hex32 | None = None
     requestId: str | None = Field(
         default=None,
@@ -91,11 +108,6 @@ class CardPayment(BaseModel):
         max_length=64,
         description="the till's id for this sale: a retry with it returns the same payment",
     )
-
-    @field_validator("merchant")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checked_address(value)
 
 
 class CardPublic(BaseModel):
@@ -106,8 +118,8 @@ class CardPublic(BaseModel):
     attemptsLeft: int
     balance: int
     registrationTx: str | None
-    lockedAt: datetime | None
-    createdAt: datetime
+    lockedAt: UtcDateTime | None
+    createdAt: UtcDateTime
 
     @classmethod
     def of(cls, view: CardView) -> CardPublic:
@@ -131,7 +143,13 @@ class CardPublic(BaseModel):
 _OFFICE = frozenset({Role.OPERATOR})
 
 
-@router.post("/v1/cities/{city}/cards", status_code=201, response_model=CardPublic)
+@router.post(
+    "/v1/cities/{city}/cards",
+    status_code=201,
+    response_model=CardPublic,
+    responses=errors(409),
+    openapi_extra=security([API_KEY]),
+)
 def issue_card(city: CityDep, body: CardIssue, cards: CardsDep, principal: PrincipalDep):
     """Issues a card at the city office: a new wallet kept sealed by the backend, registered as
     the holder's resident wallet, ready to be charged. For the city's operators."""
@@ -142,17 +160,25 @@ def issue_card(city: CityDep, body: CardIssue, cards: CardsDep, principal: Princ
     return CardPublic.of(cards.view(city, card.number))
 
 
-@router.get("/v1/cities/{city}/cards/{number}", response_model=CardPublic)
-def card_status(city: CityDep, number: str, cards: CardsDep, principal: PrincipalDep):
+@router.get(
+    "/v1/cities/{city}/cards/{number}",
+    response_model=CardPublic,
+    openapi_extra=security([API_KEY]),
+)
+def card_status(city: CityDep, number: CardNumberPath, cards: CardsDep, principal: PrincipalDep):
     """For the city's operators and auditors."""
     allow(principal, city=city.code, roles={Role.OPERATOR, Role.AUDITOR})
     return CardPublic.of(cards.view(city, checked_card_number(number)))
 
 
-@router.post("/v1/cities/{city}/cards/{number}/unlock", response_model=CardPublic)
+@router.post(
+    "/v1/cities/{city}/cards/{number}/unlock",
+    response_model=CardPublic,
+    openapi_extra=security([API_KEY]),
+)
 def unlock_card(
     city: CityDep,
-    number: str,
+    number: CardNumberPath,
     cards: CardsDep,
     principal: PrincipalDep,
     body: CardUnlock | None = None,
@@ -164,7 +190,14 @@ def unlock_card(
     return CardPublic.of(cards.view(city, number))
 
 
-@router.post("/v1/cities/{city}/card-payments", status_code=202, response_model=PaymentPublic)
+@router.post(
+    "/v1/cities/{city}/card-payments",
+    status_code=202,
+    response_model=PaymentPublic,
+    responses={200: {"model": PaymentPublic, "description": "the same requestId: its payment"}}
+    | errors(409, 410, 423),
+    openapi_extra=security([API_KEY]),
+)
 def pay_by_card(
     city: CityDep,
     body: CardPayment,

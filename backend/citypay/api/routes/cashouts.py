@@ -3,18 +3,28 @@ account; the merchant, and the city's operators and auditors, follow it to settl
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, path_address
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import (
+    Address,
+    Amount,
+    Hex32,
+    RequestModel,
+    RowId,
+    Signature65,
+    UnixTime,
+    UtcDateTime,
+    count,
+)
+from citypay.api.openapi import SESSION, errors, security
 from citypay.auth.models import Role
 from citypay.cashout.authorization import MAX_CASH_OUT_VALIDITY, CashOutTerms
 from citypay.cashout.checks import CashOutRequest, treasury_domain
 from citypay.cashout.models import CashOut
+from citypay.chain.enums import Status
 from citypay.core.errors import NotFound
 
 router = APIRouter(tags=["cash-outs"])
@@ -22,26 +32,26 @@ router = APIRouter(tags=["cash-outs"])
 _READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 
 
-class CashOutIn(BaseModel):
+CashOutLimit = count(1, 500, "how many, newest first")
+
+
+class CashOutIn(RequestModel):
     """The merchant's EIP-712 CashOutAuthorization(merchant, amount, payoutAccountHash,
     validAfter, validBefore, nonce) for the domain of GET /v1/cities/{city}/cashout-domain, naming
     the payout account of GET .../merchants/{merchant}/payout-account."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    amount: int = Field(gt=0, description="KRW (whole tokens)")
-    payoutAccountHash: str = Field(
-        pattern=r"^0x[0-9a-fA-F]{64}$",
-        description="bytes32: the payout account the registry holds for the merchant",
+    amount: Amount
+    payoutAccountHash: Hex32 = Field(
+        description="bytes32: the payout account the registry holds for the merchant"
     )
-    validAfter: int = Field(ge=0, description="unix seconds; refused until after this")
-    validBefore: int = Field(
-        gt=0,
-        description=f"unix seconds; refused from this; at most {MAX_CASH_OUT_VALIDITY} s "
-        "after validAfter",
+    validAfter: UnixTime = Field(description="unix seconds; refused (422) until after this")
+    validBefore: UnixTime = Field(
+        description="unix seconds; refused (422) if less than RELAY_MIN_VALIDITY (30 s) or more "
+        f"than RELAY_MAX_VALIDITY (1 day) after the chain's time, or more than "
+        f"{MAX_CASH_OUT_VALIDITY} s after validAfter"
     )
-    nonce: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="random bytes32")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes: r, s, v")
+    nonce: Hex32 = Field(description="random bytes32")
+    signature: Signature65
 
 
 class CashOutPublic(BaseModel):
@@ -57,8 +67,8 @@ class CashOutPublic(BaseModel):
     bankReference: str | None
     failureReason: str | None
     closingTx: str | None
-    createdAt: datetime
-    updatedAt: datetime
+    createdAt: UtcDateTime
+    updatedAt: UtcDateTime
 
     @classmethod
     def of(cls, c: CashOut) -> CashOutPublic:
@@ -99,13 +109,14 @@ class PayoutAccountPublic(BaseModel):
 
 
 @router.get(
-    "/v1/cities/{city}/merchants/{merchant}/payout-account", response_model=PayoutAccountPublic
+    "/v1/cities/{city}/merchants/{merchant}/payout-account",
+    response_model=PayoutAccountPublic,
+    responses=errors(404),
 )
-def payout_account(city: CityDep, merchant: str):
+def payout_account(city: CityDep, merchant: Address):
     """Public (a hash, on chain already): the payout account a merchant's cash-out names."""
-    merchant = path_address(merchant, "merchant")
-    record = city.registry.functions.merchantOf(merchant).call()
-    if record[5] == 0:  # status None: never registered
+    record = city.chain.registry.call("merchantOf", merchant)
+    if record.status is Status.NONE:
         raise NotFound(
             "unknown_merchant",
             f"{merchant} is not a merchant of {city.code}",
@@ -113,17 +124,22 @@ def payout_account(city: CityDep, merchant: str):
             value=merchant,
             accepted=f"the wallet of a merchant registered in {city.code}",
         )
-    return PayoutAccountPublic(merchant=merchant, payoutAccountHash="0x" + bytes(record[1]).hex())
+    return PayoutAccountPublic(
+        merchant=merchant, payoutAccountHash="0x" + record.payoutAccountHash.hex()
+    )
 
 
 @router.post(
     "/v1/cities/{city}/merchants/{merchant}/cashouts",
     status_code=202,
     response_model=CashOutPublic,
+    responses={200: {"model": CashOutPublic, "description": "posted before: the same cash-out"}}
+    | errors(409),
+    openapi_extra=security([SESSION]),
 )
 def request_cash_out(
     city: CityDep,
-    merchant: str,
+    merchant: Address,
     body: CashOutIn,
     platform: PlatformDep,
     principal: PrincipalDep,
@@ -131,7 +147,6 @@ def request_cash_out(
 ):
     """For the merchant's own signed-in wallet. Accepted (202) once checked; the same request
     posted again returns the same cash-out (200)."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, wallets=(merchant,))
     terms = CashOutTerms(
         merchant=merchant,
@@ -152,10 +167,13 @@ def request_cash_out(
     "/v1/cities/{city}/merchants/{merchant}/cashouts/{cash_out_id}", response_model=CashOutPublic
 )
 def get_cash_out(
-    city: CityDep, merchant: str, cash_out_id: int, platform: PlatformDep, principal: PrincipalDep
+    city: CityDep,
+    merchant: Address,
+    cash_out_id: RowId,
+    platform: PlatformDep,
+    principal: PrincipalDep,
 ):
     """For the merchant's wallet and the city's operators and auditors."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return CashOutPublic.of(platform.cashouts.get(city.code, merchant, cash_out_id))
 
@@ -163,12 +181,11 @@ def get_cash_out(
 @router.get("/v1/cities/{city}/merchants/{merchant}/cashouts", response_model=list[CashOutPublic])
 def list_cash_outs(
     city: CityDep,
-    merchant: str,
+    merchant: Address,
     platform: PlatformDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: CashOutLimit = 100,
 ):
     """Newest first. For the merchant's wallet and the city's operators and auditors."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
     return [CashOutPublic.of(c) for c in platform.cashouts.list(city.code, merchant, limit)]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import UtcDateTime, count
+from citypay.api.openapi import API_KEY, BANK_SIGNATURE, BANK_TIMESTAMP, errors, security
 from citypay.auth.models import Role
 from citypay.charging import notifications
 from citypay.charging.models import Deposit, DepositStatus
 
 router = APIRouter(tags=["charging"])
+
+DepositLimit = count(1, 1000, "how many, oldest first")
 
 
 class DepositPublic(BaseModel):
@@ -31,7 +32,7 @@ class DepositPublic(BaseModel):
     blockNumber: int | None
     # Why the chain refused the charge: the amount is to be returned to the resident.
     refusal: str | None
-    createdAt: datetime
+    createdAt: UtcDateTime
 
     @classmethod
     def of(cls, deposit: Deposit) -> DepositPublic:
@@ -54,7 +55,10 @@ class DepositPublic(BaseModel):
 @router.post(
     "/v1/cities/{city}/deposits",
     response_model=DepositPublic,
-    responses={202: {"description": "recorded; issuance is pending and will be retried"}},
+    responses={
+        202: {"model": DepositPublic, "description": "recorded; issuance is pending, retried"}
+    }
+    | errors(409),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -62,7 +66,8 @@ class DepositPublic(BaseModel):
                 "application/json": {"schema": notifications.DepositNotice.model_json_schema()}
             },
         }
-    },
+    }
+    | security([API_KEY, BANK_SIGNATURE, BANK_TIMESTAMP]),
 )
 async def notify_deposit(
     city: CityDep, request: Request, response: Response, platform: PlatformDep, bank: PrincipalDep
@@ -86,13 +91,17 @@ async def notify_deposit(
     return DepositPublic.of(deposit)
 
 
-@router.get("/v1/cities/{city}/deposits", response_model=list[DepositPublic])
+@router.get(
+    "/v1/cities/{city}/deposits",
+    response_model=list[DepositPublic],
+    openapi_extra=security([API_KEY]),
+)
 def list_deposits(
     city: CityDep,
     platform: PlatformDep,
     principal: PrincipalDep,
     status: DepositStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: DepositLimit = 100,
 ):
     """The city's deposits, oldest first; `status=refused` lists the KRW to return. A bank sees
     the deposits it notified; the city's operators see every bank's."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address, path_address
-from citypay.api.relayed import Hex32, RelayedPublic, SignatureIn
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import Address, Amount, Hex32, RowId, UnixTime
+from citypay.api.openapi import errors, media
+from citypay.api.relayed import RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedAuthorization
 from citypay.db.models import Payment
@@ -21,17 +23,16 @@ class AuthorizationIn(SignatureIn):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    from_: str = Field(alias="from")
-    to: str
-    value: int = Field(gt=0)
-    validAfter: int = Field(ge=0)
-    validBefore: int = Field(gt=0)
+    from_: Address = Field(alias="from")  # the payer
+    to: Address  # the merchant
+    value: Amount
+    validAfter: UnixTime
+    validBefore: UnixTime = Field(
+        description="unix seconds (a uint256 in the signed message); the relay takes an "
+        "authorization valid for at least RELAY_MIN_VALIDITY (30 s) and at most "
+        "RELAY_MAX_VALIDITY (1 day) from now, and refuses any other with 422"
+    )
     nonce: Hex32
-
-    @field_validator("from_", "to")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checked_address(value)
 
     def signed(self) -> SignedAuthorization:
         v, r, s = self.vrs()
@@ -71,7 +72,13 @@ class PaymentPublic(RelayedPublic):
         )
 
 
-@router.post("/v1/cities/{city}/payments", status_code=202, response_model=PaymentPublic)
+@router.post(
+    "/v1/cities/{city}/payments",
+    status_code=202,
+    response_model=PaymentPublic,
+    responses={200: {"model": PaymentPublic, "description": "posted before: the same payment"}}
+    | errors(409, 410),
+)
 async def relay_payment(
     city: CityDep, body: AuthorizationIn, platform: PlatformDep, response: Response
 ):
@@ -90,7 +97,7 @@ _READERS = frozenset({Role.OPERATOR, Role.AUDITOR, Role.POS})
 
 
 @router.get("/v1/payments/{payment_id}", response_model=PaymentPublic)
-def get_payment(payment_id: int, platform: PlatformDep, principal: PrincipalDep):
+def get_payment(payment_id: RowId, platform: PlatformDep, principal: PrincipalDep):
     """For the payer, the merchant, and the city's operators, auditors and tills."""
     payment = platform.payments.get(payment_id)
     allow(principal, city=payment.city, roles=_READERS, wallets=(payment.payer, payment.merchant))
@@ -98,19 +105,24 @@ def get_payment(payment_id: int, platform: PlatformDep, principal: PrincipalDep)
 
 
 @router.get("/v1/cities/{city}/payments/{payer}/{nonce}", response_model=PaymentPublic)
-def get_payment_by_authorization(city: CityDep, payer: str, nonce: Hex32, platform: PlatformDep):
+def get_payment_by_authorization(
+    city: CityDep, payer: Address, nonce: Hex32, platform: PlatformDep
+):
     """Public: whoever holds the signed authorization (payer, merchant, relayer) knows its payer
     and its 256-bit nonce, and once settled both are on chain anyway."""
-    return PaymentPublic.of(platform.payments.find(city, path_address(payer, "payer"), nonce))
+    return PaymentPublic.of(platform.payments.find(city, payer, nonce))
 
 
-@router.get("/v1/cities/{city}/merchants/{merchant}/payments/events")
+@router.get(
+    "/v1/cities/{city}/merchants/{merchant}/payments/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": media("text/event-stream"), "description": "payment events"}},
+)
 async def merchant_payment_events(
-    city: CityDep, merchant: str, platform: PlatformDep, principal: PrincipalDep
+    city: CityDep, merchant: Address, platform: PlatformDep, principal: PrincipalDep
 ):
     """Server-sent events for a POS: each change of a payment to this merchant, as it happens
     (its latest payments first). For the merchant's wallet and the city's operators and tills."""
-    merchant = path_address(merchant, "merchant")
     allow(principal, city=city.code, roles={Role.OPERATOR, Role.POS}, wallets=(merchant,))
 
     async def changes():

@@ -7,13 +7,22 @@ from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address, path_address
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import (
+    Address,
+    Hex32,
+    RequestModel,
+    SaleAmount,
+    UtcDateTime,
+    whole_number,
+)
+from citypay.api.openapi import media
 from citypay.auth.models import Role
 from citypay.core.errors import NotFound, Unprocessable
-from citypay.db.models import Invoice, aware, utcnow
+from citypay.db.models import Invoice, utcnow
 from citypay.qr.eip681 import image, invoice_uri, static_uri
 
 router = APIRouter(tags=["qr"])
@@ -26,15 +35,13 @@ class QrPublic(BaseModel):
     uri: str
 
 
-class InvoiceCreate(BaseModel):
-    merchant: str
-    amount: int = Field(gt=0, le=10_000_000_000)
-    expiresIn: int = Field(default=300, ge=30, le=86_400, description="seconds")
+InvoiceLifetime = whole_number(30, 86_400, "30 to 86,400 seconds", "seconds until it expires")
 
-    @field_validator("merchant")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checked_address(value)
+
+class InvoiceCreate(RequestModel):
+    merchant: Address
+    amount: SaleAmount
+    expiresIn: InvoiceLifetime = 300
 
 
 class InvoicePublic(BaseModel):
@@ -42,7 +49,7 @@ class InvoicePublic(BaseModel):
     city: str
     merchant: str
     amount: int
-    expiresAt: str
+    expiresAt: UtcDateTime
     uri: str
 
 
@@ -64,10 +71,19 @@ def _require_active_merchant(city, merchant: str) -> None:
         )
 
 
-@router.get("/v1/cities/{city}/merchants/{merchant}/qr", response_model=None)
-def merchant_qr(city: CityDep, merchant: str, platform: PlatformDep, format: Format = "uri"):
+@router.get(
+    "/v1/cities/{city}/merchants/{merchant}/qr",
+    response_model=None,
+    responses={
+        200: {
+            "model": QrPublic,
+            "content": media("image/png", "image/svg+xml"),
+            "description": "format=uri: the URI as JSON; png or svg: the QR code's image",
+        }
+    },
+)
+def merchant_qr(city: CityDep, merchant: Address, platform: PlatformDep, format: Format = "uri"):
     """The merchant's static QR: any EIP-681 wallet pays it with a plain transfer."""
-    merchant = path_address(merchant, "merchant")
     _require_active_merchant(city, merchant)
     return _render(static_uri(city.token.address, platform.deployment.chain_id, merchant), format)
 
@@ -92,10 +108,20 @@ def create_invoice(
     return _invoice_public(invoice, platform)
 
 
-@router.get("/v1/cities/{city}/invoices/{invoice_id}", response_model=None)
+@router.get(
+    "/v1/cities/{city}/invoices/{invoice_id}",
+    response_model=None,
+    responses={
+        200: {
+            "model": InvoicePublic,
+            "content": media("image/png", "image/svg+xml"),
+            "description": "format=json: the invoice; png or svg: its QR code's image",
+        }
+    },
+)
 def get_invoice(
     city: CityDep,
-    invoice_id: str,
+    invoice_id: Hex32,
     platform: PlatformDep,
     format: Literal["json", "png", "svg"] = "json",
 ):
@@ -121,7 +147,7 @@ def _invoice_public(invoice: Invoice, platform) -> InvoicePublic:
         city=invoice.city,
         merchant=invoice.merchant,
         amount=invoice.amount,
-        expiresAt=aware(invoice.expires_at).isoformat(),
+        expiresAt=invoice.expires_at,
         uri=invoice_uri(
             token, platform.deployment.chain_id, invoice.merchant, invoice.amount, invoice.id
         ),

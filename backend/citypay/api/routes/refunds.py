@@ -4,11 +4,13 @@ status out. The merchant's phone or till sends no transaction of its own."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field
 
 from citypay.api.auth import PrincipalDep, allow
-from citypay.api.deps import CityDep, PlatformDep, checked_address
-from citypay.api.relayed import Hex32, RelayedPublic, SignatureIn
+from citypay.api.deps import CityDep, PlatformDep
+from citypay.api.fields import Address, Amount, Hex32, RowId, UnixTime
+from citypay.api.openapi import errors
+from citypay.api.relayed import RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedRefund
 from citypay.refund.models import Refund
@@ -24,20 +26,16 @@ class RefundIn(SignatureIn):
     """A RefundWithAuthorization as the merchant's wallet signed it (EIP-712, the token's domain
     from GET /v1/cities/{city}): v, r, s or a 65-byte signature."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    merchant: str
-    payer: str
+    merchant: Address
+    payer: Address
     paymentId: Hex32 = Field(description="the payment's invoice id or nonce; zero: plain transfers")
     nonce: Hex32 = Field(description="random, one of the merchant's")
-    value: int = Field(gt=0, description="KRW (whole tokens)")
-    validAfter: int = Field(ge=0, description="unix seconds; refused until after this")
-    validBefore: int = Field(gt=0, description="unix seconds; refused from this on")
-
-    @field_validator("merchant", "payer")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checked_address(value)
+    value: Amount
+    validAfter: UnixTime = Field(description="unix seconds; refused until after this")
+    validBefore: UnixTime = Field(
+        description="unix seconds; refused from this on, and refused (422) if less than "
+        "RELAY_MIN_VALIDITY (30 s) or more than RELAY_MAX_VALIDITY (1 day) after the chain's time"
+    )
 
     def signed(self) -> SignedRefund:
         v, r, s = self.vrs()
@@ -78,7 +76,13 @@ class RefundPublic(RelayedPublic):
         )
 
 
-@router.post("/v1/cities/{city}/refunds", status_code=202, response_model=RefundPublic)
+@router.post(
+    "/v1/cities/{city}/refunds",
+    status_code=202,
+    response_model=RefundPublic,
+    responses={200: {"model": RefundPublic, "description": "posted before: the same refund"}}
+    | errors(409),
+)
 def relay_refund(
     city: CityDep,
     body: RefundIn,
@@ -96,7 +100,7 @@ def relay_refund(
 
 
 @router.get("/v1/cities/{city}/refunds/{refund_id}", response_model=RefundPublic)
-def get_refund(city: CityDep, refund_id: int, platform: PlatformDep, principal: PrincipalDep):
+def get_refund(city: CityDep, refund_id: RowId, platform: PlatformDep, principal: PrincipalDep):
     """For the merchant's and the payer's wallets and the city's operators, auditors and tills."""
     refund = platform.refunds.get(city.code, refund_id)
     allow(principal, city=city.code, roles=_READERS, wallets=(refund.merchant, refund.payer))
