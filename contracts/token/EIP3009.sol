@@ -97,9 +97,11 @@ abstract contract EIP3009 is IERC3009, EIP712 {
         return recovered != address(0) && recovered == signer;
     }
 
-    /// @dev Marks an authorization whose signature is the authorizer's as never usable: a relayer
-    /// batch refused it, and the backend told the till so.
+    /// @dev Marks an unused authorization whose signature is the authorizer's as never usable: a
+    /// relayer batch refused it, and the backend told the till so. A nonce already used or
+    /// cancelled keeps its record (a used one is a payment's: what it may still refund).
     function _voidAuthorization(address authorizer, bytes32 nonce) internal {
+        if (_authorizations[authorizer][nonce] != 0) return;
         _authorizations[authorizer][nonce] = PaymentRecord.VOIDED;
         emit AuthorizationVoided(authorizer, nonce);
     }
