@@ -29,13 +29,6 @@ MAX_RECOVERY_DELAY = 30 * 86_400
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
 
-# When a not-yet-valid batch entry carries its payer's signature, the batch voids its nonce even
-# if the nonce was used or cancelled before: a settled payment's record (and what its merchant may
-# still refund of it) is overwritten. The model follows the contract so that the machine keeps
-# checking everything else; test_invariants.py's xfail test keeps the counterexample. Set this to
-# False once CityToken.transferWithAuthorizationBatch voids only an unused nonce.
-BATCH_VOIDS_A_SETTLED_NONCE = True
-
 
 class Kind(IntEnum):
     NONE = 0
@@ -769,9 +762,9 @@ class City:
         """An EIP-3009 authorization in USDC's order (window, nonce, signature, the token's rules).
         `window` is its window's error if any; `signed`: the signature is the payer's.
 
-        Returns the outcome and whether a batch that refuses it voids its nonce: one whose
-        signature was found to be the payer's and which the token's rules refused, or which was
-        not yet valid."""
+        Returns the outcome and whether a batch that refuses it voids its nonce: an unused one,
+        under the payer's signature, refused by the token's rules or not yet valid (a used or
+        cancelled nonce keeps its record)."""
         state = self.nonce_state(payer, nonce)
         stage = {window} if window else set()
         if state != NonceState.UNUSED:
@@ -782,12 +775,12 @@ class City:
         if nonce == ZERO_ID:
             rules.add("CityTokenZeroPaymentId")
         reasons = stage | rules
-        not_yet_valid = window == "EIP3009AuthorizationNotYetValid"
-        if BATCH_VOIDS_A_SETTLED_NONCE:
-            voids = signed and (not_yet_valid or (window is None and state == NonceState.UNUSED))
-        else:
-            voids = signed and state == NonceState.UNUSED and (window is None or not_yet_valid)
-        voids = voids and bool(reasons)
+        voids = (
+            bool(reasons)
+            and signed
+            and state == NonceState.UNUSED
+            and window in (None, "EIP3009AuthorizationNotYetValid")
+        )
 
         def effect(timestamp: int) -> None:
             self.records[(payer, nonce)] = NonceRecord(NonceState.USED, payee, value)
