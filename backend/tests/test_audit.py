@@ -16,10 +16,10 @@ import pytest
 from citypay.audit.invariants import check_city
 from citypay.audit.views import TOTALS, CityViews
 from citypay.authorization import TokenDomain, sign_authorization
-from citypay.db.models import Payment
 from citypay.db.session import Database
 from citypay.ledger import Books, Figures, events_from_db
 from citypay.listener.models import ListenerCheckpoint
+from citypay.payments.models import Payment
 from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer, wait_for_status
 from platform_harness import ROOT, free_port, new_wallet

@@ -242,3 +242,22 @@ def test_a_node_that_is_down_is_a_503_with_retry_after_and_nothing_fails(platfor
     accepted = api.post(f"/v1/cities/{CITY}/payments", json=body)
     assert accepted.status_code == 202, accepted.text
     assert wait_for_status(api, accepted.json(), timeout=30)["status"] == "included"
+
+
+def test_a_status_is_final_only_once_its_block_is_below_the_confirmations(platform):
+    p = platform
+    api, backend, chain = p["api"], p["backend"], p["chain"]
+    backend.stop()
+    backend.settings["CHAIN_CONFIRMATIONS"] = "3"
+    backend.start()
+    qr = api.get(f"/v1/cities/{CITY}/merchants/{p['shop'].address}/qr").json()["uri"]
+    with WalletClient(api.base_url, p["payers"][3], city=CITY) as wallet:
+        payment = wallet.pay(qr, PAID)
+    assert payment["status"] == "included"
+    assert payment["final"] is False
+    deadline = time.monotonic() + 30
+    while chain.w3.eth.block_number < payment["blockNumber"] + 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.6)  # the backend asks for the head at most twice a second
+    assert wait_for_status(api, payment)["final"] is True

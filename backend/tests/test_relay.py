@@ -388,7 +388,7 @@ def test_an_authorization_the_database_cannot_hold_is_refused_alone_in_every_bur
 
 
 def test_a_group_member_that_fails_fails_alone():
-    from citypay.relay.groups import GroupWorker
+    from citypay.payments.groups import GroupWorker
 
     def handle(group):
         for queued in group:

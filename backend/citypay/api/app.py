@@ -30,6 +30,7 @@ from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import open_deployment
 from citypay.chain.duties import DutySenders, check_duty_keys
+from citypay.chain.finality import Finality
 from citypay.chain.keys import signer_for
 from citypay.chain.outbox import Outbox
 from citypay.charging.service import ChargingService
@@ -45,9 +46,9 @@ from citypay.metrics import new_registry
 from citypay.metrics.http import HttpMetrics
 from citypay.metrics.listener import ListenerCollector
 from citypay.metrics.platform import PlatformCollector
+from citypay.payments.relayer import Relayer
+from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
-from citypay.relay.service import PaymentService
-from citypay.relay.submitter import Relayer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         gateway=gateway,
         outbox=outbox,
         duties=duties,
+        finality=Finality(gateway, settings.CHAIN_CONFIRMATIONS),
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,

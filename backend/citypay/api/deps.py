@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from citypay.api.fields import ADDRESS_ACCEPTED, checked_address
 from citypay.api.state import Platform
 from citypay.chain.deployment import City
 from citypay.core.errors import Unprocessable
+from citypay.core.fields import ADDRESS_ACCEPTED, checked_address
 
 
 # The two are async, though they do not wait on anything: FastAPI runs a plain `def` dependency in

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from citypay.api.auth import get_principal
-from citypay.api.fields import BOUNDS
+from citypay.core.fields import BOUNDS
 
 
 class ErrorDetail(BaseModel):

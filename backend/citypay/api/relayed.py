@@ -3,9 +3,9 @@ in, and the relay's progress out."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from citypay.api.fields import Hex32, RequestModel, Signature65, UtcDateTime, whole_number
+from citypay.core.fields import Hex32, RequestModel, Signature65, UtcDateTime, whole_number
 
 RecoveryId = whole_number(27, 28, "27 or 28 (the signature's v)", "the signature's v: 27 or 28")
 
@@ -42,18 +42,24 @@ class RelayedPublic(BaseModel):
     failureReason: str | None
     transactionHash: str | None
     blockNumber: int | None
+    final: bool = Field(
+        description="its block is at or below the chain's head less CHAIN_CONFIRMATIONS: the "
+        "status will not change; until then a rollback can take it back (the backend then "
+        "sends it again)"
+    )
     createdAt: UtcDateTime
     updatedAt: UtcDateTime
 
     @staticmethod
-    def progress(row) -> dict:
+    def progress(row, final_up_to: int) -> dict:
         """The fields above, of a payment's or a refund's row: its transaction named once mined,
-        with its block."""
+        with its block; final once that block is at or below `final_up_to`."""
         return {
             "status": row.status.value,
             "failureReason": row.failure_reason,
             "transactionHash": row.tx_hash if row.block_number is not None else None,
             "blockNumber": row.block_number,
+            "final": row.block_number is not None and row.block_number <= final_up_to,
             "createdAt": row.created_at,
             "updatedAt": row.updated_at,
         }

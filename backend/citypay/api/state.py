@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from web3 import Web3
 
 from citypay.admin.service import DashboardService
+from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import Deployment
 from citypay.chain.duties import DutySenders
+from citypay.chain.finality import Finality
 from citypay.chain.gateway import ChainGateway
 from citypay.chain.outbox import Outbox
+from citypay.charging.service import ChargingService
 from citypay.core.config import Settings
 from citypay.core.worker import Worker
 from citypay.db.session import Database
+from citypay.fraud.engine import FraudEngine
 from citypay.listener.indexer import Listener
-from citypay.relay.service import PaymentService
-from citypay.relay.submitter import Relayer
-
-if TYPE_CHECKING:  # charging's notices use api.deps, which imports this module
-    from citypay.cashout.service import CashOutService
-    from citypay.charging.service import ChargingService
-    from citypay.fraud.engine import FraudEngine
-    from citypay.refund.service import RefundService
+from citypay.payments.relayer import Relayer
+from citypay.payments.service import PaymentService
+from citypay.refund.service import RefundService
 
 
 @dataclass
@@ -34,6 +32,7 @@ class Platform:
     deployment: Deployment
     gateway: ChainGateway
     outbox: Outbox
+    finality: Finality
     duties: DutySenders
     # Follows the outbox once a second whatever else runs (the relayer also does, each block).
     follower: Worker

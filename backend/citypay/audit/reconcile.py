@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from citypay.cashout.models import CashOut, CashOutStatus
 from citypay.charging.models import Deposit, DepositStatus
-from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
 from citypay.ledger import Books, Movement
 from citypay.ledger.books import CityBooks
+from citypay.payments.models import Payment, PaymentStatus
 
 # What the chain shows of a cash-out the database has at each step.
 CASH_OUT_ON_CHAIN = {

@@ -29,10 +29,11 @@ from citypay.chain.duty_sender import DutySender
 from citypay.chain.gateway import ChainRefused
 from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
-from citypay.db.models import Invoice, Payment, utcnow
+from citypay.db.models import utcnow
 from citypay.db.session import Database
-from citypay.relay.checks import refuse_mismatch
-from citypay.relay.service import PaymentService
+from citypay.payments.checks import refuse_mismatch
+from citypay.payments.models import Invoice, Payment
+from citypay.payments.service import PaymentService
 
 # How long a card payment's authorization stays valid: ample for the relayer's next batch.
 AUTHORIZATION_LIFETIME = 15 * 60

@@ -238,7 +238,7 @@ class CashOutFlow:
             return self._hold(cash_out, redemption)
         treasury = city.chain.treasury
         record = redemption.record
-        closing_tx = None
+        closing_tx = closed_block = None
         if record.status is RedemptionStatus.PENDING:
             paid = cash_out.status is CashOutStatus.PAID
             function, args = (
@@ -260,24 +260,28 @@ class CashOutFlow:
                     attach=_tie(cash_out.id, "close_transaction_id"),
                 )
                 if sent.succeeded:
-                    closing_tx = sent.tx_hash
+                    closing_tx, closed_block = sent.tx_hash, sent.block_number
             except ChainRefused:
                 pass  # closed by someone else meanwhile? The chain says below.
             record = treasury.call("redemption", redemption.id)
             if record.status is RedemptionStatus.PENDING:
                 return None  # not closed by anyone (the account was frozen meanwhile): retry
-        closing_tx = closing_tx or self._closing_tx(city, redemption.id, record.status)
+        if closing_tx is None:
+            closing_tx, closed_block = self._closing(city, redemption.id, record.status)
         final = {
             RedemptionStatus.SETTLED: CashOutStatus.SETTLED,
             RedemptionStatus.RETURNED: CashOutStatus.RETURNED,
         }[record.status]
-        return self._record(cash_out, final, closing_tx=closing_tx)
+        return self._record(cash_out, final, closing_tx=closing_tx, closed_block=closed_block)
 
-    def _closing_tx(self, city: City, rid: int, status: RedemptionStatus) -> str | None:
-        """The transaction that closed the redemption before this attempt (a crash, a replica)."""
+    def _closing(self, city: City, rid: int, status: RedemptionStatus) -> tuple:
+        """The transaction and block that closed the redemption before this attempt (a crash, a
+        replica)."""
         event = "RedemptionSettled" if status is RedemptionStatus.SETTLED else "RedemptionReturned"
         found = self._logs(city, event, "0x" + rid.to_bytes(32, "big").hex())
-        return found[0]["transactionHash"] if found else None
+        if not found:
+            return None, None
+        return found[0]["transactionHash"], int(found[0]["blockNumber"], 16)
 
     # --- the chain's redemption of this cash-out ----------------------------------------------
 
@@ -357,7 +361,7 @@ class CashOutFlow:
             cash_out.status = CashOutStatus.PAID
         elif cash_out.status is CashOutStatus.RETURNED:
             cash_out.status = CashOutStatus.PAYOUT_FAILED
-        cash_out.closing_tx = None
+        cash_out.closing_tx = cash_out.closed_block = None
         _taken_back(cash_out, record)
 
     # --- the record --------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class CashOut(Base):
     bank_reference: Mapped[str | None] = mapped_column(String(128))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     closing_tx: Mapped[str | None] = mapped_column(String(66))
+    closed_block: Mapped[int | None] = mapped_column(BigInteger)
     # Its transactions in the outbox (chain/outbox.py): the burn, and the settlement or return.
     redeem_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))
     close_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_transactions.id"))

@@ -17,9 +17,9 @@ from typing import Annotated
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
-from citypay.api.fields import Address, RequestModel, whole_number
 from citypay.auth.credentials import Unauthorized
 from citypay.core.errors import ApiError
+from citypay.core.fields import Address, RequestModel, whole_number
 
 TIMESTAMP_HEADER = "X-Citypay-Timestamp"
 SIGNATURE_HEADER = "X-Citypay-Signature"

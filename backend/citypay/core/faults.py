@@ -6,7 +6,7 @@ unset; the points are named where they are called: after_redemption (burned on c
 recorded) and after_payout (paid by the bank, not yet recorded) in cashout/flow.py;
 after_refund_recorded (a refund's transaction recorded, not yet sent) and after_refund_sent (sent,
 its outcome not yet recorded) in refund/sender.py; after_batch_recorded and after_batch_sent, the
-same two for a payment batch, in relay/submitter.py.
+same two for a payment batch, in payments/relayer.py.
 """
 
 from __future__ import annotations

@@ -8,14 +8,36 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+import httpx
+from rich.console import Console
 from rich.table import Table
 
+from citypay.chain.deployment import City, Deployment
+from citypay.day.processes import BackendProcess
 from citypay.wallet.client import WalletClient
 
-if TYPE_CHECKING:
-    from citypay.day.script import Day
+
+class Day(Protocol):
+    """What the staging needs of the day that runs it (day/script.py's Day)."""
+
+    run_id: str
+    residents: dict[str, Any]
+    merchants: dict[str, Any]
+    names: dict[str, str]
+    city: City
+    deployment: Deployment
+    backend: BackendProcess
+    http: httpx.Client
+    console: Console
+    auditor: str
+
+    def say(self, line: str) -> None: ...
+    def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict: ...
+    def _qr(self, merchant: str) -> str: ...
+    def cash_out_balance(self, name: str) -> dict: ...
+
 
 SHOP, SHOP_CATEGORY = "Sinseong Gift Shop", 5947  # gifts and souvenirs
 RECRUITS = ("recruit-1", "recruit-2", "recruit-3")

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from citypay.cashout.models import FINAL, CashOut, CashOutStatus
 from citypay.chain.outbox import ChainTransaction, OutboxStatus
 from citypay.charging.models import Deposit, DepositStatus
-from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
-from citypay.relay.submitter import PURPOSE as PAYMENT_BATCH
+from citypay.payments.models import Payment, PaymentStatus
+from citypay.payments.relayer import PURPOSE as PAYMENT_BATCH
 
 log = logging.getLogger(__name__)
 

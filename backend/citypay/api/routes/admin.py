@@ -17,11 +17,11 @@ from sse_starlette.sse import EventSourceResponse
 from citypay.admin.export import Language, table_csv
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import count
 from citypay.api.openapi import media
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
 from citypay.core.errors import NotFound
+from citypay.core.fields import count
 
 router = APIRouter(tags=["admin"])
 

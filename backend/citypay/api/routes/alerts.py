@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import HEX32_PATTERN, ROW_ID_MAX, UtcDateTime, count
 from citypay.auth.credentials import Principal
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
 from citypay.core.errors import NotFound, Unprocessable
+from citypay.core.fields import HEX32_PATTERN, ROW_ID_MAX, UtcDateTime, count
 from citypay.fraud.alerts import FraudAlert, alerts_for
 from citypay.fraud.rules import RULE_NAMES
 from citypay.listener.models import IndexedEvent

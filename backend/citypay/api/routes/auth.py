@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep
 from citypay.api.deps import PlatformDep
-from citypay.api.fields import RequestModel, Signature65, UtcDateTime
 from citypay.api.openapi import errors
 from citypay.auth.credentials import issue_nonce, sign_in
+from citypay.core.fields import RequestModel, Signature65, UtcDateTime
 
 router = APIRouter(tags=["auth"])
 

@@ -11,7 +11,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import (
+from citypay.api.openapi import API_KEY, errors, security
+from citypay.api.routes.payments import PaymentPublic
+from citypay.auth.models import Role
+from citypay.cards.numbers import checked_card_number
+from citypay.cards.service import CardService, CardView
+from citypay.core.fields import (
     CARD_NUMBER_PATTERN,
     PIN_ACCEPTED,
     Address,
@@ -24,11 +29,6 @@ from citypay.api.fields import (
     refusal,
     whole_number,
 )
-from citypay.api.openapi import API_KEY, errors, security
-from citypay.api.routes.payments import PaymentPublic
-from citypay.auth.models import Role
-from citypay.cards.numbers import checked_card_number
-from citypay.cards.service import CardService, CardView
 
 router = APIRouter(tags=["cards"])
 
@@ -223,4 +223,4 @@ def pay_by_card(
         platform.relayer.wake()
     if not created:
         response.status_code = 200
-    return PaymentPublic.of(payment)
+    return PaymentPublic.of(payment, platform.finality.final_up_to())

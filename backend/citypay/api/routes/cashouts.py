@@ -8,7 +8,14 @@ from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import (
+from citypay.api.openapi import SESSION, errors, security
+from citypay.auth.models import Role
+from citypay.cashout.authorization import MAX_CASH_OUT_VALIDITY, CashOutTerms
+from citypay.cashout.checks import CashOutRequest, treasury_domain
+from citypay.cashout.models import CashOut, CashOutStatus
+from citypay.chain.enums import Status
+from citypay.core.errors import NotFound
+from citypay.core.fields import (
     Address,
     Amount,
     Hex32,
@@ -19,13 +26,6 @@ from citypay.api.fields import (
     UtcDateTime,
     count,
 )
-from citypay.api.openapi import SESSION, errors, security
-from citypay.auth.models import Role
-from citypay.cashout.authorization import MAX_CASH_OUT_VALIDITY, CashOutTerms
-from citypay.cashout.checks import CashOutRequest, treasury_domain
-from citypay.cashout.models import CashOut
-from citypay.chain.enums import Status
-from citypay.core.errors import NotFound
 
 router = APIRouter(tags=["cash-outs"])
 
@@ -67,11 +67,15 @@ class CashOutPublic(BaseModel):
     bankReference: str | None
     failureReason: str | None
     closingTx: str | None
+    final: bool = Field(
+        description="refused, held for an operator, or settled or returned in a block at or "
+        "below the chain's head less CHAIN_CONFIRMATIONS: the status will not change by itself"
+    )
     createdAt: UtcDateTime
     updatedAt: UtcDateTime
 
     @classmethod
-    def of(cls, c: CashOut) -> CashOutPublic:
+    def of(cls, c: CashOut, final_up_to: int) -> CashOutPublic:
         return cls(
             id=c.id,
             city=c.city,
@@ -85,6 +89,8 @@ class CashOutPublic(BaseModel):
             bankReference=c.bank_reference,
             failureReason=c.failure_reason,
             closingTx=c.closing_tx,
+            final=c.status in (CashOutStatus.REFUSED, CashOutStatus.HELD)
+            or (c.closed_block is not None and c.closed_block <= final_up_to),
             createdAt=c.created_at,
             updatedAt=c.updated_at,
         )
@@ -160,7 +166,7 @@ def request_cash_out(
     cash_out, created = platform.cashouts.request(city, request)
     if not created:
         response.status_code = 200
-    return CashOutPublic.of(cash_out)
+    return CashOutPublic.of(cash_out, platform.finality.final_up_to())
 
 
 @router.get(
@@ -175,7 +181,9 @@ def get_cash_out(
 ):
     """For the merchant's wallet and the city's operators and auditors."""
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
-    return CashOutPublic.of(platform.cashouts.get(city.code, merchant, cash_out_id))
+    return CashOutPublic.of(
+        platform.cashouts.get(city.code, merchant, cash_out_id), platform.finality.final_up_to()
+    )
 
 
 @router.get("/v1/cities/{city}/merchants/{merchant}/cashouts", response_model=list[CashOutPublic])
@@ -188,4 +196,7 @@ def list_cash_outs(
 ):
     """Newest first. For the merchant's wallet and the city's operators and auditors."""
     allow(principal, city=city.code, roles=_READERS, wallets=(merchant,))
-    return [CashOutPublic.of(c) for c in platform.cashouts.list(city.code, merchant, limit)]
+    final_up_to = platform.finality.final_up_to()
+    return [
+        CashOutPublic.of(c, final_up_to) for c in platform.cashouts.list(city.code, merchant, limit)
+    ]

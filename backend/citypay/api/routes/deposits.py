@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import UtcDateTime, count
 from citypay.api.openapi import API_KEY, BANK_SIGNATURE, BANK_TIMESTAMP, errors, security
 from citypay.auth.models import Role
 from citypay.charging import notifications
 from citypay.charging.models import Deposit, DepositStatus
+from citypay.core.fields import UtcDateTime, count
 
 router = APIRouter(tags=["charging"])
 
@@ -32,10 +32,14 @@ class DepositPublic(BaseModel):
     blockNumber: int | None
     # Why the chain refused the charge: the amount is to be returned to the resident.
     refusal: str | None
+    final: bool = Field(
+        description="refused, or issued in a block at or below the chain's head less "
+        "CHAIN_CONFIRMATIONS: the status will not change"
+    )
     createdAt: UtcDateTime
 
     @classmethod
-    def of(cls, deposit: Deposit) -> DepositPublic:
+    def of(cls, deposit: Deposit, final_up_to: int) -> DepositPublic:
         return cls(
             city=deposit.city,
             bank=deposit.bank,
@@ -48,6 +52,8 @@ class DepositPublic(BaseModel):
             txHash=deposit.tx_hash,
             blockNumber=deposit.block_number,
             refusal=deposit.refusal,
+            final=deposit.status is DepositStatus.REFUSED
+            or (deposit.block_number is not None and deposit.block_number <= final_up_to),
             createdAt=deposit.created_at,
         )
 
@@ -88,7 +94,7 @@ async def notify_deposit(
     deposit = await run_in_threadpool(platform.charging.charge, city, bank, notice)
     if deposit.status is DepositStatus.PENDING:
         response.status_code = 202
-    return DepositPublic.of(deposit)
+    return DepositPublic.of(deposit, platform.finality.final_up_to())
 
 
 @router.get(
@@ -108,4 +114,5 @@ def list_deposits(
     allow(principal, city=city.code, roles={Role.BANK, Role.OPERATOR})
     bank = principal.name if principal.role is Role.BANK else None
     deposits = platform.charging.deposits(city.code, status, limit, bank=bank)
-    return [DepositPublic.of(deposit) for deposit in deposits]
+    final_up_to = platform.finality.final_up_to()
+    return [DepositPublic.of(deposit, final_up_to) for deposit in deposits]

@@ -8,12 +8,12 @@ from sse_starlette.sse import EventSourceResponse
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import Address, Amount, Hex32, RowId, UnixTime
 from citypay.api.openapi import errors, media
 from citypay.api.relayed import RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedAuthorization
-from citypay.db.models import Payment
+from citypay.core.fields import Address, Amount, Hex32, RowId, UnixTime
+from citypay.payments.models import Payment
 
 router = APIRouter(tags=["payments"])
 
@@ -59,7 +59,7 @@ class PaymentPublic(RelayedPublic):
     invoiceId: str | None
 
     @classmethod
-    def of(cls, payment: Payment) -> PaymentPublic:
+    def of(cls, payment: Payment, final_up_to: int) -> PaymentPublic:
         return cls(
             id=payment.id,
             city=payment.city,
@@ -68,7 +68,7 @@ class PaymentPublic(RelayedPublic):
             value=payment.value,
             nonce=payment.nonce,
             invoiceId=payment.invoice_id,
-            **cls.progress(payment),
+            **cls.progress(payment, final_up_to),
         )
 
 
@@ -90,7 +90,7 @@ async def relay_payment(
         platform.relayer.wake()
     if not created:
         response.status_code = 200
-    return PaymentPublic.of(payment)
+    return PaymentPublic.of(payment, platform.finality.final_up_to())
 
 
 _READERS = frozenset({Role.OPERATOR, Role.AUDITOR, Role.POS})
@@ -101,7 +101,7 @@ def get_payment(payment_id: RowId, platform: PlatformDep, principal: PrincipalDe
     """For the payer, the merchant, and the city's operators, auditors and tills."""
     payment = platform.payments.get(payment_id)
     allow(principal, city=payment.city, roles=_READERS, wallets=(payment.payer, payment.merchant))
-    return PaymentPublic.of(payment)
+    return PaymentPublic.of(payment, platform.finality.final_up_to())
 
 
 @router.get("/v1/cities/{city}/payments/{payer}/{nonce}", response_model=PaymentPublic)
@@ -110,7 +110,9 @@ def get_payment_by_authorization(
 ):
     """Public: whoever holds the signed authorization (payer, merchant, relayer) knows its payer
     and its 256-bit nonce, and once settled both are on chain anyway."""
-    return PaymentPublic.of(platform.payments.find(city, payer, nonce))
+    return PaymentPublic.of(
+        platform.payments.find(city, payer, nonce), platform.finality.final_up_to()
+    )
 
 
 @router.get(
@@ -127,6 +129,11 @@ async def merchant_payment_events(
 
     async def changes():
         async for payment in platform.payments.feed.changes(city.code, merchant):
-            yield {"event": "payment", "data": PaymentPublic.of(payment).model_dump_json()}
+            yield {
+                "event": "payment",
+                "data": PaymentPublic.of(
+                    payment, platform.finality.final_up_to()
+                ).model_dump_json(),
+            }
 
     return EventSourceResponse(changes())

@@ -11,7 +11,10 @@ from pydantic import BaseModel
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import (
+from citypay.api.openapi import media
+from citypay.auth.models import Role
+from citypay.core.errors import NotFound, Unprocessable
+from citypay.core.fields import (
     Address,
     Hex32,
     RequestModel,
@@ -19,10 +22,8 @@ from citypay.api.fields import (
     UtcDateTime,
     whole_number,
 )
-from citypay.api.openapi import media
-from citypay.auth.models import Role
-from citypay.core.errors import NotFound, Unprocessable
-from citypay.db.models import Invoice, utcnow
+from citypay.db.models import utcnow
+from citypay.payments.models import Invoice
 from citypay.qr.eip681 import image, invoice_uri, static_uri
 
 router = APIRouter(tags=["qr"])

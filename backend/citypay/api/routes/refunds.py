@@ -8,11 +8,11 @@ from pydantic import Field
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
-from citypay.api.fields import Address, Amount, Hex32, RowId, UnixTime
 from citypay.api.openapi import errors
 from citypay.api.relayed import RelayedPublic, SignatureIn
 from citypay.auth.models import Role
 from citypay.authorization import SignedRefund
+from citypay.core.fields import Address, Amount, Hex32, RowId, UnixTime
 from citypay.refund.models import Refund
 
 router = APIRouter(tags=["refunds"])
@@ -63,7 +63,7 @@ class RefundPublic(RelayedPublic):
     value: int
 
     @classmethod
-    def of(cls, refund: Refund) -> RefundPublic:
+    def of(cls, refund: Refund, final_up_to: int) -> RefundPublic:
         return cls(
             id=refund.id,
             city=refund.city,
@@ -72,7 +72,7 @@ class RefundPublic(RelayedPublic):
             paymentId=refund.payment_id,
             nonce=refund.nonce,
             value=refund.value,
-            **cls.progress(refund),
+            **cls.progress(refund, final_up_to),
         )
 
 
@@ -96,7 +96,7 @@ def relay_refund(
     refund, created = platform.refunds.request(city, body.signed())
     if not created:
         response.status_code = 200
-    return RefundPublic.of(refund)
+    return RefundPublic.of(refund, platform.finality.final_up_to())
 
 
 @router.get("/v1/cities/{city}/refunds/{refund_id}", response_model=RefundPublic)
@@ -104,4 +104,4 @@ def get_refund(city: CityDep, refund_id: RowId, platform: PlatformDep, principal
     """For the merchant's and the payer's wallets and the city's operators, auditors and tills."""
     refund = platform.refunds.get(city.code, refund_id)
     allow(principal, city=city.code, roles=_READERS, wallets=(refund.merchant, refund.payer))
-    return RefundPublic.of(refund)
+    return RefundPublic.of(refund, platform.finality.final_up_to())

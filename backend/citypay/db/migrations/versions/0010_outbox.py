@@ -35,6 +35,7 @@ def upgrade() -> None:
             "fk_deposits_transaction_id", "outbox_transactions", ["transaction_id"], ["id"]
         )
     with op.batch_alter_table("cash_outs") as table:
+        table.add_column(sa.Column("closed_block", sa.BigInteger(), nullable=True))
         for column in ("redeem_transaction_id", "close_transaction_id"):
             table.add_column(sa.Column(column, sa.Integer(), nullable=True))
             table.create_foreign_key(
@@ -47,6 +48,7 @@ def downgrade() -> None:
         for column in ("redeem_transaction_id", "close_transaction_id"):
             table.drop_constraint(f"fk_cash_outs_{column}", type_="foreignkey")
             table.drop_column(column)
+        table.drop_column("closed_block")
     with op.batch_alter_table("deposits") as table:
         table.drop_constraint("fk_deposits_transaction_id", type_="foreignkey")
         table.drop_column("transaction_id")

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 from sqlalchemy import func, or_, select
 from starlette.concurrency import run_in_threadpool
 
-from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
+from citypay.payments.models import Payment, PaymentStatus
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from citypay.chain.codec import codec_of, decode_revert
 from citypay.chain.deployment import Deployment
 from citypay.chain.outbox import ChainTransaction, Outbox
 from citypay.core.faults import crash_point
-from citypay.db.models import Payment, PaymentStatus
 from citypay.db.session import Database
+from citypay.payments.models import Payment, PaymentStatus
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every refusal names the field, the value and what would be accepted. The checks that need nothing
 but the authorization run in the request's thread; the chain's views are read for a whole group
-of authorizations at once (relay/service.py), one JSON-RPC batch at one block.
+of authorizations at once (payments/service.py), one JSON-RPC batch at one block.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from citypay.authorization import SignedAuthorization, TokenDomain, recover_auth
 from citypay.chain.deployment import City
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.core.validity import Validity
-from citypay.db.models import Payment
+from citypay.payments.models import Payment
 
 RESIDENT, MERCHANT = 1, 2
 

@@ -1,4 +1,4 @@
-"""Accepting payments: checked, then recorded once; relay/submitter.py sends them.
+"""Accepting payments: checked, then recorded once; payments/relayer.py sends them.
 
 The checks that need only the authorization run as the request comes in. Then one thread (the
 acceptor) takes every payment queued meanwhile and, for the lot, reads the database (payments
@@ -23,16 +23,17 @@ from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
 from citypay.core.validity import Validity
-from citypay.db.models import Invoice, Payment, PaymentStatus, aware, utcnow
+from citypay.db.models import aware, utcnow
 from citypay.db.session import Database
-from citypay.relay.checks import (
+from citypay.payments.checks import (
     ChainViews,
     authorization_refusal,
     chain_refusal,
     mismatch_refusal,
 )
-from citypay.relay.feed import PaymentFeed
-from citypay.relay.groups import GroupWorker, Queued
+from citypay.payments.feed import PaymentFeed
+from citypay.payments.groups import GroupWorker, Queued
+from citypay.payments.models import Invoice, Payment, PaymentStatus
 
 # The most payments one commit records.
 LARGEST_GROUP = 256
