@@ -20,6 +20,7 @@ from citypay.api.routes import (
     deposits,
     health,
     metrics,
+    office,
     payments,
     qr,
     refunds,
@@ -46,6 +47,7 @@ from citypay.metrics import new_registry
 from citypay.metrics.http import HttpMetrics
 from citypay.metrics.listener import ListenerCollector
 from citypay.metrics.platform import PlatformCollector
+from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
@@ -96,6 +98,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             db, deployment, settings, outbox, domain=payments.domain, relayer=account
         ),
         charging=ChargingService(db, deployment, settings, outbox, duties),
+        office=OfficeService(db, deployment, duties),
         cashouts=CashOutService(
             db,
             deployment,
@@ -175,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(documented(module.router))
     app.include_router(documented(refunds.router))
     app.include_router(documented(alerts.router))
+    app.include_router(documented(office.router))
     serve_openapi(app)
     return app
 

@@ -64,6 +64,9 @@ _MEANING = {
     "is code malformed_json; a body that is not an object, or breaks a rule across fields, is "
     "code invalid_body.",
     423: "The card is locked after too many wrong PINs: an operator unlocks it.",
+    503: "The chain node does not answer (code chain_unavailable, with Retry-After): nothing was "
+    "recorded; send the same request again. Also a duty account of the backend that lacks its "
+    "role on chain (code duty_not_authorized).",
 }
 
 
@@ -164,7 +167,8 @@ def documented(router: APIRouter) -> APIRouter:
     for route in router.routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
-        implied = errors(*sorted(set(_derived_errors(route))))
+        # Any route may find the chain node down (api/unavailable.py).
+        implied = errors(*sorted({*_derived_errors(route), 503}))
         route.responses = implied | route.responses
         if _asks_for_principal(route):
             route.openapi_extra = {"security": KEY_OR_SESSION} | (route.openapi_extra or {})

@@ -19,6 +19,7 @@ from citypay.core.worker import Worker
 from citypay.db.session import Database
 from citypay.fraud.engine import FraudEngine
 from citypay.listener.indexer import Listener
+from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
@@ -44,3 +45,4 @@ class Platform:
     dashboard: DashboardService | None = None
     fraud: FraudEngine | None = None
     refunds: RefundService | None = None
+    office: OfficeService | None = None

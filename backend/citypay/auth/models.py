@@ -18,6 +18,10 @@ class Role(enum.StrEnum):
     BANK = "bank"  # the bank or sales agent: deposit notifications
     AUDITOR = "auditor"  # read-only views
     POS = "pos"  # a merchant's till without a wallet of its own: card payments
+    # The city office's duties (api/routes/office.py), each a key of its own: who registers and
+    # who freezes and recovers are two people, as on chain.
+    REGISTRAR = "registrar"  # registrations, lifecycle, executing recoveries
+    COMPLIANCE = "compliance"  # freezes, proposing and withdrawing recoveries, confiscation
 
 
 class ApiKey(Base):

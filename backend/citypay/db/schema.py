@@ -11,6 +11,7 @@ import citypay.chain.outbox
 import citypay.charging.models
 import citypay.fraud.alerts
 import citypay.listener.models
+import citypay.office.models
 import citypay.payments.models
 import citypay.refund.models  # noqa: F401 - imported for their tables
 from citypay.db.models import Base
