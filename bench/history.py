@@ -4,8 +4,8 @@ raw read of it that those benchmarks measure against.
 
 The authorizations are signed with coincurve over the digest worked out word by word
 (citypay.authorization.authorization_digest; eth-account's typed-data signing takes about 2 ms
-each), and the batches are encoded with eth-abi and sent with consecutive nonces without waiting
-for one another.
+each), and the batches are encoded with eth-abi and sent by bench/sending.py: a window of them in
+flight, any the node drops sent again, a failure with its reason within a minute.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import NamedTuple
 import coincurve
 from citypay.authorization import TokenDomain, authorization_digest
 from citypay.chain.events import decode_log
-from citypay.chain.keys import development_account
 from citypay.chain.log_reader import LogReader
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak
 from relay import _populate, _wallet
+from sending import send_from
 
 ENTRY = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
 SELECTOR = function_signature_to_4byte_selector(f"transferWithAuthorizationBatch({ENTRY}[])")
@@ -117,24 +117,13 @@ def submit(chain, city_code: str, entries: list[tuple], batch: int) -> tuple[int
     """Sends the entries in batches from the relayer's account and waits for every one;
     (first block, last block) that holds them."""
     city = chain.deployment.city(city_code)
-    sender = development_account(chain.deployment.account("relayer"))
-    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
-    hashes = []
-    for offset, start in enumerate(range(0, len(entries), batch)):
-        chunk = entries[start : start + batch]
-        transaction = {
+    batches = (
+        {
             "to": city.token.address,
-            "data": SELECTOR + encode([f"{ENTRY}[]"], [chunk]),
-            "nonce": nonce + offset,
-            "gas": GAS_PER_ENTRY * len(chunk) + 100_000,
-            "gasPrice": 0,
-            "chainId": chain.deployment.chain_id,
+            "data": SELECTOR + encode([f"{ENTRY}[]"], [entries[start : start + batch]]),
+            "gas": GAS_PER_ENTRY * len(entries[start : start + batch]) + 100_000,
         }
-        signed = sender.sign_transaction(transaction)
-        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
-    blocks = []
-    for tx_hash in hashes:
-        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=600, poll_latency=0.5)
-        assert receipt["status"] == 1, f"batch {tx_hash.hex()} reverted"
-        blocks.append(receipt["blockNumber"])
+        for start in range(0, len(entries), batch)
+    )
+    blocks = send_from(chain, chain.deployment.account("relayer"), batches)
     return min(blocks), max(blocks)

@@ -45,11 +45,13 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from citypay.authorization import TokenDomain, sign_authorization  # noqa: E402
 from citypay.chain.keys import development_account  # noqa: E402
 from citypay.registry_authorization import merchant_registration, registry_domain_for  # noqa: E402
 from platform_harness import BackendUnderTest, ChainUnderTest  # noqa: E402
+from sending import send_from  # noqa: E402
 
 CITY = "gimpo"
 PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "2000"))
@@ -66,26 +68,11 @@ def _wallet(kind: str, index: int):
 
 
 def _send_all(chain: ChainUnderTest, sender: str, calls: list) -> None:
-    """Sends every call from `sender` with consecutive nonces, then waits for all receipts:
-    one block for the lot instead of one block each."""
-    account = development_account(sender)
-    nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
-    hashes = []
-    for offset, call in enumerate(calls):
-        transaction = call.build_transaction(
-            {
-                "from": account.address,
-                "nonce": nonce + offset,
-                "gas": 500_000,
-                "gasPrice": 0,
-                "chainId": chain.deployment.chain_id,
-            }
-        )
-        signed = account.sign_transaction(transaction)
-        hashes.append(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
-    for tx_hash in hashes:
-        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.2)
-        assert receipt["status"] == 1, f"set-up transaction {tx_hash.hex()} reverted"
+    """Sends every call from `sender` with consecutive nonces (bench/sending.py: a window in
+    flight rather than one block each)."""
+    address = development_account(sender).address
+    fields = {"from": address, "gas": 500_000, "gasPrice": 0, "chainId": chain.deployment.chain_id}
+    send_from(chain, sender, [call.build_transaction(fields) for call in calls])
 
 
 def _application(merchant) -> tuple:
