@@ -25,10 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from citypay.chain.keystore import development_index, public_key_warning
+
 from scripts.chain import ROOT, ChainError, ChainSettings
 from scripts.deployment import DeploymentError
-from scripts.deployment.config import load_config
-from scripts.deployment.keys import DevKeys, KeystoreKeys
+from scripts.deployment.config import PlatformConfig, load_config
+from scripts.deployment.keys import DevKeys, KeyLoadError, KeystoreKeys
 from scripts.deployment.manifest import load_manifest
 
 DEFAULT_CONFIG = ROOT / "config" / "cities.yaml"
@@ -73,6 +75,8 @@ def deploy_platform(
         key_source = KeystoreKeys(folder)
     else:
         raise DeploymentError(f"--keys {keys!r}: accepted values are dev and keystore")
+    if chain_id != embedded_id:
+        refuse_public_accounts(config, chain_id, embedded_id)
     manifest = load_manifest(manifest_path, chain_id=chain_id)
     w3 = connect(rpc_url, chain_id)
     log(
@@ -91,6 +95,24 @@ def deploy_platform(
         log=log,
     )
     return deployment.run().model_dump(mode="json")
+
+
+def refuse_public_accounts(config: PlatformConfig, chain_id: int, embedded_id: int) -> None:
+    """Off the embedded chain, no role, issuer or sender may be an account of the public
+    development mnemonic: whoever has its key (everyone) would hold the role. A development key
+    imported into a keystore is caught too, by its address."""
+    public = [
+        f"{where} = {name}: {public_key_warning(config.address(name))}"
+        for where, name in config.account_references()
+        if development_index(config.address(name)) is not None
+    ]
+    if public:
+        raise DeploymentError(
+            f"on chain id {chain_id} the configuration may not name development accounts "
+            f"(they are accepted on the embedded chain, {embedded_id}, only); nothing was sent:\n  "
+            + "\n  ".join(public)
+            + "\nput the addresses of keys of your own under `accounts:` (docs/deploy-besu.md)"
+        )
 
 
 def connect_brownie(
@@ -197,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest_path=args.manifest,
             gas_price=args.gas_price,
         )
-    except (DeploymentError, ChainError) as error:
+    except (DeploymentError, ChainError, KeyLoadError) as error:
         print(f"deploy: error: {error}", file=sys.stderr)
         return 1
     return 0

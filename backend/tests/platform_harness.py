@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 from citypay.chain.deployment import Deployment
 from citypay.chain.keys import development_account
 from citypay.core.config import EMBEDDED_CHAIN_ID
@@ -23,6 +24,7 @@ from citypay.day.processes import (  # noqa: F401
 )
 from citypay.registry_authorization import merchant_registration, registry_domain_for
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 
@@ -60,6 +62,8 @@ class ChainUnderTest:
     """The project's anvil on a free port (or `port`) with a fresh state folder, and the three
     cities."""
 
+    chain_id = EMBEDDED_CHAIN_ID
+
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
@@ -67,26 +71,40 @@ class ChainUnderTest:
         self.manifest = data_dir / "manifest.json"
 
     def start_and_deploy(self) -> None:
-        settings = _chain_settings(self.port, self.data_dir)
-        chain_tool("scripts.chain", "start", env=settings)
+        self.start()
+        self.deploy()
+        self.w3 = Web3(Web3.HTTPProvider(self.rpc_url))
+        self.deployment = Deployment(self.manifest, self.w3, chain_id=self.chain_id)
+
+    def deploy(self) -> None:
         chain_tool(
             "scripts.deploy",
             "--network",
             "embedded",
             "--manifest",
             str(self.manifest),
-            env=settings,
+            env=_chain_settings(self.port, self.data_dir),
         )
-        self.w3 = Web3(Web3.HTTPProvider(self.rpc_url))
-        self.deployment = Deployment(self.manifest, self.w3, chain_id=EMBEDDED_CHAIN_ID)
 
     def stop(self) -> None:
         """Stops the node the way an operator does: it writes its state file on the way out."""
-        chain_tool("scripts.chain", "stop", env=_chain_settings(self.port, self.data_dir))
+        chain_tool(
+            "scripts.chain",
+            "stop",
+            "--chain-id",
+            str(self.chain_id),
+            env=_chain_settings(self.port, self.data_dir),
+        )
 
     def start(self) -> None:
-        """Starts the node again from its state file (blocks, balances, contracts)."""
-        chain_tool("scripts.chain", "start", env=_chain_settings(self.port, self.data_dir))
+        """Starts the node (again, from its state file: blocks, balances, contracts)."""
+        chain_tool(
+            "scripts.chain",
+            "start",
+            "--chain-id",
+            str(self.chain_id),
+            env=_chain_settings(self.port, self.data_dir),
+        )
 
     def kill(self) -> None:
         """kill -9 of the node: it writes nothing; what it mined since its last state dump is
@@ -121,21 +139,25 @@ class ChainUnderTest:
         return {
             "DATABASE_URL": database_url,
             "RPC_URL": self.rpc_url,
-            "CHAIN_ID": str(EMBEDDED_CHAIN_ID),
+            "CHAIN_ID": str(self.chain_id),
             "MANIFEST_PATH": str(self.manifest),
         }
 
-    # --- the city's duties, signed with the development keys the deployment named ---------
+    # --- the city's duties, signed with the keys of the accounts the deployment named -------
+
+    def signer(self, address: str) -> LocalAccount:
+        """The key of an account the deployment names: here anvil's development key."""
+        return development_account(address)
 
     def send(self, duty_address: str, call) -> dict:
-        account = development_account(duty_address)
+        account = self.signer(duty_address)
         transaction = call.build_transaction(
             {
                 "from": account.address,
                 "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
                 "gas": 1_000_000,
                 "gasPrice": 0,
-                "chainId": EMBEDDED_CHAIN_ID,
+                "chainId": self.chain_id,
             }
         )
         tx_hash = self.w3.eth.send_raw_transaction(
@@ -147,7 +169,7 @@ class ChainUnderTest:
 
     def register_resident(self, city_code: str, wallet, region: int = 41570) -> None:
         city = self.deployment.city(city_code)
-        registrar = self.deployment.account("registrar")
+        registrar = city.roles["registrar"]
         identity = keccak(text=f"identity:{wallet.address}")
         self.send(
             registrar, city.registry.functions.registerResident(wallet.address, identity, region)
@@ -157,7 +179,7 @@ class ChainUnderTest:
         self, city_code: str, wallet, category: int = 5611, region: int = 41570
     ) -> None:
         city = self.deployment.city(city_code)
-        registrar = self.deployment.account("registrar")
+        registrar = city.roles["registrar"]
         application = (
             keccak(text=f"business:{wallet.address}"),
             keccak(text=f"bank-account:{wallet.address}"),
@@ -177,6 +199,75 @@ class ChainUnderTest:
         issuer = city.roles["issuers"][0]  # the manifest records each duty's address
         reference = keccak(text=f"deposit:{wallet.address}:{time.time_ns()}")
         self.send(issuer, city.treasury.functions.issue(wallet.address, amount, reference))
+
+
+KEYSTORE_PASSWORD = "a city's own network"
+
+
+class OwnNetworkUnderTest(ChainUnderTest):
+    """anvil configured as a city's own permissioned network, set up as docs/deploy-besu.md says:
+    its own chain id, the shipped three cities with every account a fresh key of its own (each
+    city its own bank, compliance and relayer; one registrar and settler for all), the
+    deployer's key in the deploy's keystore folder and the backend's duty keys in the backend's
+    (`backend_keys`), each file encrypted under KEYSTORE_PASSWORD; deployed with
+    `scripts.deploy --network permissioned`. The backend finds its keys with KEYSTORE_DIR and
+    CITY_KEYSTORE_PASSWORD."""
+
+    chain_id = 2026
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.manifest = data_dir / "deployments" / f"{self.chain_id}.json"
+        self.config = data_dir / "cities.yaml"
+        self.deploy_keys = data_dir / "keys" / "deploy"
+        self.backend_keys = data_dir / "keys" / "backend"
+        self.accounts: dict[str, LocalAccount] = {}  # every account of the configuration, by name
+
+    def deploy(self) -> None:
+        self._write_configuration()
+        chain_tool(
+            "scripts.deploy",
+            "--network", "permissioned",
+            "--rpc-url", self.rpc_url,
+            "--chain-id", str(self.chain_id),
+            "--config", str(self.config),
+            "--keystore-dir", str(self.deploy_keys),
+            "--manifest", str(self.manifest),
+            env=_chain_settings(self.port, self.data_dir)
+            | {"CITY_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD},
+        )  # fmt: skip
+
+    def _write_configuration(self) -> None:
+        config = yaml.safe_load((ROOT / "config" / "cities.yaml").read_text(encoding="utf-8"))
+        names = [name for name in config["accounts"] if name != "relayer"]
+        backend = ["registrar", "settler"]
+        for city in config["cities"]:
+            city["roles"]["relayer"] = f"{city['code']}-relayer"
+            names.append(f"{city['code']}-relayer")
+            backend += [f"{city['code']}-{duty}" for duty in ("relayer", "bank", "compliance")]
+        self.accounts = {name: Account.create() for name in names}
+        config["accounts"] = {name: account.address for name, account in self.accounts.items()}
+        self.config.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+        self._keystore(self.deploy_keys, ["deployer"])
+        self._keystore(self.backend_keys, backend)
+
+    def _keystore(self, folder: Path, names: list[str]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            # pbkdf2 with few iterations keeps the test fast; real keystores use scrypt.
+            encrypted = Account.encrypt(
+                self.accounts[name].key, KEYSTORE_PASSWORD, kdf="pbkdf2", iterations=1_000
+            )
+            (folder / f"{name}.json").write_text(json.dumps(encrypted))
+
+    def signer(self, address: str) -> LocalAccount:
+        return next(a for a in self.accounts.values() if a.address == address)
+
+    def service_settings(self, database_url: str) -> dict:
+        return super().service_settings(database_url) | {
+            "KEYSTORE_DIR": str(self.backend_keys),
+            "CITY_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
+        }
 
 
 def new_wallet(seed: str):

@@ -9,6 +9,7 @@ with a fraud configuration of this module's own follows the same chain and raise
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -644,7 +645,20 @@ def test_a_bad_fraud_configuration_names_the_key_the_value_and_what_is_accepted(
     assert message in str(refused.value)
 
 
-def test_a_city_the_deployment_does_not_have_is_refused():
-    config = parse_fraud_config({"cities": {"gimpoo": {}}})
-    with pytest.raises(FraudConfigError, match=r"cities.gimpoo: no such city .*gimpo, gongju"):
+def test_a_city_the_backend_does_not_serve_is_a_warning_and_an_unnamed_city_runs_on_defaults(
+    caplog,
+):
+    config = parse_fraud_config(
+        {
+            "defaults": {"quick_cash_out": {"max_customers": 5}},
+            "cities": {"gimpoo": {"quick_cash_out": {"max_customers": 2}}},
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="citypay.fraud.config"):
         config.check_cities(["gimpo", "gongju"], "config/fraud.yaml")
+    assert [record.getMessage() for record in caplog.records] == [
+        "config/fraud.yaml: cities.gimpoo is not a city this backend serves (gimpo, gongju): "
+        "its thresholds are unused"
+    ]
+    assert config.for_city("gongju").quick_cash_out.max_customers == 5
+    assert config.for_city("gimpoo").quick_cash_out.max_customers == 2

@@ -14,6 +14,8 @@ independent of each other and depend only on earlier steps):
 
 Nothing is sent until the whole plan is built and every key it needs is unlocked: an invalid
 configuration, a wrong key or password, a chain that does not match the manifest send nothing.
+Only the keys the plan's steps sign with are decrypted: a policy change needs the city admin's
+key and password, not the deployer's, which only creating contracts (and its roles) needs.
 A run with nothing to change sends nothing.
 """
 
@@ -596,9 +598,10 @@ class Deployment:
     # --- Keys and execution -------------------------------------------------------------------
 
     def unlock(self, plan: Plan) -> dict[str, LocalAccount]:
-        """Every key the plan signs with, unlocked before anything is sent."""
+        """Every key the plan signs with, unlocked before anything is sent, and only those: a
+        policy change needs the city admin's key and password, not the deployer's."""
         signers = {}
-        needed = {self.deployer} | {s.sender for steps in plan.steps for s in steps}
+        needed = {s.sender for steps in plan.steps for s in steps}
         for address in sorted(needed):
             name = self.config.name_of(address) or address
             account = self.keys.signer(address, name)

@@ -50,6 +50,7 @@ def run(*args: str, env: dict) -> subprocess.CompletedProcess:
         [sys.executable, "-m", *args],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,  # never a terminal: a missing password is an error, not a prompt
         capture_output=True,
         text=True,
         timeout=180,
@@ -197,10 +198,11 @@ def dev_keys():
 
 @pytest.fixture(scope="session")
 def new_keystore():
-    """Puts a fresh account (not a development key) in an encrypted keystore file."""
+    """Puts a fresh account (not a development key, unless `account` is given) in an encrypted
+    keystore file."""
 
-    def create(folder: Path, password: str):
-        account = Account.create()
+    def create(folder: Path, password: str, account=None):
+        account = account or Account.create()
         folder.mkdir(parents=True, exist_ok=True)
         # pbkdf2 with few iterations keeps the test fast; real keystores use the scrypt default.
         encrypted = Account.encrypt(account.key, password, kdf="pbkdf2", iterations=1_000)

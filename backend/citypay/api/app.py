@@ -30,9 +30,9 @@ from citypay.api.unavailable import install_unavailable_handler
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import open_deployment
-from citypay.chain.duties import DutySenders, check_duty_keys
+from citypay.chain.duties import DutySenders
 from citypay.chain.finality import Finality
-from citypay.chain.keys import signer_for
+from citypay.chain.keys import DutyKeys
 from citypay.chain.outbox import Outbox
 from citypay.charging.service import ChargingService
 from citypay.core.config import Settings, get_settings
@@ -60,23 +60,22 @@ FOLLOW_INTERVAL = 1.0
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     deployment = open_deployment(settings)
-    check_duty_keys(settings, deployment)
-    w3, chain_id = deployment.w3, deployment.chain_id
+    keys = DutyKeys.unlock(settings, deployment)
+    w3 = deployment.w3
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     gateway = deployment.gateway
     outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
-    duties = DutySenders(settings, deployment, outbox)
-    account = signer_for(
-        "relayer", settings.RELAYER_PRIVATE_KEY, deployment.account("relayer"), chain_id
-    )
+    duties = DutySenders(keys, outbox)
+    # Each city's batches go out from its own relayer, the holder of its token's RELAYER_ROLE.
+    relayers = {code: keys.of(code, "relayer") for code in deployment.cities}
     relayer = None
     if run_relayer:
         relayer = Relayer(
             db,
             deployment,
             outbox,
-            account,
+            relayers,
             batch_size=settings.RELAY_BATCH_SIZE,
             interval=settings.RELAY_INTERVAL,
         )
@@ -93,9 +92,15 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,
-        # Refunds go out from the relayer's account, under its nonces (refund/sender.py).
+        # Refunds go out from a relayer's account, under its nonces (refund/sender.py): any
+        # account may relay a merchant's signed refund, so one serves every city, the first's.
         refunds=RefundService(
-            db, deployment, settings, outbox, domain=payments.domain, relayer=account
+            db,
+            deployment,
+            settings,
+            outbox,
+            domain=payments.domain,
+            relayer=relayers[min(relayers)],
         ),
         charging=ChargingService(db, deployment, settings, outbox, duties),
         office=OfficeService(db, deployment, duties),

@@ -117,7 +117,7 @@ class CardService:
         wallet = Account.create()
         card = self._store_new_card(city, wallet, pin)
         try:
-            sent = self.registrar().send(
+            sent = self.registrar(city).send(
                 city.chain.registry,
                 "registerResident",
                 wallet.address,
@@ -163,8 +163,8 @@ class CardService:
                 continue
         raise RuntimeError("could not draw an unused card number")
 
-    def registrar(self) -> DutySender:
-        return self._duties.sender("registrar", self.deployment.account("registrar"))
+    def registrar(self, city: City) -> DutySender:
+        return self._duties.sender("registrar", city.roles["registrar"])
 
     # --- PINs --------------------------------------------------------------------------------
 

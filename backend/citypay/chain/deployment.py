@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -72,7 +73,8 @@ class City:
 
 
 class Deployment:
-    """Reads the manifest once; gives each city's contracts and the addresses of each duty."""
+    """Reads the manifest once; gives each served city's contracts and the addresses of each
+    duty. A city the backend does not serve is left out everywhere: services, listener, fraud."""
 
     def __init__(
         self,
@@ -81,7 +83,9 @@ class Deployment:
         *,
         chain_id: int,
         gateway: ChainGateway | None = None,
+        cities: Collection[str] = (),
     ) -> None:
+        """`cities`: the city codes to serve, the manifest's every city if empty."""
         self.path = Path(manifest_path)
         try:
             self._manifest = _Manifest.model_validate_json(self.path.read_text(encoding="utf-8"))
@@ -97,6 +101,16 @@ class Deployment:
                 f"manifest {self.path} is for chain id {self._manifest.chain_id}, "
                 f"but CHAIN_ID is {chain_id}"
             )
+        unknown = sorted(set(cities) - set(self._manifest.cities))
+        if unknown:
+            raise DeploymentError(
+                f"CITIES names {', '.join(unknown)}, which manifest {self.path} lacks "
+                f"(its cities: {', '.join(sorted(self._manifest.cities))})"
+            )
+        if cities:
+            self._manifest.cities = {
+                code: record for code, record in self._manifest.cities.items() if code in cities
+            }
         self.w3 = w3
         self.chain_id = chain_id
         # The one way to the chain (chain/gateway.py); a client that gives none gets one on the
@@ -167,6 +181,17 @@ class Deployment:
         except KeyError:
             raise DeploymentError(f"manifest {self.path} names no account '{name}'") from None
 
+    def name_of(self, address: str) -> str | None:
+        """The configuration's name of the account at `address` (e.g. 'gimpo-bank')."""
+        return next(
+            (
+                name
+                for name, known in self._manifest.accounts.items()
+                if known.lower() == address.lower()
+            ),
+            None,
+        )
+
     def watched_contracts(self) -> list[WatchedContract]:
         """Every contract whose events the listener indexes, with the block it was deployed in."""
         watched = []
@@ -189,7 +214,8 @@ class WatchedContract:
 
 
 def open_deployment(settings: Settings) -> Deployment:
-    """The deployment at MANIFEST_PATH on the node at RPC_URL, both checked against CHAIN_ID."""
+    """The deployment at MANIFEST_PATH on the node at RPC_URL, both checked against CHAIN_ID,
+    for the cities CITIES names (every city of the manifest if it names none)."""
     w3 = Web3(Web3.HTTPProvider(settings.RPC_URL, request_kwargs={"timeout": 30}))
     rpc = JsonRpc(settings.RPC_URL)
     chain_id = int(rpc.request("eth_chainId"), 16)
@@ -199,5 +225,9 @@ def open_deployment(settings: Settings) -> Deployment:
             f"not CHAIN_ID {settings.CHAIN_ID}"
         )
     return Deployment(
-        settings.MANIFEST_PATH, w3, chain_id=chain_id, gateway=ChainGateway(rpc, chain_id)
+        settings.MANIFEST_PATH,
+        w3,
+        chain_id=chain_id,
+        gateway=ChainGateway(rpc, chain_id),
+        cities=settings.CITIES,
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from citypay.core.logs import LogSettings
 
@@ -28,12 +30,20 @@ class Settings(LogSettings):
     # such as QBFT). Whatever the setting, a transaction whose block the node loses is sent again.
     CHAIN_CONFIRMATIONS: int = Field(default=0, ge=0)
 
-    # Keys of the backend's duties. Left empty on the embedded chain, each defaults to the anvil
-    # development key of the address the manifest names for that duty.
-    RELAYER_PRIVATE_KEY: SecretStr | None = None
-    SETTLER_PRIVATE_KEY: SecretStr | None = None  # relays cash-outs, records bank payouts
-    ISSUER_PRIVATE_KEY: SecretStr | None = None
-    REGISTRAR_PRIVATE_KEY: SecretStr | None = None  # registers card holders' wallets as residents
+    # The cities this backend serves, comma-separated city codes (gimpo,gongju); every city of
+    # the manifest when empty.
+    CITIES: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # The keys of the backend's duties, per city: each city's issuer (its bank, the manifest's
+    # roles.issuers[0]), settler (relays cash-outs, records bank payouts), registrar (registers
+    # residents, merchants and card holders), compliance (freezes, recoveries, confiscations) and
+    # relayer (sends payment batches), at the addresses the manifest names. They come from the
+    # keystore folder the deploy uses (geth's encrypted files; scripts/deployment/keys.py makes
+    # them), each password from the environment's CITY_KEYSTORE_PASSWORD_<ACCOUNT NAME> or
+    # CITY_KEYSTORE_PASSWORD, else asked at the terminal. Left unset on the embedded chain,
+    # anvil's development keys sign; on any other chain it is required, and anvil's public
+    # development addresses are refused in any role.
+    KEYSTORE_DIR: Path | None = None
 
     # Relay batching: the submitter sends what is queued every RELAY_INTERVAL seconds, at most
     # RELAY_BATCH_SIZE authorizations a transaction.
@@ -92,6 +102,13 @@ class Settings(LogSettings):
     # The largest request body accepted (bytes): every body is a small JSON object; a larger one
     # is refused with 413 before it is read.
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+
+    @field_validator("CITIES", mode="before")
+    @classmethod
+    def _city_codes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(code.strip() for code in value.split(",") if code.strip())
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

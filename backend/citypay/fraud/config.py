@@ -16,6 +16,7 @@ merchant address, over a default.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from pydantic import (
 )
 
 from citypay.core.strict_config import StrictSection
+
+log = logging.getLogger(__name__)
 
 DAY_MINUTES = 24 * 60
 
@@ -194,12 +197,15 @@ class FraudConfig(StrictSection):
         return self.cities.get(code, self.defaults)
 
     def check_cities(self, known: list[str], source: str) -> None:
-        """A city named here but not deployed is a typo that would silently get the defaults."""
-        unknown = sorted(set(self.cities) - set(known))
-        if unknown:
-            raise FraudConfigError(
-                f"{source}: cities.{unknown[0]}: no such city in the deployment "
-                f"(cities: {', '.join(sorted(known))})"
+        """A city named here that this backend does not serve is left alone, with a warning (a
+        typo would otherwise go unseen): one file serves every deployment and every CITIES
+        subset. A served city the file does not name runs on the defaults."""
+        for code in sorted(set(self.cities) - set(known)):
+            log.warning(
+                "%s: cities.%s is not a city this backend serves (%s): its thresholds are unused",
+                source,
+                code,
+                ", ".join(sorted(known)),
             )
 
 

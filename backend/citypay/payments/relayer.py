@@ -1,4 +1,5 @@
-"""The relayer: sends accepted payments in batches from its account, through the outbox.
+"""The relayer: sends accepted payments in batches, each city's from that city's relayer account
+(the holder of its token's RELAYER_ROLE), through the outbox.
 
 Exactly once, across crashes and rollbacks: a batch transaction is signed and recorded in the
 outbox (chain/outbox.py) and its payments marked submitted in one database transaction, and only
@@ -18,6 +19,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 
 from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
@@ -78,7 +80,7 @@ class Relayer:
         db: Database,
         deployment: Deployment,
         outbox: Outbox,
-        account: LocalAccount,
+        accounts: Mapping[str, LocalAccount],
         *,
         batch_size: int,
         interval: float,
@@ -87,7 +89,7 @@ class Relayer:
         self.deployment = deployment
         self.outbox = outbox
         self.rpc = outbox.gateway.rpc
-        self.account = account
+        self.accounts = accounts  # by city code: each city's batches from its own relayer
         self.batch_size = batch_size
         self.interval = interval
         self._stop = threading.Event()
@@ -97,9 +99,9 @@ class Relayer:
         self._block_checked = 0.0  # monotonic time the node was last asked for its newest block
         self._looked = 0.0  # monotonic time of the last idle look
         self._following = False  # batches are out, not yet mined
-        # The node's pending count of the relayer's transactions, asked again at each block (it
-        # matters only if the key sent a transaction the relayer did not record).
-        self._pending_count: int | None = None
+        # The node's pending count of each relayer account's transactions, asked again at each
+        # block (it matters only if the key sent a transaction the relayer did not record).
+        self._pending_counts: dict[str, int] = {}
         outbox.on(PURPOSE, mined=self._mined, unmined=self._unmined)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -126,7 +128,7 @@ class Relayer:
             try:
                 self.step(woken)
             except Exception:  # the node or the database away: the next step tries again
-                self._pending_count = None
+                self._pending_counts = {}
                 log.exception("relayer step failed; retrying")
             self._wake.wait(self.interval)
             # Woken early (a payment was accepted): an interval at least between two steps, so
@@ -147,7 +149,7 @@ class Relayer:
             block = int(self.rpc.request("eth_blockNumber"), 16)
             if block != self._block:
                 self._following = self.outbox.follow().waiting > 0
-                self._block, self._pending_count = block, None
+                self._block, self._pending_counts = block, {}
         if (woken or idle) and self.submit_accepted():
             self._following = True
 
@@ -159,7 +161,11 @@ class Relayer:
         with self.db.session() as session:
             accepted = session.execute(
                 select(*_BATCH_COLUMNS)
-                .where(Payment.status == PaymentStatus.ACCEPTED)
+                .where(
+                    Payment.status == PaymentStatus.ACCEPTED,
+                    # Only the cities this backend serves (CITIES) and holds a relayer key of.
+                    Payment.city.in_(list(self.accounts)),
+                )
                 .order_by(Payment.id)
                 .limit(self.batch_size * 4)
             ).all()
@@ -195,15 +201,16 @@ class Relayer:
             for p in payments
         ]
         data = _BATCH_SELECTOR + encode([_AUTHORIZATIONS], [authorizations])
+        account = self.accounts[city_code]
         with self.db.session() as session:
             record = self.outbox.record(
                 session,
-                self.account,
+                account,
                 to=token.address,
                 data=data,
                 gas=BATCH_BASE_GAS + GAS_PER_AUTHORIZATION * len(payments),
                 purpose=PURPOSE,
-                pending=self._pending(),
+                pending=self._pending(account.address),
             )
             # Only payments still accepted: another relayer replica may have taken some.
             result = session.execute(
@@ -224,12 +231,12 @@ class Relayer:
         self.outbox.broadcast(record.raw_transaction)
         crash_point("after_batch_sent")
 
-    def _pending(self) -> int:
-        if self._pending_count is None:
-            self._pending_count = int(
-                self.rpc.request("eth_getTransactionCount", self.account.address, "pending"), 16
+    def _pending(self, address: str) -> int:
+        if address not in self._pending_counts:
+            self._pending_counts[address] = int(
+                self.rpc.request("eth_getTransactionCount", address, "pending"), 16
             )
-        return self._pending_count
+        return self._pending_counts[address]
 
     # --- what the outbox tells of a batch -----------------------------------------------------
 
