@@ -380,7 +380,7 @@ GATES = [
     Gate(
         "CityTreasury",
         "settle",
-        lambda f: [0, REFERENCE],
+        lambda f: [0, f.merchant, 10_000, REFERENCE],
         "SETTLER_ROLE",
         state=lambda f: f.treasury.redemption(0),
         setup=_cash_out,
@@ -388,7 +388,7 @@ GATES = [
     Gate(
         "CityTreasury",
         "returnRedemption",
-        lambda f: [0, REFERENCE],
+        lambda f: [0, f.merchant, 10_000, REFERENCE],
         "SETTLER_ROLE",
         state=lambda f: (f.treasury.redemption(0), f.token.balanceOf(f.merchant)),
         setup=_cash_out,

@@ -2,7 +2,7 @@
 registered payout account; a settler records the transfer or returns the tokens, once."""
 
 import pytest
-from brownie import accounts
+from brownie import ZERO_ADDRESS, accounts
 from eth_utils import keccak
 
 from scripts.city_suite import return_of, settlement
@@ -196,15 +196,16 @@ def test_supply_equals_issued_less_burned_plus_returned_after_settle_and_return(
     ],
 )
 def test_a_redemption_ends_once(treasury, cash_out, settler, reverts_with, first, second, status):
-    getattr(treasury, first)(0, BANK_REFERENCE, {"from": settler})
+    closing = {"settle": settlement, "returnRedemption": return_of}
+    getattr(treasury, first)(*closing[first](treasury, 0, BANK_REFERENCE), {"from": settler})
     with reverts_with("CityTreasuryRedemptionNotPending", 0, status):
-        getattr(treasury, second)(0, BANK_REFERENCE, {"from": settler})
+        getattr(treasury, second)(*closing[second](treasury, 0, BANK_REFERENCE), {"from": settler})
 
 
 @pytest.mark.parametrize("close", ["settle", "returnRedemption"])
 def test_closing_an_unknown_redemption_reverts(treasury, cash_out, settler, reverts_with, close):
     with reverts_with("CityTreasuryRedemptionNotPending", 1, NONE):
-        getattr(treasury, close)(1, BANK_REFERENCE, {"from": settler})
+        getattr(treasury, close)(1, ZERO_ADDRESS, 0, BANK_REFERENCE, {"from": settler})
 
 
 def test_cash_out_reverts_for_a_resident(treasury, city, resident, reverts_with):

@@ -348,7 +348,7 @@ def test_a_confiscation_is_never_returned_or_settled_again(
     treasury, settler, confiscated, reverts_with, close
 ):
     with reverts_with("CityTreasuryRedemptionNotPending", 0, SETTLED):
-        getattr(treasury, close)(0, BANK_REFERENCE, {"from": settler})
+        getattr(treasury, close)(*settlement(treasury, 0, BANK_REFERENCE), {"from": settler})
 
 
 def test_confiscate_is_refused_while_the_city_is_paused(
