@@ -25,12 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from citypay.chain.keystore import development_index, public_key_warning
+from citypay.chain.keystore import (
+    DevKeys,
+    KeyLoadError,
+    KeystoreKeys,
+    development_index,
+    public_key_warning,
+)
 
 from scripts.chain import ROOT, ChainError, ChainSettings
 from scripts.deployment import DeploymentError
 from scripts.deployment.config import PlatformConfig, load_config
-from scripts.deployment.keys import DevKeys, KeyLoadError, KeystoreKeys
 from scripts.deployment.manifest import load_manifest
 
 DEFAULT_CONFIG = ROOT / "config" / "cities.yaml"

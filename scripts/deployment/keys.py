@@ -1,6 +1,5 @@
-"""Where the deployment's signing keys come from: an encrypted keystore, or anvil's development
-keys on the embedded chain only (citypay/chain/keystore.py, which the backend reads its keys
-with too). This module is the command that makes a keystore file:
+"""Makes an account in an encrypted keystore file, the format the deploy and the backend read
+their keys from (citypay/chain/keystore.py: one implementation for both):
 
     python -m scripts.deployment.keys new deployer --dir keys
 """
@@ -10,15 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from citypay.chain.keystore import (
-    DevKeys,
-    KeyLoadError,
-    KeySource,
-    KeystoreKeys,
-    create_keystore,
-)
-
-__all__ = ["DevKeys", "KeyLoadError", "KeySource", "KeystoreKeys", "create_keystore", "main"]
+from citypay.chain.keystore import KeyLoadError, create_keystore
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from citypay.chain.keystore import KeySource
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
@@ -33,7 +34,6 @@ from scripts.city_suite import SUITE_ROLES
 from scripts.deployment import DeploymentError
 from scripts.deployment.artifacts import Artifacts
 from scripts.deployment.config import CityConfig, PlatformConfig
-from scripts.deployment.keys import KeySource
 from scripts.deployment.manifest import (
     SUITE,
     CityRecord,

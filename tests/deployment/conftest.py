@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from citypay.chain.keystore import DevKeys
 from eth_account import Account
 from web3 import Web3
-
-from scripts.deployment.keys import DevKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = ROOT / "config" / "cities.yaml"
