@@ -14,6 +14,7 @@ import pytest
 from citypay.authorization import TokenDomain, sign_authorization
 from citypay.chain.keystore import development_accounts
 from citypay.charging.notifications import sign
+from citypay.wallet.client import WalletClient
 from conftest import bearer, own_database_url, wait_for_status
 from eth_account import Account
 from platform_harness import (
@@ -110,6 +111,14 @@ def test_a_backend_on_its_own_network_issues_and_relays_for_every_city_with_its_
                 # ... and each city's batches go out from its own relayer.
                 assert batch["from"] == own_network.accounts[f"{code}-relayer"].address
                 assert city.token.functions.balanceOf(merchant.address).call() == 30_000
+
+                # The merchant's refund goes out from its city's relayer too.
+                with WalletClient(server.url, merchant, city=code) as shop:
+                    refunded = shop.refund(resident.address, paid["nonce"], 5_000)
+                assert refunded["status"] == "included", refunded
+                refund = own_network.w3.eth.get_transaction(refunded["transactionHash"])
+                assert refund["from"] == own_network.accounts[f"{code}-relayer"].address
+                assert city.token.functions.balanceOf(merchant.address).call() == 25_000
     finally:
         server.stop()
 

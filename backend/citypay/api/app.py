@@ -92,15 +92,9 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,
-        # Refunds go out from a relayer's account, under its nonces (refund/sender.py): any
-        # account may relay a merchant's signed refund, so one serves every city, the first's.
+        # A city's refunds go out from its relayer too, under its nonces (refund/sender.py).
         refunds=RefundService(
-            db,
-            deployment,
-            settings,
-            outbox,
-            domain=payments.domain,
-            relayer=relayers[min(relayers)],
+            db, deployment, settings, outbox, domain=payments.domain, relayers=relayers
         ),
         charging=ChargingService(db, deployment, settings, outbox, duties),
         office=OfficeService(db, deployment, duties),

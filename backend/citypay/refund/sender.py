@@ -1,6 +1,6 @@
-"""Sending recorded refunds from the relayer's account, one transaction each, through the outbox.
+"""Sending recorded refunds from their city's relayer, one transaction each, through the outbox.
 
-Any account may relay a merchant's signed refund, and the relayer's already relays the payments.
+Any account may relay a merchant's signed refund, and the city's relayer relays its payments.
 So refunds share its nonces in the outbox (chain/outbox.py) with the payment batches: a refund's
 transaction is recorded in the same database transaction that marks the refund submitted, and
 only then sent; the outbox follows it, sends the same bytes again if the node loses them, and
@@ -44,12 +44,16 @@ class _Taken(Exception):
 
 class RefundSender:
     def __init__(
-        self, db: Database, deployment: Deployment, outbox: Outbox, account: LocalAccount
+        self,
+        db: Database,
+        deployment: Deployment,
+        outbox: Outbox,
+        accounts: dict[str, LocalAccount],
     ) -> None:
         self.db = db
         self.deployment = deployment
         self.outbox = outbox
-        self.account = account
+        self.accounts = accounts  # by city code: the relayer each city's refunds go from
         outbox.on(PURPOSE, mined=self._mined, unmined=self._unmined)
 
     def round(self) -> None:
@@ -62,7 +66,10 @@ class RefundSender:
         with self.db.session() as session:
             accepted = session.scalars(
                 select(Refund)
-                .where(Refund.status == RefundStatus.ACCEPTED)
+                .where(
+                    Refund.status == RefundStatus.ACCEPTED,
+                    Refund.city.in_(list(self.accounts)),
+                )
                 .order_by(Refund.id)
                 .limit(ROUND)
             ).all()
@@ -77,9 +84,10 @@ class RefundSender:
         if self._settled_elsewhere(city, refund):
             return
         signed_refund = refund.signed()
+        account = self.accounts[refund.city]
         # Simulated first, so that a refund the chain now refuses (its window passed while it
         # waited, the city paused, ...) costs no transaction and says why.
-        refusal = chain_refusal(city, self.account, signed_refund)
+        refusal = chain_refusal(city, account, signed_refund)
         if refusal is not None:
             self._record(refund.id, RefundStatus.FAILED, failure_reason=refusal.message)
             return
@@ -87,7 +95,7 @@ class RefundSender:
         with self.db.session() as session:
             record = self.outbox.record(
                 session,
-                self.account,
+                account,
                 to=city.token.address,
                 data=data,
                 gas=REFUND_GAS,
@@ -126,7 +134,7 @@ class RefundSender:
         if not self._settled_elsewhere(city, refund, session):
             # Reverted: the state changed between the check and the block (a refund of the same
             # payment first, a pause). Nothing moved; the simulation says why.
-            refusal = chain_refusal(city, self.account, refund.signed())
+            refusal = chain_refusal(city, self.accounts[refund.city], refund.signed())
             refund.status = RefundStatus.FAILED
             refund.failure_reason = (
                 refusal.message if refusal else f"reverted in block {record.block_number}"

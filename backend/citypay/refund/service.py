@@ -37,14 +37,14 @@ class RefundService:
         outbox: Outbox,
         *,
         domain: Callable[[str], TokenDomain],
-        relayer: LocalAccount,
+        relayers: dict[str, LocalAccount],
     ) -> None:
         self.db = db
         self.deployment = deployment
         self.settings = settings
         self._domain = domain  # city code -> the token's EIP-712 domain
-        self.relayer = relayer
-        self.sender = RefundSender(db, deployment, outbox, relayer)
+        self.relayers = relayers  # by city code: each city's refunds from its own relayer
+        self.sender = RefundSender(db, deployment, outbox, relayers)
         self.worker = Worker("refunds", self.sender.round, settings.RELAY_INTERVAL)
 
     # --- the request -------------------------------------------------------------------------
@@ -63,7 +63,7 @@ class RefundService:
                 now=now,
                 validity=Validity.of(self.settings),
             ),
-            chain_refusal(city, self.relayer, refund),
+            chain_refusal(city, self.relayers[city.code], refund),
         ):
             if refusal is not None:
                 raise refusal
