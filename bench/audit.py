@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from citypay.audit.source import ChainSource  # noqa: E402
+from citypay.audit.source import ChainSource, connect  # noqa: E402
 from citypay.ledger import Books  # noqa: E402
 from history import decode_all, make_history, people, read_raw  # noqa: E402
 from platform_harness import ChainUnderTest  # noqa: E402
@@ -63,11 +63,11 @@ def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict]:
 def raw_read(chain: ChainUnderTest, directory: str) -> dict:
     """The same range and addresses the auditor reads, with its reader, and the decode and fold
     of what came back, each timed."""
-    source = ChainSource(chain.w3, directory)
+    source = ChainSource(connect(chain.rpc_url), directory)
     head = source.head()
     source.locate(head)
     where = source.watched
-    read, logs, _ = read_raw(chain.w3, where, source.first_block, head)
+    read, logs, _ = read_raw(source.gateway.rpc, where, source.first_block, head)
     decoded, events = decode_all(logs, where)
     started = time.perf_counter()
     books = Books().apply_all(events)

@@ -65,11 +65,11 @@ def make_history(
     return {"signing_seconds": signing, "mining_seconds": mining, "payment_blocks": [first, last]}
 
 
-def read_raw(w3, where: dict, first: int, last: int, **reader) -> tuple[float, list, int]:
+def read_raw(rpc, where: dict, first: int, last: int, **reader) -> tuple[float, list, int]:
     """(seconds, logs, chunks): eth_getLogs of `where`'s addresses over [first, last], with the
     LogReader the backend reads with (`reader`: its options) and nothing else."""
     started = time.perf_counter()
-    chunks = list(LogReader(w3, list(where), **reader).read(first, last))
+    chunks = list(LogReader(rpc, list(where), **reader).read(first, last))
     seconds = time.perf_counter() - started
     return seconds, [entry for chunk in chunks for entry in chunk.logs], len(chunks)
 

@@ -104,10 +104,11 @@ def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
     where = {w.address.lower(): (w.city, w.kind) for w in watched}
     first, last = min(w.deployed_at for w in watched), chain.w3.eth.block_number
     max_span = SETTINGS.LISTENER_MAX_SPAN
+    rpc = chain.deployment.gateway.rpc
 
     raw_runs = []
     for _ in range(REPEATS):
-        seconds, logs, chunks = read_raw(chain.w3, where, first, last, max_span=max_span)
+        seconds, logs, chunks = read_raw(rpc, where, first, last, max_span=max_span)
         raw_runs.append((seconds, None))
     decode_runs = [decode_all(logs, where) for _ in range(REPEATS)]
     kinds = Counter(event.event for event in decode_runs[0][1])
@@ -137,7 +138,7 @@ def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
         "last_block": last,
         "logs": len(logs),
         "chunks": chunks,
-        "first_span": LogReader(chain.w3, list(where), max_span=max_span).span,
+        "first_span": LogReader(rpc, list(where), max_span=max_span).span,
         "max_span": max_span,
         "events": dict(kinds.most_common()),
     }

@@ -409,7 +409,9 @@ def test_a_reorg_drops_the_alert_whose_evidence_it_orphaned(own_chain, tmp_path)
     w3 = own_chain.w3
     db = Database(own_database_url(tmp_path, "fraud_reorg"))
     upgrade(db.engine)
-    listener = Listener(db, w3, own_chain.deployment.watched_contracts())
+    listener = Listener(
+        db, own_chain.deployment.gateway.rpc, own_chain.deployment.watched_contracts()
+    )
     engine = FraudEngine(db, own_chain.deployment, FraudConfig())
     engine.attach(listener)
     token = own_chain.deployment.city(CITY).token

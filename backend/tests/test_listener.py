@@ -63,7 +63,9 @@ def test_indexes_every_event_of_the_deployment_once(chain, database):
     chain.register_resident(CITY, resident)
     chain.register_merchant(CITY, merchant)
     chain.charge(CITY, resident, 50_000)
-    listener = Listener(database, chain.w3, chain.deployment.watched_contracts(), max_span=7)
+    listener = Listener(
+        database, chain.deployment.gateway.rpc, chain.deployment.watched_contracts(), max_span=7
+    )
     listener.step()
     assert indexed(database) == chain_truth(chain.deployment, listener.indexed_to)
     assert listener.lag == listener.head - listener.indexed_to
@@ -80,11 +82,16 @@ def test_indexes_every_event_of_the_deployment_once(chain, database):
 
 
 def test_a_restart_rescans_its_margin_without_duplicates(chain, database):
-    first = Listener(database, chain.w3, chain.deployment.watched_contracts())
+    first = Listener(database, chain.deployment.gateway.rpc, chain.deployment.watched_contracts())
     first.step()
     stored = indexed(database)
     # A new listener on the same database, as after a restart: it rescans the margin again.
-    again = Listener(database, chain.w3, chain.deployment.watched_contracts(), rescan_margin=50)
+    again = Listener(
+        database,
+        chain.deployment.gateway.rpc,
+        chain.deployment.watched_contracts(),
+        rescan_margin=50,
+    )
     assert first.rescan_start() is None  # resumed: nothing more to rescan
     checkpoint = checkpoint_block(database)
     assert again.rescan_start() == max(again.start_block, checkpoint - 50 + 1)
@@ -148,7 +155,9 @@ def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
     resident, merchant = new_wallet("reorg-resident"), new_wallet("reorg-merchant")
     own_chain.register_resident(CITY, resident)
     own_chain.register_merchant(CITY, merchant)
-    listener = Listener(database, w3, own_chain.deployment.watched_contracts())
+    listener = Listener(
+        database, own_chain.deployment.gateway.rpc, own_chain.deployment.watched_contracts()
+    )
     listener.step()
 
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]

@@ -161,7 +161,7 @@ class DashboardService:
             )
         for code, city in self.deployment.cities.items():
             # The cap as the treasury holds it now; later PolicyChanged events update it.
-            figures.city(code).annual_cap = city.treasury.functions.policy().call()[0]
+            figures.city(code).annual_cap = city.chain.treasury.call("policy").annualIssuanceCap
         self._figures = figures
         self._indexed_to = indexed_to if checkpoint else None
         self._versions = {code: self._versions.get(code, 0) + 1 for code in self.deployment.cities}
@@ -183,7 +183,7 @@ class DashboardService:
     def _fiscal_year_start_months(self) -> dict[str, int]:
         if self._start_months is None:  # immutable in the treasury: read once
             self._start_months = {
-                code: city.treasury.functions.fiscalYearStartMonth().call()
+                code: city.chain.treasury.call("fiscalYearStartMonth")
                 for code, city in self.deployment.cities.items()
             }
         return self._start_months

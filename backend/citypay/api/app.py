@@ -61,7 +61,6 @@ FOLLOW_INTERVAL = 1.0
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     deployment = open_deployment(settings)
     keys = DutyKeys.unlock(settings, deployment)
-    w3 = deployment.w3
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     gateway = deployment.gateway
@@ -83,7 +82,6 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     return Platform(
         settings=settings,
         db=db,
-        w3=w3,
         deployment=deployment,
         gateway=gateway,
         outbox=outbox,

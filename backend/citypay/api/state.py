@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from web3 import Web3
-
 from citypay.admin.service import DashboardService
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import Deployment
@@ -29,7 +27,6 @@ from citypay.refund.service import RefundService
 class Platform:
     settings: Settings
     db: Database
-    w3: Web3
     deployment: Deployment
     gateway: ChainGateway
     outbox: Outbox

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -16,10 +15,6 @@ from citypay.chain.rpc import RETRY_AFTER_SECONDS, ChainUnavailable
 from citypay.core.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-# What a web3 connection raises when its node does not answer; the gateway's own is
-# ChainUnavailable (chain/rpc.py).
-UNREACHABLE = (ChainUnavailable, requests.ConnectionError, requests.Timeout)
 
 
 def chain_unavailable_response(error: Exception) -> JSONResponse:
@@ -41,5 +36,4 @@ def install_unavailable_handler(app: FastAPI) -> None:
         )
         return chain_unavailable_response(error)
 
-    for kind in UNREACHABLE:
-        app.add_exception_handler(kind, unavailable)
+    app.add_exception_handler(ChainUnavailable, unavailable)

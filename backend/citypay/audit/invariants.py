@@ -212,6 +212,8 @@ def check(source: ChainSource, city: str | None = None) -> list[Violation]:
     violations = []
     for code in codes:
         books = source.books.city(code)
-        views = read_views(source.w3, source.city(code), source.scanned_to, list(books.redemptions))
+        views = read_views(
+            source.gateway, source.city(code), source.scanned_to, list(books.redemptions)
+        )
         violations += check_city(books, views, source.books.anomalies)
     return violations

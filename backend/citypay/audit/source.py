@@ -28,20 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from eth_abi.exceptions import DecodingError
-from web3 import Web3
-from web3.exceptions import (
-    BadFunctionCallOutput,
-    BlockNotFound,
-    ContractLogicError,
-    TimeExhausted,
-    Web3Exception,
-    Web3RPCError,
-)
+from eth_utils import is_address, to_checksum_address
 
-from citypay.chain.events import CONTRACT_ABI, UnknownEvent, decode_log, packaged_abi
+from citypay.chain.events import UnknownEvent, decode_log
+from citypay.chain.gateway import ChainGateway, ChainRefused
 from citypay.chain.log_reader import LogReader, LogReadError
+from citypay.chain.rpc import ChainUnavailable, JsonRpc, NodeRefused
 from citypay.ledger import Books
 
 # progress(first block, last block, block read up to, events folded so far)
@@ -66,16 +59,19 @@ class CityContracts:
     treasury: str
 
 
-def connect(rpc_url: str, *, timeout: float = 60) -> Web3:
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+def connect(rpc_url: str, *, timeout: float = 60) -> ChainGateway:
+    # One attempt a request: the log reader narrows a range the node finds too heavy and tries
+    # again itself, and any other failure ends the audit with its reason.
+    rpc = JsonRpc(rpc_url, timeout=timeout, attempts=1)
     try:
-        w3.eth.chain_id  # noqa: B018 - the first call tells whether a node answers there
+        # The first request tells whether a node answers there.
+        chain_id = int(rpc.request("eth_chainId"), 16)
     except Exception as unreachable:
         raise AuditError(
             f"no Ethereum node answers at {rpc_url} ({_reason(unreachable)}): check --rpc-url "
             "and that the node is running"
         ) from None
-    return w3
+    return ChainGateway(rpc, chain_id)
 
 
 def _reason(error: Exception) -> str:
@@ -96,22 +92,22 @@ def cannot_audit(error: Exception, rpc_url: str) -> AuditError | None:
         )
     if isinstance(error, UnknownEvent):
         return AuditError(str(error))
-    if isinstance(error, requests.RequestException | OSError | TimeExhausted):
+    if isinstance(error, ChainUnavailable | OSError):
         return AuditError(
             f"the node at {rpc_url} stopped answering during the audit ({_reason(error)}): "
             "nothing was concluded; run the audit again once it answers"
         )
-    if isinstance(error, Web3RPCError):
+    if isinstance(error, NodeRefused):
         return AuditError(f"the node at {rpc_url} refused a read during the audit: {error}")
-    if isinstance(error, Web3Exception | DecodingError):
+    if isinstance(error, ChainRefused | DecodingError):
         return AuditError(f"a contract answered what its ABI cannot read ({error})")
     return None
 
 
 def checksummed(address: str, what: str) -> str:
-    if not Web3.is_address(address):
+    if not is_address(address):
         raise AuditError(f"{what} {address!r} is not a 0x-prefixed 20-byte hex address")
-    return Web3.to_checksum_address(address)
+    return to_checksum_address(address)
 
 
 @dataclass(frozen=True)
@@ -157,7 +153,7 @@ class ChainSource:
 
     def __init__(
         self,
-        w3: Web3,
+        gateway: ChainGateway,
         directory: str,
         *,
         confirmations: int = 0,
@@ -165,18 +161,16 @@ class ChainSource:
         manifest: Manifest | None = None,
         on_new_books: Callable[[Books], None] | None = None,
     ) -> None:
-        self.w3 = w3
-        self.rpc_url = str(getattr(w3.provider, "endpoint_uri", "the node"))
+        self.gateway = gateway
+        self.rpc_url = gateway.rpc.url
         self.directory_address = checksummed(directory, "directory")
         self.confirmations = confirmations
         self.from_block = from_block
         self.manifest = manifest
         # Told of each new Books before anything is folded into it (to subscribe to it).
         self.on_new_books = on_new_books
-        self.directory = w3.eth.contract(
-            address=self.directory_address, abi=packaged_abi(CONTRACT_ABI["directory"])
-        )
-        self.chain_id = w3.eth.chain_id
+        self.directory = gateway.contract(self.directory_address, "directory")
+        self.chain_id = gateway.chain_id
         if manifest is not None:
             self._check_manifest(manifest)
         self.books = Books()
@@ -202,32 +196,32 @@ class ChainSource:
     # --- finding the cities ----------------------------------------------------------------------
 
     def _read_cities(self, block: int) -> dict[str, CityContracts]:
-        if self.w3.eth.get_code(self.directory_address, block_identifier=block) in (b"", None):
+        if not self.gateway.code(self.directory_address, block):
             raise AuditError(
                 f"no contract at {self.directory_address} on chain {self.chain_id} (block "
                 f"{block}): check the directory address and the RPC URL"
             )
         try:
-            listed = self.directory.functions.cities().call(block_identifier=block)
-        except (ContractLogicError, BadFunctionCallOutput, DecodingError) as refused:
+            listed = self.directory.call("cities", block=block)
+        except (ChainRefused, DecodingError) as refused:
             raise AuditError(
                 f"{self.directory_address} does not answer cities() as a CityDirectory "
                 f"({refused}): check the directory address"
             ) from None
         return {
-            code: CityContracts(code, name, token, registry, treasury)
-            for code, name, token, registry, treasury, _registered_at in listed
+            city.code: CityContracts(city.code, city.name, city.token, city.registry, city.treasury)
+            for city in listed
         }
 
     def head(self) -> int:
-        return max(0, self.w3.eth.block_number - self.confirmations)
+        return max(0, self.gateway.block_number() - self.confirmations)
 
     def _first_log_block(self, addresses: list[str], last: int) -> int | None:
         """The block of the first log any of `addresses` emitted in [0, last], or None. Asked as
         one range, which the reader narrows only when the node refuses it."""
         if last < 0:
             return None
-        reader = LogReader(self.w3, addresses, initial_span=last + 1, max_span=last + 1)
+        reader = LogReader(self.gateway.rpc, addresses, initial_span=last + 1, max_span=last + 1)
         for chunk in reader.read(0, last):
             if chunk.logs:
                 return min(int(entry["blockNumber"], 16) for entry in chunk.logs)
@@ -236,14 +230,14 @@ class ChainSource:
     def _creation_block(self, address: str, head: int) -> int:
         """The first block at which `address` has code (binary search on the state of past
         blocks: AuditError when the node no longer has it)."""
-        if not self.w3.eth.get_code(address, block_identifier=head):
+        if not self.gateway.code(address, head):
             raise AuditError(f"no contract at {address} at block {head}")
         low, high = 0, head  # code at `high`; the answer is in [low, high]
         while low < high:
             middle = (low + high) // 2
             try:
-                code = self.w3.eth.get_code(address, block_identifier=middle)
-            except Web3RPCError as missing:
+                code = self.gateway.code(address, middle)
+            except NodeRefused as missing:
                 raise AuditError(
                     f"the directory {self.directory_address} has no log in blocks 0-{head} on "
                     f"this node, and the state of block {middle} that would date its contracts "
@@ -281,7 +275,7 @@ class ChainSource:
         watched = {self.directory_address: ("", "directory")}
         for city in cities.values():
             for kind in ("token", "registry", "treasury"):
-                watched[Web3.to_checksum_address(getattr(city, kind))] = (city.code, kind)
+                watched[to_checksum_address(getattr(city, kind))] = (city.code, kind)
         self.first_block, self.first_block_from = self._start(list(watched), head)
         self._require_block(self.first_block, head)
         self.cities = cities
@@ -294,11 +288,7 @@ class ChainSource:
     # --- the node's history ----------------------------------------------------------------------
 
     def _has_block(self, number: int) -> bool:
-        try:
-            self.w3.eth.get_block(number)
-        except BlockNotFound:
-            return False
-        return True
+        return self.gateway.block(number) is not None
 
     def _missing_history(self, head: int) -> str:
         """What the node lacks, for a message: the blocks before its oldest one but genesis."""
@@ -362,7 +352,7 @@ class ChainSource:
         if progress is not None:
             progress(first, head, first - 1, 0)
         if first <= head:
-            reader = LogReader(self.w3, list(self._where))
+            reader = LogReader(self.gateway.rpc, list(self._where))
             apply, where = self.books.apply, self._where
             for chunk in reader.read(first, head):
                 for raw in chunk.logs:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from web3 import Web3
-
 from citypay.audit.source import CityContracts
-from citypay.chain.events import CONTRACT_ABI, packaged_abi
+from citypay.chain.gateway import ChainGateway
 
-TOTALS = ("issued", "incentive", "burned", "returned", "settled", "clawed_back")
-REDEMPTION_STATUS = {0: "none", 1: "pending", 2: "settled", 3: "returned"}
+# The treasury's totals() by the names the books give them: name -> the result's field.
+TOTALS = {
+    "issued": "issued",
+    "incentive": "incentive",
+    "burned": "burned",
+    "returned": "returned",
+    "settled": "settled",
+    "clawed_back": "clawedBack",
+}
+# The most redemptions asked in one JSON-RPC batch.
+REDEMPTIONS_A_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -24,26 +31,44 @@ class CityViews:
     current_fiscal_year: int
     fiscal_year_start_month: int
     redemption_count: int
-    redemption_status: dict[int, str]  # of the redemptions asked about
+    redemption_status: dict[int, str]  # of the redemptions asked about: pending, settled, ...
 
 
-def read_views(w3: Web3, city: CityContracts, block: int, redemptions: list[int]) -> CityViews:
+def read_views(
+    gateway: ChainGateway, city: CityContracts, block: int, redemptions: list[int]
+) -> CityViews:
     """The views at `block`, the block the events were read up to (the same moment)."""
-    token = w3.eth.contract(address=city.token, abi=packaged_abi(CONTRACT_ABI["token"]))
-    treasury = w3.eth.contract(address=city.treasury, abi=packaged_abi(CONTRACT_ABI["treasury"]))
-    at = {"block_identifier": block}
+    token = gateway.contract(city.token, "token")
+    treasury = gateway.contract(city.treasury, "treasury")
+    supply, totals, policy, issued, year, start_month, count = gateway.read_many(
+        [
+            (token, "totalSupply", ()),
+            (treasury, "totals", ()),
+            (treasury, "policy", ()),
+            (treasury, "issuedThisFiscalYear", ()),
+            (treasury, "currentFiscalYear", ()),
+            (treasury, "fiscalYearStartMonth", ()),
+            (treasury, "redemptionCount", ()),
+        ],
+        block=block,
+    )
     statuses = {}
-    for number in redemptions:
-        statuses[number] = REDEMPTION_STATUS[treasury.functions.redemption(number).call(**at)[2]]
+    for start in range(0, len(redemptions), REDEMPTIONS_A_BATCH):
+        numbers = redemptions[start : start + REDEMPTIONS_A_BATCH]
+        records = gateway.read_many(
+            [(treasury, "redemption", (number,)) for number in numbers], block=block
+        )
+        for number, record in zip(numbers, records, strict=True):
+            statuses[number] = record.status.name.lower()
     return CityViews(
         block=block,
-        block_time=w3.eth.get_block(block)["timestamp"],
-        total_supply=token.functions.totalSupply().call(**at),
-        totals=dict(zip(TOTALS, treasury.functions.totals().call(**at), strict=True)),
-        annual_cap=treasury.functions.policy().call(**at)[0],
-        issued_this_fiscal_year=treasury.functions.issuedThisFiscalYear().call(**at),
-        current_fiscal_year=treasury.functions.currentFiscalYear().call(**at),
-        fiscal_year_start_month=treasury.functions.fiscalYearStartMonth().call(**at),
-        redemption_count=treasury.functions.redemptionCount().call(**at),
+        block_time=int(gateway.block(block)["timestamp"], 16),
+        total_supply=supply,
+        totals={name: getattr(totals, field) for name, field in TOTALS.items()},
+        annual_cap=policy.annualIssuanceCap,
+        issued_this_fiscal_year=issued,
+        current_fiscal_year=year,
+        fiscal_year_start_month=start_month,
+        redemption_count=count,
         redemption_status=statuses,
     )

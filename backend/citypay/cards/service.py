@@ -300,7 +300,7 @@ class CardService:
             card=card,
             locked=card.failed_pins >= self.max_attempts,
             attempts_left=max(self.max_attempts - card.failed_pins, 0),
-            balance=city.token.functions.balanceOf(card.wallet).call(),
+            balance=city.chain.token.call("balanceOf", card.wallet),
         )
 
 

@@ -13,13 +13,10 @@ from citypay.cashout.authorization import (
 )
 from citypay.chain.deployment import City
 from citypay.chain.duty_sender import DutySender
+from citypay.chain.enums import AccountKind, AuthorizationState, Status
 from citypay.chain.gateway import ChainRefused
 from citypay.core.errors import Conflict, Unprocessable
 from citypay.core.validity import Validity
-
-MERCHANT = 2  # ICityToken.AccountKind.Merchant
-REVOKED = 3  # ICityRegistry.Status.Revoked
-UNUSED, CANCELED = 0, 2  # ICityTreasury.AuthorizationState
 
 
 @dataclass(frozen=True)
@@ -43,8 +40,8 @@ class CashOutRequest:
 
 def treasury_domain(city: City) -> TokenDomain:
     """The domain as the treasury itself reports it (ERC-5267), so the check is the contract's."""
-    _, name, version, chain_id, contract, _, _ = city.treasury.functions.eip712Domain().call()
-    return TokenDomain(name, version, chain_id, contract)
+    domain = city.chain.treasury.call("eip712Domain")
+    return TokenDomain(domain.name, domain.version, domain.chainId, domain.verifyingContract)
 
 
 def check_request(
@@ -83,11 +80,19 @@ def check_request(
                 f"contract {domain.verifying_contract}"
             ),
         )
-    token = city.token.functions
-    registered = city.registry.functions.merchantOf(terms.merchant).call()
-    payout_account, status = bytes(registered[1]), registered[5]  # payoutAccountHash, status
-    active = token.isActive(terms.merchant).call()
-    if token.accountKind(terms.merchant).call() != MERCHANT or not (active or status == REVOKED):
+    token, treasury = city.chain.token, city.chain.treasury
+    registered, kind, active, balance, state = token.gateway.read_many(
+        [
+            (city.chain.registry, "merchantOf", (terms.merchant,)),
+            (token, "accountKind", (terms.merchant,)),
+            (token, "isActive", (terms.merchant,)),
+            (token, "balanceOf", (terms.merchant,)),
+            (treasury, "cashOutAuthorizationState", (terms.merchant, terms.nonce)),
+        ]
+    )
+    payout_account = registered.payoutAccountHash
+    revoked = registered.status is Status.REVOKED
+    if kind is not AccountKind.MERCHANT or not (active or revoked):
         raise Unprocessable(
             "merchant_not_active",
             f"{terms.merchant} is not an active or revoked merchant of {city.code}",
@@ -105,7 +110,6 @@ def check_request(
             value="0x" + terms.payout_account_hash.hex(),
             accepted="0x" + payout_account.hex() + " (GET .../merchants/{merchant}/payout-account)",
         )
-    balance = token.balanceOf(terms.merchant).call()
     if terms.amount > balance:
         raise Unprocessable(
             "amount_over_balance",
@@ -114,12 +118,11 @@ def check_request(
             value=terms.amount,
             accepted=f"1 to {balance} KRW (the balance)",
         )
-    state = city.treasury.functions.cashOutAuthorizationState(terms.merchant, terms.nonce).call()
-    if state != UNUSED:
+    if state is not AuthorizationState.UNUSED:
         raise Conflict(
             "nonce_used",
             f"nonce 0x{terms.nonce.hex()} of {terms.merchant} was "
-            f"{'cancelled' if state == CANCELED else 'used'} on chain already",
+            f"{'cancelled' if state is AuthorizationState.CANCELED else 'used'} on chain already",
             field="nonce",
             value="0x" + terms.nonce.hex(),
             accepted="a fresh random 32-byte nonce",

@@ -55,7 +55,7 @@ class CashOutService:
         existing = self._find(city.code, request.merchant, request.nonce)
         if existing is not None:
             return _same_request(existing, request), False
-        now = self.deployment.w3.eth.get_block("latest")["timestamp"]
+        now = self.deployment.gateway.timestamp()
         check_request(
             city,
             treasury_domain(city),

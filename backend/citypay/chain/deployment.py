@@ -57,7 +57,10 @@ class CityChain:
 
 @dataclass(frozen=True)
 class City:
-    """One city's contracts, bound to a web3 connection and to the chain gateway (`chain`)."""
+    """One city's contracts. The backend reads and sends through the gateway's (`chain`); the
+    web3.py contracts are for the tests' and benchmarks' own transactions, which drive the chain
+    as wallets and duties would (backend/tests/test_one_way_to_the_chain.py keeps the backend
+    off them; cashout/flow.py still takes the treasury's address from `treasury`)."""
 
     code: str
     name: str
@@ -170,7 +173,7 @@ class Deployment:
 
     def city_of_token(self, token_address: str) -> City | None:
         for city in self.cities.values():
-            if city.token.address.lower() == token_address.lower():
+            if city.chain.token.address.lower() == token_address.lower():
                 return city
         return None
 

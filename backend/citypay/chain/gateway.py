@@ -4,7 +4,8 @@ codec (chain/codec.py) and one way to check a call before sending it.
 `PlatformContract` is a platform contract at its address: `call` reads it (a struct comes back
 as a record with named fields), `simulate` runs a transaction as `sender` would send it and
 raises `ChainRefused` with the contract's own error, decoded, so each domain maps one error type
-to its API error. `read_many` asks many reads of one block in one JSON-RPC batch.
+to its API error, and `logs` finds its events by their indexed arguments. `read_many` asks many
+reads of one block in one JSON-RPC batch; `read_at_head` asks them with the head's number.
 """
 
 from __future__ import annotations
@@ -65,6 +66,22 @@ class PlatformContract:
     def calldata(self, function: str, *args: Any) -> bytes:
         return self.codec.encode(function, *args)
 
+    def logs(
+        self, event: str, *indexed: Any, from_block: int, to_block: int | str = "latest"
+    ) -> list[dict]:
+        """The contract's `event` logs in [from_block, to_block] whose first indexed arguments
+        are `indexed` (None: any), as the node sends them (hex strings). An indexed argument is
+        a topic, so the node answers from its log index rather than by scanning every block."""
+        return self.gateway.rpc.request(
+            "eth_getLogs",
+            {
+                "address": self.address,
+                "fromBlock": hex(from_block),
+                "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+                "topics": self.codec.topics(event, *indexed),
+            },
+        )
+
 
 Read = tuple[PlatformContract, str, Sequence[Any]]
 
@@ -82,6 +99,21 @@ class ChainGateway:
     ) -> list[Any]:
         """Each read's result, all at one block in one JSON-RPC batch; the first that reverts
         raises ChainRefused."""
+        return self._results(reads, self.rpc.batch(self._calls(reads, block, sender)))
+
+    def read_at_head(self, reads: Sequence[Read]) -> tuple[int, list[Any]]:
+        """The head's number and each read's result at the newest block, in one JSON-RPC
+        batch. The node may mine between its answers: a caller that needs the reads of that
+        very block asks read_many(block=head) for what it must not mix."""
+        head, *answers = self.rpc.batch([("eth_blockNumber", []), *self._calls(reads)])
+        if isinstance(head, NodeRefused):
+            raise head
+        return int(head, 16), self._results(reads, answers)
+
+    @staticmethod
+    def _calls(
+        reads: Sequence[Read], block: str | int = "latest", sender: str | None = None
+    ) -> list[tuple[str, list]]:
         tag = block if isinstance(block, str) else hex(block)
         calls = []
         for contract, function, args in reads:
@@ -89,7 +121,10 @@ class ChainGateway:
             if sender is not None:
                 call["from"] = sender
             calls.append(("eth_call", [call, tag]))
-        answers = self.rpc.batch(calls)
+        return calls
+
+    @staticmethod
+    def _results(reads: Sequence[Read], answers: Sequence[Any]) -> list[Any]:
         results = []
         for (contract, function, _), answer in zip(reads, answers, strict=True):
             if isinstance(answer, NodeRefused):
@@ -109,4 +144,10 @@ class ChainGateway:
         return self.rpc.request("eth_getBlockByNumber", tag, False)
 
     def timestamp(self) -> int:
+        """The newest block's time: the chain's clock, which every time-bound check uses."""
         return int(self.block("latest")["timestamp"], 16)
+
+    def code(self, address: str, block: int | str = "latest") -> bytes:
+        """The contract code at `address` (empty if none) in `block`."""
+        tag = block if isinstance(block, str) else hex(block)
+        return bytes.fromhex(self.rpc.request("eth_getCode", address, tag)[2:])

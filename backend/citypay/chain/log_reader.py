@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import requests
-from web3 import Web3
+from eth_utils import to_checksum_address
+
+from citypay.chain.rpc import ChainError, JsonRpc
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Chunk:
 class LogReader:
     def __init__(
         self,
-        w3: Web3,
+        rpc: JsonRpc,
         addresses: list[str],
         *,
         max_span: int = 10_000,
@@ -42,8 +43,8 @@ class LogReader:
         backoff: float = 0.2,
         quiet_logs: int = 2_000,
     ) -> None:
-        self.w3 = w3
-        self.addresses = [Web3.to_checksum_address(a) for a in addresses]
+        self.rpc = rpc
+        self.addresses = [to_checksum_address(a) for a in addresses]
         self.max_span = max_span
         self.span = min(initial_span, max_span)
         self.attempts = attempts
@@ -52,36 +53,20 @@ class LogReader:
         self.quiet_logs = quiet_logs
         self.narrowed = 0  # times a span was halved: the node's limits, seen from here
 
-    def _rpc(self, method: str, params: list):
-        response = self.w3.provider.make_request(method, params)
-        if "error" in response:
-            raise _NodeRefused(response["error"])
-        return response["result"]
-
     def head(self) -> int:
-        return int(self._rpc("eth_blockNumber", []), 16)
+        return int(self.rpc.request("eth_blockNumber"), 16)
 
     def latest(self) -> tuple[int, int]:
         """The head's number and timestamp, in one call."""
-        block = self._rpc("eth_getBlockByNumber", ["latest", False])
+        block = self.rpc.request("eth_getBlockByNumber", "latest", False)
         return int(block["number"], 16), int(block["timestamp"], 16)
 
     def headers(self, numbers: list[int]) -> dict[int, dict | None]:
         """Block headers by height in one JSON-RPC batch; None above the head."""
-        if not numbers:
-            return {}
-        responses = self.w3.provider.make_batch_request(
+        blocks = self.rpc.batch_results(
             [("eth_getBlockByNumber", [hex(number), False]) for number in numbers]
         )
-        if isinstance(responses, dict):  # the node refused the whole batch
-            raise _NodeRefused(responses.get("error", responses))
-        by_id = sorted(responses, key=lambda response: response["id"])
-        blocks = {}
-        for number, response in zip(numbers, by_id, strict=True):
-            if "error" in response:
-                raise _NodeRefused(response["error"])
-            blocks[number] = response["result"]
-        return blocks
+        return dict(zip(numbers, blocks, strict=True))
 
     def block_hashes(self, numbers: list[int]) -> dict[int, str | None]:
         """The chain's block hash at each height (None above the head)."""
@@ -99,10 +84,8 @@ class LogReader:
                 entry["blockTimestamp"] = blocks[int(entry["blockNumber"], 16)]["timestamp"]
 
     def _get_logs(self, first: int, last: int) -> list[dict]:
-        return self._rpc(
-            "eth_getLogs",
-            [{"address": self.addresses, "fromBlock": hex(first), "toBlock": hex(last)}],
-        )
+        query = {"address": self.addresses, "fromBlock": hex(first), "toBlock": hex(last)}
+        return self.rpc.request("eth_getLogs", query)
 
     def read(self, first: int, last: int) -> Iterator[Chunk]:
         """Every log of the watched addresses in [first, last], one chunk at a time, in order."""
@@ -112,7 +95,7 @@ class LogReader:
             end = min(start + self.span - 1, last)
             try:
                 logs = self._get_logs(start, end)
-            except (_NodeRefused, requests.RequestException, TimeoutError) as refusal:
+            except ChainError as refusal:  # refused, or no answer in time
                 # Narrowing is bounded by log2(span); only at one block are attempts counted.
                 if self.span > 1:
                     self.span = max(1, self.span // 2)
@@ -139,8 +122,3 @@ class LogReader:
             if len(logs) < self.quiet_logs and self.span < self.max_span:
                 self.span = min(self.max_span, self.span * 2)
             start = end + 1
-
-
-class _NodeRefused(Exception):
-    def __init__(self, error: dict) -> None:
-        super().__init__(f"{error.get('message', error)} (code {error.get('code')})")

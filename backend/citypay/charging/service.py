@@ -23,6 +23,7 @@ from citypay.auth.credentials import Principal
 from citypay.chain.codec import codec_of
 from citypay.chain.deployment import City, Deployment
 from citypay.chain.duties import DutySenders
+from citypay.chain.enums import AccountKind
 from citypay.chain.events import decode_log
 from citypay.chain.gateway import ChainRefused
 from citypay.chain.outbox import ChainTransaction, Outbox, OutboxStatus
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 
 PURPOSE = "issue"
 _ISSUED = codec_of("treasury").topic("Issued")
-
-RESIDENT = 1  # ICityToken.AccountKind.Resident
 
 
 def deposit_reference(bank: str, deposit_id: str) -> bytes:
@@ -91,7 +90,7 @@ class ChargingService:
         existing = self._find(bank.name, notice.depositId)
         if existing is not None:
             return _same_deposit(existing, city, notice)
-        if city.token.functions.accountKind(notice.resident).call() != RESIDENT:
+        if city.chain.token.call("accountKind", notice.resident) is not AccountKind.RESIDENT:
             raise Unprocessable(
                 "unknown_resident",
                 f"{notice.resident} is not a registered resident of {city.code}",
@@ -183,14 +182,8 @@ class ChargingService:
     def _issuance_of(self, city: City, reference: bytes) -> dict:
         """The Issued log of a reference the treasury says it issued. The reference is an indexed
         topic, so the node answers from its log index rather than by scanning every block."""
-        logs = self.deployment.gateway.rpc.request(
-            "eth_getLogs",
-            {
-                "address": city.treasury.address,
-                "fromBlock": hex(city.deployed_at["treasury"]),
-                "toBlock": "latest",
-                "topics": [_ISSUED, None, "0x" + reference.hex()],
-            },
+        logs = city.chain.treasury.logs(
+            "Issued", None, reference, from_block=city.deployed_at["treasury"]
         )
         if not logs:
             raise RuntimeError(

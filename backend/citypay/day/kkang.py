@@ -51,11 +51,11 @@ def stage(day: Day) -> None:
             f"{name:<10} deposit {CHARGE:>9,} KRW -> {deposit['status']}, "
             f"incentive {deposit.get('incentive') or 0:,} KRW"
         )
-    uri, token = day._qr(SHOP), day.city.token.functions
+    uri, token = day._qr(SHOP), day.city.chain.token
 
     def spend_all(name: str) -> tuple[str, dict]:
         wallet = day.residents[name]
-        balance = token.balanceOf(wallet.address).call()
+        balance = token.call("balanceOf", wallet.address)
         with WalletClient(day.backend.url, wallet, city=day.city.code) as client:
             return name, client.pay(uri, balance)
 

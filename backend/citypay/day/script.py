@@ -114,7 +114,7 @@ class Day:
         registrar = development_account(self.deployment.account("registrar"))
         registry = self.city.chain.registry
         registry_domain = registry_domain_for(
-            self.city.token.functions.name().call(), CHAIN_ID, self.city.registry.address
+            self.city.chain.token.call("name"), CHAIN_ID, registry.address
         )
         for name, wallet in self.residents.items():
             identity = keccak(text=f"identity:{self.run_id}:{name}")
@@ -305,7 +305,7 @@ class Day:
         body = cash_out_body(
             merchant.key,
             TokenDomain.from_dict(domain),
-            amount=self.city.token.functions.balanceOf(merchant.address).call(),
+            amount=self.city.chain.token.call("balanceOf", merchant.address),
             payout_account_hash=bytes.fromhex(payout["payoutAccountHash"][2:]),
             valid_before=int(time.time()) + 600,
             nonce=os.urandom(32),
@@ -333,20 +333,27 @@ class Day:
     # --- the closing summary -------------------------------------------------------------------
 
     def summary(self) -> None:
-        token, treasury = self.city.token.functions, self.city.treasury.functions
+        token, treasury = self.city.chain.token, self.city.chain.treasury
         table = Table(title=f"{self.city.name}: balances at the end of the day")
         table.add_column("wallet")
         table.add_column("address")
         table.add_column("balance (KRW)", justify="right")
-        for address, name in self.names.items():
-            table.add_row(name, address, f"{token.balanceOf(address).call():,}")
+        *balances, supply, totals = self.deployment.gateway.read_many(
+            [
+                *((token, "balanceOf", (address,)) for address in self.names),
+                (token, "totalSupply", ()),
+                (treasury, "totals", ()),
+            ]
+        )
+        for (address, name), balance in zip(self.names.items(), balances, strict=True):
+            table.add_row(name, address, f"{balance:,}")
         self.console.print(table)
-        supply = token.totalSupply().call()
-        issued, incentive, burned, returned, *_ = treasury.totals().call()
-        assert supply == issued - burned + returned, "supply != issued - burned + returned"
+        assert supply == totals.issued - totals.burned + totals.returned, (
+            "supply != issued - burned + returned"
+        )
         self.console.print(
-            f"supply {supply:,} KRW == issued {issued:,} (incentive {incentive:,}) "
-            f"- burned {burned:,} + returned {returned:,}: checked on chain"
+            f"supply {supply:,} KRW == issued {totals.issued:,} (incentive {totals.incentive:,}) "
+            f"- burned {totals.burned:,} + returned {totals.returned:,}: checked on chain"
         )
         refused = self.http.get(
             f"/v1/cities/{CITY}/deposits",

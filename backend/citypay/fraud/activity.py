@@ -12,10 +12,10 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from citypay.chain.enums import RedemptionKind
 from citypay.chain.events import ChainEvent
 from citypay.ledger import CityBooks
 
-CASH_OUT = 0  # ICityTreasury.RedemptionKind.CashOut
 KST_OFFSET = 9 * 3600  # Korea keeps no daylight saving time (as contracts/libraries/KoreanCalendar)
 
 
@@ -105,7 +105,7 @@ class CityActivity:
                 charge = Charge(event, args["resident"], args["amount"], args["incentive"])
                 self._keep(self.charges_of[charge.wallet], charge)
                 return charge
-            case "RedemptionRequested" if args["kind"] == CASH_OUT:
+            case "RedemptionRequested" if args["kind"] == RedemptionKind.CASH_OUT:
                 return CashOut(event, args["account"], args["burned"])
             case "PolicyChanged":
                 return PolicyChange(event)

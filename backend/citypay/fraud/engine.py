@@ -104,8 +104,11 @@ class FraudEngine:
 
     def _limits(self, code: str) -> dict[str, int]:
         """The city's limits a payment could be kept under, as the treasury has them now."""
-        policy = self.deployment.city(code).treasury.functions.policy().call()
-        return {"monthly purchase limit": policy[1], "holding cap": policy[2]}
+        policy = self.deployment.city(code).chain.treasury.call("policy")
+        return {
+            "monthly purchase limit": policy.monthlyPurchaseLimit,
+            "holding cap": policy.holdingCap,
+        }
 
     # --- storing ------------------------------------------------------------------------------
 

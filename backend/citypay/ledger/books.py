@@ -25,17 +25,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Any, NamedTuple
 
+from citypay.chain.enums import AccountKind, RedemptionKind, Status
 from citypay.chain.events import ChainEvent
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
-# Enum values as the contracts number them (ICityToken.AccountKind, ICityRegistry.Status,
-# ICityTreasury.RedemptionKind).
-ACCOUNT_KINDS = {0: "", 1: "resident", 2: "merchant"}
-REGISTRY_STATUS = {0: "none", 1: "active", 2: "suspended", 3: "revoked"}
-REDEMPTION_KINDS = {0: "cash_out", 1: "resident_refund", 2: "confiscation"}
+
+def _named(enum: type[IntEnum], **renamed: str) -> dict[int, str]:
+    """An enum's numbers as the books name them: its members' names in lower case."""
+    return {member.value: renamed.get(member.name, member.name.lower()) for member in enum}
+
+
+# The contracts' enums (chain/enums.py) as the books name an event's number of them.
+ACCOUNT_KINDS = _named(AccountKind, NONE="")
+REGISTRY_STATUS = _named(Status)
+REDEMPTION_KINDS = _named(RedemptionKind)
 
 KST = timedelta(hours=9)
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
-from web3 import Web3
 
 from citypay.chain.deployment import Deployment, WatchedContract
 from citypay.chain.events import ChainEvent, decode_log
 from citypay.chain.log_reader import LogReader
+from citypay.chain.rpc import JsonRpc
 from citypay.core.config import Settings
 from citypay.db.session import Database
 from citypay.listener.models import IndexedEvent, ListenerCheckpoint
@@ -50,7 +50,7 @@ class Listener:
     def __init__(
         self,
         db: Database,
-        w3: Web3,
+        rpc: JsonRpc,
         watched: list[WatchedContract],
         *,
         confirmations: int = 0,
@@ -61,7 +61,7 @@ class Listener:
         if not watched:
             raise ValueError("the listener has no contract to watch: the manifest names none")
         self.db = db
-        self.reader = LogReader(w3, [w.address for w in watched], max_span=max_span)
+        self.reader = LogReader(rpc, [w.address for w in watched], max_span=max_span)
         self._where = {w.address.lower(): (w.city, w.kind) for w in watched}
         self.start_block = min(w.deployed_at for w in watched)
         self.confirmations = confirmations
@@ -310,7 +310,9 @@ def listener_for(settings: Settings, db: Database, deployment: Deployment) -> Li
     """The listener of the deployment's contracts, configured by the LISTENER_* settings."""
     return Listener(
         db,
-        deployment.w3,
+        # Its own client: a wide eth_getLogs may take long, and the reader narrows the range
+        # and tries again itself rather than repeat a request the node found too heavy.
+        JsonRpc(deployment.gateway.rpc.url, timeout=30, attempts=1),
         deployment.watched_contracts(),
         confirmations=settings.LISTENER_CONFIRMATIONS,
         rescan_margin=settings.LISTENER_RESCAN_MARGIN,

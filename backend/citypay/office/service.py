@@ -14,13 +14,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
 from sqlalchemy import select
 
-from citypay.chain.codec import codec_of
 from citypay.chain.deployment import City, Deployment
 from citypay.chain.duties import DutySenders
 from citypay.chain.enums import AccountKind, Status
+from citypay.chain.events import decode_log
 from citypay.chain.gateway import ChainRefused, PlatformContract
 from citypay.core.errors import ApiError, NotFound
 from citypay.db.session import Database
@@ -191,16 +190,8 @@ class OfficeService:
 
     def _registered(self, city: City, kind: str, limit: int) -> list[str]:
         event = "ResidentRegistered" if kind == "resident" else "MerchantRegistered"
-        logs = self.deployment.gateway.rpc.request(
-            "eth_getLogs",
-            {
-                "address": city.registry.address,
-                "fromBlock": hex(city.deployed_at["registry"]),
-                "toBlock": "latest",
-                "topics": [codec_of("registry").topic(event)],
-            },
-        )
-        return [to_checksum_address("0x" + log["topics"][1][-40:]) for log in logs[:limit]]
+        logs = city.chain.registry.logs(event, from_block=city.deployed_at["registry"])
+        return [decode_log(log, city.code, "registry", 0).args["wallet"] for log in logs[:limit]]
 
 
 def _jsonable(value: Any) -> Any:

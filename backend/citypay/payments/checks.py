@@ -9,24 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector
-from web3 import Web3
-
 from citypay.authorization import SignedAuthorization, TokenDomain, recover_authorizer
 from citypay.chain.deployment import City
+from citypay.chain.enums import AccountKind
+from citypay.chain.gateway import ChainGateway, PlatformContract, Read
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.core.validity import Validity
 from citypay.payments.models import Payment
-
-RESIDENT, MERCHANT = 1, 2
 
 
 @dataclass(frozen=True)
 class Party:
     """What the chain says about an account: its kind, whether it may transact, its balance."""
 
-    kind: int
+    kind: AccountKind
     active: bool
     frozen: bool
     balance: int
@@ -42,39 +38,7 @@ class ChainView:
     merchant: Party
 
 
-# The views the check reads, encoded by hand: web3.py's contract-call machinery re-validates the
-# whole ABI on every call, which cost about 5 ms a call; these are plain eth_calls.
-_VIEWS = {
-    name: (function_signature_to_4byte_selector(signature), types)
-    for name, signature, types in (
-        ("paused", "paused()", []),
-        ("authorizationState", "authorizationState(address,bytes32)", ["address", "bytes32"]),
-        ("accountKind", "accountKind(address)", ["address"]),
-        ("isActive", "isActive(address)", ["address"]),
-        ("isFrozen", "isFrozen(address)", ["address"]),
-        ("balanceOf", "balanceOf(address)", ["address"]),
-    )
-}
 _PARTY_VIEWS = ("accountKind", "isActive", "isFrozen", "balanceOf")
-
-
-def _eth_call(token: str, block: str, view: str, *args) -> tuple[str, list]:
-    selector, types = _VIEWS[view]
-    data = "0x" + (selector + encode(types, args)).hex()
-    return "eth_call", [{"to": token, "data": data}, block]
-
-
-def _batch(w3: Web3, requests: list[tuple[str, list]]) -> list:
-    """The results of one JSON-RPC batch, in order."""
-    responses = w3.provider.make_batch_request(requests)
-    if not isinstance(responses, list):  # the node refused the whole batch
-        raise RuntimeError(f"the node refused the check's batch: {responses}")
-    results = []
-    for response in responses:
-        if "error" in response:
-            raise RuntimeError(f"the node refused a check's view: {response['error']}")
-        results.append(response["result"])
-    return results
 
 
 class ChainViews:
@@ -83,62 +47,63 @@ class ChainViews:
     block, where they may change; a nonce is read every time, as each payment has its own. One
     thread uses it (the service's acceptor)."""
 
-    def __init__(self, w3: Web3) -> None:
-        self.w3 = w3
+    def __init__(self, gateway: ChainGateway) -> None:
+        self.gateway = gateway
         self._block: int | None = None
-        self._words: dict[tuple, int] = {}  # (token, view, *args) -> word at self._block
+        # A read (token, view, its arguments) -> its result at self._block
+        self._kept: dict[Read, object] = {}
 
     def read(self, group: list[tuple[City, SignedAuthorization]]) -> list[ChainView]:
         """One round trip to the node, two on the first read after a new block."""
         needed = {
             key: None
             for city, authorization in group
-            for key in self._keys(city.token.address, authorization)
+            for key in self._keys(city.chain.token, authorization)
         }
-        missing = [key for key in needed if key not in self._words]
-        block, *words = _batch(
-            self.w3,
+        missing = [key for key in needed if key not in self._kept]
+        block, results = self.gateway.read_at_head(
             [
-                ("eth_blockNumber", []),
                 *(
-                    _eth_call(c.token.address, "latest", "authorizationState", a.from_, a.nonce)
-                    for c, a in group
+                    (city.chain.token, "authorizationState", (a.from_, a.nonce))
+                    for city, a in group
                 ),
-                *(_eth_call(key[0], "latest", *key[1:]) for key in missing),
-            ],
+                *missing,
+            ]
         )
-        nonces, fresh = words[: len(group)], words[len(group) :]
-        if int(block, 16) != self._block:  # what was kept is of an earlier block
-            self._block, self._words = int(block, 16), {}
-        self._words.update(zip(missing, (int(word, 16) for word in fresh), strict=True))
-        stale = [key for key in needed if key not in self._words]
+        nonces, fresh = results[: len(group)], results[len(group) :]
+        if block != self._block:  # what was kept is of an earlier block
+            self._block, self._kept = block, {}
+        self._kept.update(zip(missing, fresh, strict=True))
+        stale = [key for key in needed if key not in self._kept]
         if stale:
-            words = _batch(self.w3, [_eth_call(k[0], hex(self._block), *k[1:]) for k in stale])
-            self._words.update(zip(stale, (int(word, 16) for word in words), strict=True))
+            again = self.gateway.read_many(stale, block=block)
+            self._kept.update(zip(stale, again, strict=True))
         return [
-            self._view(city.token.address, authorization, int(used, 16))
+            self._view(city.chain.token, authorization, used)
             for (city, authorization), used in zip(group, nonces, strict=True)
         ]
 
     @staticmethod
-    def _keys(token: str, authorization: SignedAuthorization) -> list[tuple]:
-        return [(token, "paused")] + [
-            (token, view, party)
+    def _keys(token: PlatformContract, authorization: SignedAuthorization) -> list[Read]:
+        return [(token, "paused", ())] + [
+            (token, view, (party,))
             for party in (authorization.from_, authorization.to)
             for view in _PARTY_VIEWS
         ]
 
-    def _view(self, token: str, authorization: SignedAuthorization, used: int) -> ChainView:
+    def _view(
+        self, token: PlatformContract, authorization: SignedAuthorization, used: bool
+    ) -> ChainView:
         return ChainView(
-            paused=bool(self._words[(token, "paused")]),
-            nonce_used=bool(used),
+            paused=self._kept[(token, "paused", ())],
+            nonce_used=used,
             payer=self._party(token, authorization.from_),
             merchant=self._party(token, authorization.to),
         )
 
-    def _party(self, token: str, account: str) -> Party:
-        kind, active, frozen, balance = (self._words[(token, v, account)] for v in _PARTY_VIEWS)
-        return Party(kind, bool(active), bool(frozen), balance)
+    def _party(self, token: PlatformContract, account: str) -> Party:
+        kind, active, frozen, balance = (self._kept[(token, v, (account,))] for v in _PARTY_VIEWS)
+        return Party(kind, active, frozen, balance)
 
 
 def authorization_refusal(
@@ -200,16 +165,17 @@ def chain_refusal(
             accepted="a fresh random 32-byte nonce",
         )
     merchant, payer = view.merchant, view.payer
-    if merchant.kind != MERCHANT or not merchant.active or merchant.frozen:
-        state = "not a merchant of " + city.name if merchant.kind != MERCHANT else "not active"
+    is_merchant = merchant.kind is AccountKind.MERCHANT
+    if not is_merchant or not merchant.active or merchant.frozen:
+        state = "not a merchant of " + city.name if not is_merchant else "not active"
         return Unprocessable(
-            "unknown_merchant" if merchant.kind != MERCHANT else "merchant_not_active",
+            "unknown_merchant" if not is_merchant else "merchant_not_active",
             f"{authorization.to} is {state}",
             field="to",
             value=authorization.to,
             accepted=f"an active merchant registered in {city.name}",
         )
-    if payer.kind != RESIDENT or not payer.active or payer.frozen:
+    if payer.kind is not AccountKind.RESIDENT or not payer.active or payer.frozen:
         return Unprocessable(
             "payer_not_allowed",
             f"{authorization.from_} is not an active resident of {city.name}",

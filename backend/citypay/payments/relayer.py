@@ -21,14 +21,13 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 
-from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from web3 import Web3
 
 from citypay.chain.codec import codec_of, decode_revert
 from citypay.chain.deployment import Deployment
+from citypay.chain.events import decode_log
 from citypay.chain.outbox import ChainTransaction, Outbox
 from citypay.core.faults import crash_point
 from citypay.db.session import Database
@@ -42,10 +41,6 @@ PURPOSE = "payment_batch"
 BATCH_BASE_GAS = 150_000
 GAS_PER_AUTHORIZATION = 120_000
 
-# transferWithAuthorizationBatch(TransferAuthorization[]), encoded by hand: web3.py's contract
-# functions walk the ABI for every argument, about 1 ms an authorization.
-_AUTHORIZATIONS = "(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)[]"
-_BATCH_SELECTOR = codec_of("token").selector("transferWithAuthorizationBatch")
 # Idle, how often the relayer looks for payments to send and batches to follow anyway.
 IDLE_LOOK_SECONDS = 1.0
 # A batch entry refused because its authorization was used: the payment went through in another
@@ -67,7 +62,6 @@ _BATCH_COLUMNS = (
     Payment.s,
 )
 _AUTHORIZATION_FAILED = codec_of("token").topic("AuthorizationFailed")
-_AUTHORIZATION_USED = codec_of("token").topic("AuthorizationUsed")
 
 
 class _BatchTaken(Exception):
@@ -185,7 +179,7 @@ class Relayer:
             log.info("another relayer took part of a batch of %s; it is not sent", city_code)
 
     def _record_and_send(self, city_code: str, payments: list) -> None:
-        token = self.deployment.city(city_code).token
+        token = self.deployment.city(city_code).chain.token
         authorizations = [
             (
                 p.payer,
@@ -200,7 +194,7 @@ class Relayer:
             )
             for p in payments
         ]
-        data = _BATCH_SELECTOR + encode([_AUTHORIZATIONS], [authorizations])
+        data = token.calldata("transferWithAuthorizationBatch", authorizations)
         account = self.accounts[city_code]
         with self.db.session() as session:
             record = self.outbox.record(
@@ -300,14 +294,13 @@ class Relayer:
     def _paid_elsewhere(self, receipt: dict, payer: str, nonce: str) -> dict | None:
         """The log of the AuthorizationUsed that used (payer, nonce) before this batch, if any."""
         block = int(receipt["blockNumber"], 16)
-        logs = self.rpc.request(
-            "eth_getLogs",
-            {
-                "address": receipt["to"],
-                "fromBlock": hex(max(0, block - FRONT_RUN_LOOKBACK_BLOCKS)),
-                "toBlock": hex(block),
-                "topics": [_AUTHORIZATION_USED, "0x" + payer[2:].lower().rjust(64, "0"), nonce],
-            },
+        token = self.deployment.city_of_token(receipt["to"]).chain.token
+        logs = token.logs(
+            "AuthorizationUsed",
+            payer,
+            bytes.fromhex(nonce[2:]),
+            from_block=max(0, block - FRONT_RUN_LOOKBACK_BLOCKS),
+            to_block=block,
         )
         return logs[0] if logs else None
 
@@ -316,11 +309,9 @@ def _failures(receipt: dict) -> dict[tuple[str, str], bytes]:
     """(payer, nonce) -> the revert data, for each AuthorizationFailed event the batch emitted."""
     failures = {}
     for entry in receipt["logs"]:
-        topics = entry["topics"]
-        if entry["address"].lower() == receipt["to"].lower() and topics[:1] == [
+        if entry["address"].lower() == receipt["to"].lower() and entry["topics"][:1] == [
             _AUTHORIZATION_FAILED
         ]:
-            payer = Web3.to_checksum_address("0x" + topics[1][-40:])
-            (reason,) = decode(["bytes"], bytes.fromhex(entry["data"][2:]))
-            failures[(payer, topics[2])] = reason
+            failed = decode_log(entry, "", "token", 0).args
+            failures[(failed["authorizer"], failed["nonce"])] = bytes.fromhex(failed["reason"][2:])
     return failures

@@ -62,18 +62,21 @@ class PaymentService:
         self.db = db
         self.deployment = deployment
         self.settings = settings
-        self._views = ChainViews(deployment.w3)
+        self._views = ChainViews(deployment.gateway)
         self.feed = PaymentFeed(db)
         self._acceptor = GroupWorker(self._accept_group, "payment-acceptor", LARGEST_GROUP)
 
     @cache  # noqa: B019 - one service per app; a city's domain never changes
     def domain(self, city_code: str) -> TokenDomain:
-        city = self.deployment.city(city_code)
+        token = self.deployment.city(city_code).chain.token
+        name, version = self.deployment.gateway.read_many(
+            [(token, "name", ()), (token, "version", ())]
+        )
         return TokenDomain(
-            name=city.token.functions.name().call(),
-            version=city.token.functions.version().call(),
+            name=name,
+            version=version,
             chain_id=self.deployment.chain_id,
-            verifying_contract=city.token.address,
+            verifying_contract=token.address,
         )
 
     def accept_once(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from citypay.authorization import SignedRefund, TokenDomain, recover_refund_signer
-from citypay.chain.codec import decode_revert
+from citypay.chain.codec import Revert
 from citypay.chain.deployment import City
+from citypay.chain.gateway import ChainRefused
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.core.validity import Validity
 from citypay.refund.models import IN_FLIGHT, Refund
@@ -55,20 +56,15 @@ def message_refusal(
 
 def chain_refusal(city: City, relayer: LocalAccount, refund: SignedRefund) -> ApiError | None:
     """The token's verdict on sending this refund now: None if it would go through."""
-    data = city.token.encode_abi("refundWithAuthorization", args=refund.as_args())
-    call = {"from": relayer.address, "to": city.token.address, "data": data}
-    answer = city.token.w3.provider.make_request("eth_call", [call, "latest"])
-    if "error" not in answer:
-        return None
-    revert = answer["error"].get("data")
-    if not isinstance(revert, str) or not revert.startswith("0x"):
-        raise RuntimeError(f"the node could not simulate the refund: {answer['error']}")
-    return _refusal(city, refund, bytes.fromhex(revert[2:]))
+    try:
+        city.chain.token.simulate(relayer.address, "refundWithAuthorization", *refund.as_args())
+    except ChainRefused as refused:
+        return _refusal(city, refund, refused.revert)
+    return None
 
 
-def _refusal(city: City, refund: SignedRefund, revert: bytes) -> ApiError:
+def _refusal(city: City, refund: SignedRefund, refusal: Revert) -> ApiError:
     """The token's custom error as the API's: the field it is about, its value, what would do."""
-    refusal = decode_revert(revert)
     name, args = refusal.name, refusal.args
     match name:
         case "EnforcedPause":

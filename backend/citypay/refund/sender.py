@@ -91,12 +91,13 @@ class RefundSender:
         if refusal is not None:
             self._record(refund.id, RefundStatus.FAILED, failure_reason=refusal.message)
             return
-        data = city.token.encode_abi("refundWithAuthorization", args=signed_refund.as_args())
+        token = city.chain.token
+        data = token.calldata("refundWithAuthorization", *signed_refund.as_args())
         with self.db.session() as session:
             record = self.outbox.record(
                 session,
                 account,
-                to=city.token.address,
+                to=token.address,
                 data=data,
                 gas=REFUND_GAS,
                 purpose=PURPOSE,
@@ -158,20 +159,20 @@ class RefundSender:
     ) -> bool:
         """Records what the chain says if the merchant's nonce is used already: by the transaction
         that refunded (another sender's, or this refund's before a restart), or cancelled."""
-        token = city.token
+        token = city.chain.token
         nonce = bytes.fromhex(refund.nonce[2:])
-        if not token.functions.authorizationState(refund.merchant, nonce).call():
+        if not token.call("authorizationState", refund.merchant, nonce):
             return False
-        used = token.events.AuthorizationUsed().get_logs(
-            argument_filters={"authorizer": refund.merchant, "nonce": nonce}, from_block=0
+        used = token.logs(
+            "AuthorizationUsed", refund.merchant, nonce, from_block=city.deployed_at["token"]
         )
         if used:
             self._record(
                 refund.id,
                 RefundStatus.INCLUDED,
                 session,
-                tx_hash="0x" + bytes(used[0]["transactionHash"]).hex(),
-                block_number=used[0]["blockNumber"],
+                tx_hash=used[0]["transactionHash"],
+                block_number=int(used[0]["blockNumber"], 16),
             )
         else:
             self._record(

@@ -55,7 +55,7 @@ class RefundService:
         existing = self._find(city.code, refund)
         if existing is not None:
             return self._same(existing, refund), False
-        now = self.deployment.w3.eth.get_block("latest")["timestamp"]
+        now = self.deployment.gateway.timestamp()
         for refusal in (
             message_refusal(
                 self._domain(city.code),
@@ -67,9 +67,9 @@ class RefundService:
         ):
             if refusal is not None:
                 raise refusal
-        refundable = city.token.functions.refundableAmount(
-            refund.payer, refund.merchant, refund.payment_id
-        ).call()
+        refundable = city.chain.token.call(
+            "refundableAmount", refund.payer, refund.merchant, refund.payment_id
+        )
         try:
             with self.db.session() as session:
                 refusal = in_flight_refusal(session, city, refund, refundable)

@@ -36,7 +36,7 @@ def city_info(city: CityDep, platform: PlatformDep):
         name=city.name,
         symbol=city.symbol,
         chainId=platform.deployment.chain_id,
-        token=city.token.address,
+        token=city.chain.token.address,
         decimals=0,  # 1 token = 1 KRW
         domain=Eip712Domain(**domain.as_dict()),
     )

@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from citypay.api.deps import PlatformDep
-from citypay.api.unavailable import UNREACHABLE
-from citypay.chain.rpc import RETRY_AFTER_SECONDS
+from citypay.chain.rpc import RETRY_AFTER_SECONDS, ChainUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +20,7 @@ def health(platform: PlatformDep):
     base = {"chainId": platform.deployment.chain_id, "cities": sorted(platform.deployment.cities)}
     try:
         block = platform.gateway.block_number()
-    except UNREACHABLE as unreachable:
+    except ChainUnavailable as unreachable:
         return JSONResponse(
             base | {"status": "chain_unavailable", "chain": str(unreachable)},
             status_code=503,

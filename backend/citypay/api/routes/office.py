@@ -160,7 +160,9 @@ def registry_domain(city: CityDep, platform: PlatformDep):
     objection to a recovery."""
     name = city.chain.token.call("name")
     return RegistryDomainPublic(
-        **registry_domain_for(name, platform.deployment.chain_id, city.registry.address).as_dict()
+        **registry_domain_for(
+            name, platform.deployment.chain_id, city.chain.registry.address
+        ).as_dict()
     )
 
 

@@ -13,6 +13,7 @@ from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
 from citypay.api.openapi import media
 from citypay.auth.models import Role
+from citypay.chain.enums import AccountKind
 from citypay.core.errors import NotFound, Unprocessable
 from citypay.core.fields import (
     Address,
@@ -61,8 +62,11 @@ def _render(uri: str, format: Format):
 
 
 def _require_active_merchant(city, merchant: str) -> None:
-    token = city.token.functions
-    if token.accountKind(merchant).call() != 2 or not token.isActive(merchant).call():
+    token = city.chain.token
+    kind, active = token.gateway.read_many(
+        [(token, "accountKind", (merchant,)), (token, "isActive", (merchant,))]
+    )
+    if kind is not AccountKind.MERCHANT or not active:
         raise Unprocessable(
             "unknown_merchant",
             f"{merchant} is not an active merchant of {city.name}",
@@ -86,7 +90,8 @@ def _require_active_merchant(city, merchant: str) -> None:
 def merchant_qr(city: CityDep, merchant: Address, platform: PlatformDep, format: Format = "uri"):
     """The merchant's static QR: any EIP-681 wallet pays it with a plain transfer."""
     _require_active_merchant(city, merchant)
-    return _render(static_uri(city.token.address, platform.deployment.chain_id, merchant), format)
+    token = city.chain.token.address
+    return _render(static_uri(token, platform.deployment.chain_id, merchant), format)
 
 
 @router.post("/v1/cities/{city}/invoices", status_code=201, response_model=InvoicePublic)
