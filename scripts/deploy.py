@@ -3,6 +3,8 @@
     python -m scripts.deploy                       # the embedded chain (make chain-start first)
     python -m scripts.deploy --network permissioned --rpc-url URL --chain-id N \\
         --keystore-dir keys/                       # a Besu / GoQuorum network
+    python -m scripts.deploy --config F --allowlist NODE/data/permissions_config.toml ...
+                                                   # each Besu node's accounts allowlist
 
 Idempotent: a second run sends nothing and checks the code on chain against the manifest; a city
 added to the configuration deploys only that city; a changed policy value is one setter call.
@@ -183,13 +185,39 @@ def resolve_network(
     return rpc_url, chain_id, manifest, embedded.chain_id
 
 
-def allowlist(config_path: str | Path) -> str:
-    """The accounts allowlist of a Besu node (permissions_config.toml): every account of the
-    configuration, the only ones that send transactions."""
+def allowlist(config_path: str | Path) -> tuple[str, int]:
+    """The accounts allowlist of a Besu node (permissions_config.toml) and how many accounts it
+    admits: every account of the configuration, the only ones that send transactions. Each
+    address once and in lower case, as Besu keeps them: it refuses to start on a list naming an
+    address twice (two names for one account), and compares the file with its own lower-case
+    list when a perm_ call changes it."""
     config = load_config(config_path)
-    names = ", ".join(config.accounts)
-    addresses = ", ".join(f'"{address}"' for address in config.accounts.values())
-    return f"# {names}\naccounts-allowlist=[{addresses}]"
+    names: dict[str, list[str]] = {}
+    for name, address in config.accounts.items():
+        names.setdefault(address.lower(), []).append(name)
+    held = [f"# {address}: {', '.join(by)}" for address, by in names.items()]
+    listed = ", ".join(f'"{address}"' for address in names)
+    text = "\n".join(
+        [f"# The accounts of {config_path}", *held, f"accounts-allowlist=[{listed}]", ""]
+    )
+    return text, len(names)
+
+
+def write_allowlist(config_path: str | Path, files: list[str]) -> None:
+    """Writes the allowlist to each file, whole or not at all: a file is replaced only once the
+    list is made (a shell redirect empties it before a failing command has run)."""
+    text, count = allowlist(config_path)
+    paths = [Path(file) for file in files]
+    missing = [
+        f"{path}: there is no folder {path.parent}" for path in paths if not path.parent.is_dir()
+    ]
+    if missing:
+        raise DeploymentError("--allowlist: nothing was written:\n  " + "\n  ".join(missing))
+    for file in paths:
+        partial = file.with_name(file.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, file)
+        print(f"{file}: {count} accounts")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,13 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gas-price", type=int, default=0, help="wei per gas (default 0)")
     parser.add_argument(
         "--allowlist",
-        action="store_true",
-        help="print the Besu accounts allowlist for the configuration and exit",
+        nargs="*",
+        metavar="FILE",
+        help="write the Besu accounts allowlist for the configuration to each FILE (each node's "
+        "permissions_config.toml), or print it, and exit",
     )
     args = parser.parse_args(argv)
     try:
+        if args.allowlist == []:
+            print(allowlist(args.config)[0], end="")
+            return 0
         if args.allowlist:
-            print(allowlist(args.config))
+            write_allowlist(args.config, args.allowlist)
             return 0
         deploy_platform(
             args.config,
