@@ -171,3 +171,34 @@ def test_scientific_notation_that_names_a_whole_number_pays_exactly_that(
         1_500,
         sale["invoiceId"],
     )
+
+
+def test_a_new_wallet_never_overwrites_a_key_file(tmp_path):
+    key_file = tmp_path / "wallets" / "phone.json"
+    env = {**os.environ, "CITYPAY_WALLET_PASSWORD": "s3cret"}
+
+    def new():
+        return subprocess.run(
+            [sys.executable, "-m", "citypay.wallet", "new", "--key-file", str(key_file)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = new()
+    assert made.returncode == 0, made.stderr
+    written = key_file.read_text()
+    assert Account.decrypt(json.loads(written), "s3cret")  # the password opens it
+    assert json.loads(written)["address"].lower() == made.stdout.strip()[2:].lower()
+    again = new()
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert key_file.read_text() == written
+
+
+def test_a_cash_out_of_nothing_is_refused_before_anything_is_signed(posted, merchant):
+    http, requests = posted
+    with pytest.raises(WalletError, match="positive amount"):
+        WalletClient("unused", merchant, http=http).cash_out(0)
+    assert requests == []

@@ -1,15 +1,19 @@
 """A small wallet: pays a city's EIP-681 QR code with a gasless EIP-3009 authorization, and, for
-a merchant, refunds a payment with a signed RefundWithAuthorization.
+a merchant, shows its QR, signs its application (its payout account, in the registry's domain),
+refunds a payment with a signed RefundWithAuthorization and cashes out with a signed
+CashOutAuthorization.
 
 It reads the QR's URI, checks the URI's chain id and token against the city the backend serves
 (a QR for another chain or token is refused before anything is signed or posted), signs
 TransferWithAuthorization with eth-account, posts it to the relay and waits for the result. A
 refund is signed in the same domain, posted by the merchant's signed-in wallet (Sign-In with
-Ethereum) and followed to inclusion the same way.
+Ethereum) and followed to inclusion the same way; a cash-out is signed for the payout account the
+registry holds, posted the same way and followed until the bank's payout is settled on chain.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -23,12 +27,19 @@ from citypay.authorization import (
     sign_authorization,
     sign_refund,
 )
+from citypay.cashout.authorization import cash_out_body
 from citypay.qr.eip681 import PaymentRequest, parse
+from citypay.registry_authorization import sign_payout_account
 from citypay.wallet.sign_in import sign_in
 
 DONE = ("included", "failed")
+# A cash-out is done once settled on chain (paid by the bank), returned (the bank refused) or
+# refused by the chain; held stops it for an operator (cashout/models.py).
+CASH_OUT_DONE = ("settled", "returned", "refused", "held")
 # How long the signed authorization stays valid: the relay refuses one closer than 30 s to expiry.
 AUTHORIZATION_LIFETIME = 10 * 60
+# How long the registrar has to post a merchant's signed application.
+APPLICATION_LIFETIME = 24 * 3600
 
 
 class WalletError(RuntimeError):
@@ -125,7 +136,8 @@ class WalletClient:
         request, value = self.request(uri, amount)
         nonce = None  # a static QR: a fresh random nonce
         if request.invoice_id is not None:
-            nonce = _bytes32(request.invoice_id)  # the invoice id is the nonce: it pays the invoice
+            # The invoice id is the nonce: it pays the invoice.
+            nonce = parse_bytes32(request.invoice_id)
         return sign_authorization(
             self.account.key,
             self.city_info().domain,
@@ -146,10 +158,12 @@ class WalletClient:
         path = f"/v1/cities/{payment['city']}/payments/{payment['payer']}/{payment['nonce']}"
         return self._follow(payment, path, "payment", timeout)
 
-    def _follow(self, record: dict, path: str, what: str, timeout: float) -> dict:
-        """Polls `path` until the record is included or failed."""
+    def _follow(
+        self, record: dict, path: str, what: str, timeout: float, done: tuple = DONE
+    ) -> dict:
+        """Polls `path` until the record's status is one of `done`."""
         deadline = time.monotonic() + timeout
-        while record["status"] not in DONE:
+        while record["status"] not in done:
             if time.monotonic() > deadline:
                 raise WalletError(
                     f"{what} {record['id']} still {record['status']} after {timeout} s"
@@ -176,7 +190,7 @@ class WalletClient:
             self.account.key,
             self.city_info().domain,
             payer=payer,
-            payment_id=_bytes32(payment_id, "payment id"),
+            payment_id=parse_bytes32(payment_id, "payment id"),
             value=value,
             valid_before=int(time.time()) + AUTHORIZATION_LIFETIME,
         )
@@ -198,6 +212,78 @@ class WalletClient:
         path = f"/v1/cities/{refund['city']}/refunds/{refund['id']}"
         return self._follow(refund, path, "refund", timeout) if wait else refund
 
+    # --- a merchant's QR, application and cash-outs ------------------------------------------
+
+    def qr_uri(self) -> str:
+        """This merchant's static QR code, as the EIP-681 URI a payer's wallet reads."""
+        path = f"/v1/cities/{self.city}/merchants/{self.address}/qr"
+        return self._json(self.http.get(path), "reading the QR code")["uri"]
+
+    def merchant_application(
+        self,
+        *,
+        business_id_hash: bytes,
+        payout_account_hash: bytes,
+        annual_revenue: int,
+        category: int,
+        region: int,
+        lifetime: int = APPLICATION_LIFETIME,
+    ) -> dict:
+        """The body of the registrar's POST /v1/cities/{city}/merchants for this wallet, with
+        this wallet's PayoutAccount signature (registry nonce 0) naming `payout_account_hash`
+        as where its cash-outs are paid; valid for `lifetime` seconds."""
+        domain = TokenDomain.from_dict(
+            self._json(
+                self.http.get(f"/v1/cities/{self.city}/registry-domain"),
+                "reading the registry's domain",
+            )
+        )
+        deadline = int(time.time()) + lifetime
+        signature = sign_payout_account(
+            self.account.key, domain, payout_account_hash=payout_account_hash, deadline=deadline
+        )
+        return {
+            "wallet": self.address,
+            "businessIdHash": "0x" + business_id_hash.hex(),
+            "payoutAccountHash": "0x" + payout_account_hash.hex(),
+            "annualRevenue": annual_revenue,
+            "category": category,
+            "region": region,
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+
+    def cash_out(self, amount: int, *, wait: bool = True, timeout: float = 60) -> dict:
+        """Cashes `amount` KRW out to the payout account the registry holds for this merchant;
+        returns the cash-out, settled, returned or refused unless wait is False."""
+        if amount <= 0:
+            raise WalletError(f"the cash-out must be a positive amount of KRW, not {amount}")
+        merchant = f"/v1/cities/{self.city}/merchants/{self.address}"
+        payout = self._json(
+            self.http.get(f"{merchant}/payout-account"), "reading the payout account"
+        )
+        domain = self._json(
+            self.http.get(f"/v1/cities/{self.city}/cashout-domain"), "reading the treasury"
+        )
+        body = cash_out_body(
+            self.account.key,
+            TokenDomain.from_dict(domain),
+            amount=amount,
+            payout_account_hash=bytes.fromhex(payout["payoutAccountHash"][2:]),
+            valid_before=int(time.time()) + AUTHORIZATION_LIFETIME,
+            nonce=os.urandom(32),
+        )
+        cash_out = self._json(
+            self.http.post(
+                f"{merchant}/cashouts", json=body, headers=self._headers(sign_in_if_needed=True)
+            ),
+            "posting the cash-out",
+        )
+        path = f"{merchant}/cashouts/{cash_out['id']}"
+        if not wait:
+            return cash_out
+        return self._follow(cash_out, path, "cash-out", timeout, CASH_OUT_DONE)
+
     def _headers(self, *, sign_in_if_needed: bool = False) -> dict:
         """The wallet's signed-in session: refunds need one, payments none."""
         if self._session is None and sign_in_if_needed:
@@ -216,7 +302,7 @@ class WalletClient:
         raise WalletError(f"{doing}: HTTP {response.status_code}: {message}", error)
 
 
-def _bytes32(value: str, what: str = "invoice id") -> bytes:
+def parse_bytes32(value: str, what: str = "invoice id") -> bytes:
     try:
         raw = bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
