@@ -75,6 +75,8 @@ def test_signed_authorization_is_relayed_and_included(api, city, resident, merch
     payment = wait_for_status(api, response.json())
     assert payment["status"] == "included"
     assert payment["blockNumber"] > 0 and payment["transactionHash"].startswith("0x")
+    # With no confirmations (the default, an instant-finality chain) included is final at once.
+    assert payment["final"] is True
     assert city.token.functions.balanceOf(merchant.address).call() == before + 12_000
 
 

@@ -64,7 +64,10 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     gateway = deployment.gateway
-    outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
+    finality = Finality(gateway, settings.CHAIN_CONFIRMATIONS)
+    outbox = Outbox(
+        db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS, on_block=finality.observe
+    )
     duties = DutySenders(keys, outbox)
     # Each city's batches go out from its own relayer, the holder of its token's RELAYER_ROLE.
     relayers = {code: keys.of(code, "relayer") for code in deployment.cities}
@@ -86,7 +89,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         gateway=gateway,
         outbox=outbox,
         duties=duties,
-        finality=Finality(gateway, settings.CHAIN_CONFIRMATIONS),
+        finality=finality,
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,

@@ -3,7 +3,9 @@
 Every status the API gives from the chain (a payment or refund included, a deposit issued, a
 cash-out settled) says `final` by it. The head is asked at most every `max_age` seconds, so a
 status read costs no node request; while the node does not answer, the last head known stands
-(nothing becomes final meanwhile).
+(nothing becomes final meanwhile). With no confirmations (an instant-finality chain such as
+QBFT) a block the backend has seen is final by definition, so nothing is asked; a block the
+node loses later is taken back by the outbox, which clears the record's block.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 
 from citypay.chain.gateway import ChainGateway
 from citypay.chain.rpc import ChainUnavailable
+
+_EVERY_BLOCK = 2**63 - 1
 
 
 class Finality:
@@ -24,8 +28,16 @@ class Finality:
         self._asked = 0.0
         self._lock = threading.Lock()
 
+    def observe(self, block_number: int) -> None:
+        """A block the backend has just seen mined: the head is at least there, so a status
+        read right after its receipt does not wait for the next head to be final."""
+        with self._lock:
+            self._head = max(self._head, block_number)
+
     def final_up_to(self) -> int:
         """The newest block whose content is final (-1 before the head is known)."""
+        if self.confirmations == 0:
+            return _EVERY_BLOCK
         with self._lock:
             if time.monotonic() - self._asked >= self.max_age:
                 try:
