@@ -1,6 +1,5 @@
 """The steps of the scripted day. Everything a resident, a merchant, a till or the bank does goes
-through the backend's HTTP API; only the city office's registrations (its own registrar tool) go
-to the chain directly."""
+through the backend's HTTP API, the city office's registrations too (its registrar's API key)."""
 
 from __future__ import annotations
 
@@ -21,12 +20,9 @@ from web3 import Web3
 from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
-from citypay.chain.direct import send_and_wait
-from citypay.chain.keys import development_account
 from citypay.charging.notifications import sign as sign_deposit
 from citypay.day import kkang
 from citypay.day.processes import BackendProcess, SandboxBank
-from citypay.registry_authorization import merchant_registration, registry_domain_for
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
 
@@ -103,36 +99,44 @@ class Day:
     def keys(self) -> None:
         make = self.backend.api_key
         self.operator = make(f"gimpo-office-{self.run_id}", "operator", CITY)
+        self.registrar = make(f"gimpo-registrar-{self.run_id}", "registrar", CITY)
         self.bank_key = make(f"nonghyup-{self.run_id}", "bank", CITY)
         self.pos = make(f"till-{self.run_id}", "pos", CITY)
         self.auditor = make(f"gimpo-audit-{self.run_id}", "auditor", CITY)
         self.say(
-            "operator, bank, till and auditor keys created (python -m citypay.auth create ...)"
+            "operator, registrar, bank, till and auditor keys created "
+            "(python -m citypay.auth create ...)"
         )
 
     def register(self) -> None:
-        registrar = development_account(self.deployment.account("registrar"))
-        registry = self.city.chain.registry
-        registry_domain = registry_domain_for(
-            self.city.chain.token.call("name"), CHAIN_ID, registry.address
-        )
+        """Through the city office's API with the registrar's key, as the office's staff would;
+        each merchant's application carries its own payout-account signature."""
+        headers = {"Authorization": f"Bearer {self.registrar}"}
         for name, wallet in self.residents.items():
-            identity = keccak(text=f"identity:{self.run_id}:{name}")
-            send_and_wait(registrar, registry, "registerResident", wallet.address, identity, REGION)
+            body = {
+                "wallet": wallet.address,
+                "identityHash": "0x" + keccak(text=f"identity:{self.run_id}:{name}").hex(),
+                "region": REGION,
+            }
+            self._office(f"/v1/cities/{CITY}/residents", body, headers)
             self.say(f"resident  {name:<20} {wallet.address}")
         for name, wallet in self.merchants.items():
-            application = (
-                keccak(text=f"business:{self.run_id}:{name}"),
-                keccak(text=f"bank-account:{self.run_id}:{name}"),
-                250_000_000,
-                MERCHANTS[name],
-                REGION,
-            )
-            registration = merchant_registration(
-                wallet.key, registry_domain, application, deadline=int(time.time()) + 3600
-            )
-            send_and_wait(registrar, registry, "registerMerchant", *registration)
+            with WalletClient(self.backend.url, wallet, city=CITY) as merchant:
+                body = merchant.merchant_application(
+                    business_id_hash=keccak(text=f"business:{self.run_id}:{name}"),
+                    payout_account_hash=keccak(text=f"bank-account:{self.run_id}:{name}"),
+                    annual_revenue=250_000_000,
+                    category=MERCHANTS[name],
+                    region=REGION,
+                )
+            self._office(f"/v1/cities/{CITY}/merchants", body, headers)
             self.say(f"merchant  {name:<20} {wallet.address}")
+
+    def _office(self, path: str, body: dict, headers: dict) -> dict:
+        response = self.http.post(path, json=body, headers=headers)
+        if response.status_code != 201:
+            raise RuntimeError(f"the office's POST {path} answered {response.text}")
+        return response.json()
 
     def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:
         body = json.dumps(
