@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def own_database_url(directory: Path, name: str) -> str:
     configured = os.environ.get("DATABASE_URL")
     if not configured:
         return f"sqlite:///{directory / f'{name}.sqlite3'}"
-    schema = f"{name}_{random.randrange(1 << 30)}"
+    # A schema name is an SQL identifier: the name's letters and digits, the rest as "_".
+    schema = re.sub(r"\W", "_", f"{name}_{random.randrange(1 << 30)}".lower())
     engine = create_engine(configured)
     with engine.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))

@@ -209,12 +209,12 @@ def register_merchant(
 
 
 @router.post(
-    "/v1/cities/{city}/merchants/{wallet}/profile",
+    "/v1/cities/{city}/merchants/{merchant}/profile",
     response_model=OfficeResultPublic,
     **_AS_REGISTRAR,
 )
 def update_merchant(
-    wallet: Address,
+    merchant: Address,
     body: MerchantProfileIn,
     city: CityDep,
     platform: PlatformDep,
@@ -222,18 +222,18 @@ def update_merchant(
 ):
     """A registrar key: the merchant's yearly re-check (category, region, revenue)."""
     return _act(
-        platform, city, principal, _REGISTRAR, "update_merchant", wallet,
-        wallet, body.category, body.region, body.annualRevenue,
+        platform, city, principal, _REGISTRAR, "update_merchant", merchant,
+        merchant, body.category, body.region, body.annualRevenue,
     )  # fmt: skip
 
 
 @router.post(
-    "/v1/cities/{city}/merchants/{wallet}/payout-account",
+    "/v1/cities/{city}/merchants/{merchant}/payout-account",
     response_model=OfficeResultPublic,
     **_AS_REGISTRAR,
 )
 def change_payout_account(
-    wallet: Address,
+    merchant: Address,
     body: PayoutAccountIn,
     city: CityDep,
     platform: PlatformDep,
@@ -242,8 +242,8 @@ def change_payout_account(
     """A registrar key relays the merchant's signed change of its payout account (the office
     checks the bank account is the business's; the merchant's signature decides it)."""
     return _act(
-        platform, city, principal, _REGISTRAR, "change_payout_account", wallet,
-        wallet, bytes.fromhex(body.payoutAccountHash[2:]), body.deadline,
+        platform, city, principal, _REGISTRAR, "change_payout_account", merchant,
+        merchant, bytes.fromhex(body.payoutAccountHash[2:]), body.deadline,
         bytes.fromhex(body.signature[2:]),
     )  # fmt: skip
 
