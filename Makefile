@@ -31,6 +31,10 @@ contract-day: setup
 # environment, on SQLite and, when TEST_POSTGRES_URL names a server (CI sets it), on PostgreSQL at
 # the same time: the two runs share nothing (each starts its own chain, bank and backend on free
 # ports) and mostly wait for blocks, so together they take about as long as one.
+# The slowest tests are listed at the end of each run, to see where the suite's time goes.
+PYTEST_ARGS ?= --durations=10
+BACKEND_PYTEST_ARGS ?= --durations=25
+
 test: setup lint
 	$(BROWNIE) test tests/ $(PYTEST_ARGS)
 ifdef TEST_POSTGRES_URL
