@@ -330,8 +330,9 @@ def main() -> None:
         lambda i: _send(treasury.cashOut, CASH_OUT, sender=neighbourhood(i)),
     )
     rows.append(cash_outs)
-    redemption_ids = [
-        TransactionReceipt(tx["hash"], silent=True).events["RedemptionRequested"]["id"]
+    # settle names the redemption's account and payout, as the backend's settler does.
+    redemptions = [
+        TransactionReceipt(tx["hash"], silent=True).events["RedemptionRequested"]
         for tx in cash_outs.transactions
     ]
     rows.append(
@@ -339,7 +340,12 @@ def main() -> None:
             "settlement",
             "settlement: `settle` (bank reference recorded)",
             lambda i: _send(
-                treasury.settle, redemption_ids[i], _hash("bank", str(i)), sender=settler
+                treasury.settle,
+                redemptions[i]["id"],
+                redemptions[i]["account"],
+                redemptions[i]["payout"],
+                _hash("bank", str(i)),
+                sender=settler,
             ),
         )
     )
