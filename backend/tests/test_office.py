@@ -279,6 +279,30 @@ def test_a_recovery_is_proposed_held_objected_to_and_then_executed_after_its_del
     ]
 
 
+def test_a_replacement_already_registered_or_retired_is_refused_naming_the_replacement(office):
+    api = office["api"]
+    lost, _ = _resident(office, "lost-again")
+    neighbour, _ = _resident(office, "neighbour")
+    base = f"/v1/cities/{CITY}/accounts/{lost.address}"
+    proposed = api.post(
+        f"{base}/recovery", json={"replacement": neighbour.address}, headers=office["compliance"]
+    )
+    error = _error(proposed, 409)
+    assert (error["code"], error["field"], error["value"]) == (
+        "already_registered",
+        "replacement",
+        neighbour.address,
+    )
+    # The wallet acted on is still named as the wallet.
+    stranger = new_wallet(f"office-stranger:{time.time_ns()}")
+    error = _error(
+        api.post(f"/v1/cities/{CITY}/accounts/{stranger.address}/recovery",
+                 json={"replacement": lost.address}, headers=office["compliance"]),
+        404,
+    )  # fmt: skip
+    assert (error["field"], error["value"]) == ("wallet", stranger.address)
+
+
 def test_the_registries_lists_are_the_chain_s(office):
     api = office["api"]
     wallet, _ = _resident(office, "listed")

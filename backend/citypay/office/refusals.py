@@ -117,8 +117,12 @@ _RULES: dict[str, tuple[int, str | None, str | None, str]] = {
 }
 
 
-def api_error(revert: Revert, city: City, function: str) -> ApiError:
-    """The office's answer to the chain refusing `function` with `revert`."""
+def api_error(
+    revert: Revert, city: City, function: str, others: dict[str, Any] | None = None
+) -> ApiError:
+    """The office's answer to the chain refusing `function` with `revert`. `others`: the
+    request's other wallets by field name (a replacement), so that a refusal about one of them
+    names it rather than the wallet acted on."""
     rule = _RULES.get(revert.name)
     if rule is None:
         if revert.name == "AccessControlUnauthorizedAccount":
@@ -139,6 +143,9 @@ def api_error(revert: Revert, city: City, function: str) -> ApiError:
     value: Any = revert.args.get(argument) if argument else None
     if revert.name == "CityRegistryEmptyHash":
         field, value = revert.args["field"], "0x" + "00" * 32
+    for name, other in (others or {}).items():
+        if field == "wallet" and isinstance(value, str) and value.lower() == str(other).lower():
+            field = name
     if revert.name == "CityRegistryRecoveryNotDue":
         accepted = f"the same request from {_when(revert.args['executableAt'])}"
     if revert.name == "CityRegistryRevenueOverCap":

@@ -39,6 +39,9 @@ class Action:
     duty: str  # registrar or compliance: the city's role that owns the action on chain
     contract: str  # registry or token
     function: str
+    # The request's names of the function's arguments after the subject, where a refusal about
+    # one of them must name it rather than the subject (proposeRecovery's replacement).
+    named: tuple[str, ...] = ()
 
 
 ACTIONS = {
@@ -54,7 +57,7 @@ ACTIONS = {
         Action("execute_recovery", "registrar", "registry", "executeRecovery"),
         Action("freeze", "compliance", "token", "freeze"),
         Action("unfreeze", "compliance", "token", "unfreeze"),
-        Action("propose_recovery", "compliance", "registry", "proposeRecovery"),
+        Action("propose_recovery", "compliance", "registry", "proposeRecovery", ("replacement",)),
         Action("cancel_recovery", "compliance", "registry", "cancelRecovery"),
         Action("confiscate", "compliance", "registry", "confiscate"),
         # The holder's own signed objection: any account may relay it; the registrar's does.
@@ -77,16 +80,17 @@ class OfficeService:
         action = ACTIONS[action_name]
         contract: PlatformContract = getattr(city.chain, action.contract)
         sender = self._duties.sender(action.duty, city.roles[action.duty])
+        others = dict(zip(action.named, args[1:], strict=False))  # the names it has
         try:
             sent = sender.send(contract, action.function, *args, purpose=PURPOSE)
         except ChainRefused as refused:
-            raise api_error(refused.revert, city, action.function) from None
+            raise api_error(refused.revert, city, action.function, others) from None
         if not sent.succeeded:
             # Refused in its block though the simulation passed: the state changed between them.
             try:
                 sender.simulate(contract, action.function, *args)
             except ChainRefused as refused:
-                raise api_error(refused.revert, city, action.function) from None
+                raise api_error(refused.revert, city, action.function, others) from None
             raise ApiError(
                 "chain_refused",
                 f"{action.function} reverted in block {sent.block_number}",
