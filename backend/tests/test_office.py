@@ -193,6 +193,13 @@ def test_suspend_activate_and_revoke_follow_the_registry(office):
     error = _error(api.post(f"{base}/suspend", headers=office["registrar"]), 409)
     assert (error["code"], error["field"]) == ("invalid_status_change", "wallet")
     assert api.post(f"{base}/activate", headers=office["registrar"]).json()["account"]["active"]
+    # A revocation for illegal exchange bans a business: only JSON true or false decides it.
+    for unclear in (1, "true", "yes", None):
+        refused = api.post(
+            f"{base}/revoke", json={"illegalExchange": unclear}, headers=office["registrar"]
+        )
+        error = _error(refused, 422)
+        assert (error["field"], error["value"]) == ("illegalExchange", unclear)
     revoked = api.post(
         f"{base}/revoke", json={"illegalExchange": False}, headers=office["registrar"]
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep
@@ -84,7 +84,7 @@ class PayoutAccountIn(RequestModel):
 
 
 class RevokeIn(RequestModel):
-    illegalExchange: bool = Field(
+    illegalExchange: StrictBool = Field(
         description="revoked for illegal exchange (상품권깡): a merchant's business is banned for "
         "the city's ban period, and the balance waits for compliance to confiscate it"
     )
