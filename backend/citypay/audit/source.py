@@ -33,7 +33,7 @@ from eth_utils import is_address, to_checksum_address
 
 from citypay.chain.events import UnknownEvent, decode_log
 from citypay.chain.gateway import ChainGateway, ChainRefused
-from citypay.chain.log_reader import LogReader, LogReadError
+from citypay.chain.log_reader import LogReader, LogReadError, read_ahead
 from citypay.chain.rpc import ChainUnavailable, JsonRpc, NodeRefused
 from citypay.ledger import Books
 
@@ -354,7 +354,7 @@ class ChainSource:
         if first <= head:
             reader = LogReader(self.gateway.rpc, list(self._where))
             apply, where = self.books.apply, self._where
-            for chunk in reader.read(first, head):
+            for chunk in read_ahead(reader.read(first, head)):
                 for raw in chunk.logs:
                     city, kind = where[raw["address"].lower()]
                     apply(decode_log(raw, city, kind, int(raw["blockTimestamp"], 16)))

@@ -1,14 +1,19 @@
 """`eth_getLogs` over long block ranges, in chunks that adapt to what the node accepts.
 
 Nodes cap a query by block span, result count or response time, each differently (geth and Besu
-by result count and time, hosted nodes by span). The reader starts wide, halves the span when the
-node refuses or times out, widens it again after quiet chunks, and gives up with the node's own
-words only after a bounded number of attempts on one block.
+by result count and time, hosted nodes by span). The reader starts narrow, halves the span when
+the node refuses or times out, narrows it to about `target_logs` a chunk after a dense one (a
+busy city's blocks hold thousands of payments: a chunk's size, and so the reader's memory, is
+bounded however long the history), widens it again after quiet chunks, and gives up with the
+node's own words only after a bounded number of attempts on one block. `read_ahead` asks for the
+next chunk while the caller works on the last, so the node's time and the caller's overlap.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,10 +43,11 @@ class LogReader:
         addresses: list[str],
         *,
         max_span: int = 10_000,
-        initial_span: int = 2_000,
+        initial_span: int = 16,
         attempts: int = 6,
         backoff: float = 0.2,
         quiet_logs: int = 2_000,
+        target_logs: int = 20_000,
     ) -> None:
         self.rpc = rpc
         self.addresses = [to_checksum_address(a) for a in addresses]
@@ -49,8 +55,10 @@ class LogReader:
         self.span = min(initial_span, max_span)
         self.attempts = attempts
         self.backoff = backoff
-        # A chunk with fewer logs than this lets the next one be twice as wide.
+        # A chunk with fewer logs than this lets the next one be twice as wide; one with more
+        # than target_logs makes the next one as narrow as should hold about that many.
         self.quiet_logs = quiet_logs
+        self.target_logs = max(target_logs, quiet_logs)
         self.narrowed = 0  # times a span was halved: the node's limits, seen from here
 
     def head(self) -> int:
@@ -119,6 +127,52 @@ class LogReader:
             failures = 0
             self._fill_timestamps(logs)
             yield Chunk(start, end, logs)
-            if len(logs) < self.quiet_logs and self.span < self.max_span:
+            if len(logs) > self.target_logs:
+                self.span = max(1, (end - start + 1) * self.target_logs // len(logs))
+            elif len(logs) < self.quiet_logs and self.span < self.max_span:
                 self.span = min(self.max_span, self.span * 2)
             start = end + 1
+
+
+_DONE = object()
+
+
+def read_ahead(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
+    """`chunks`, read up to `depth` chunks ahead in a thread of their own: while the caller
+    decodes one chunk, the node serves the next (the thread mostly waits on its socket). What the
+    reading raised is raised here, in order; a caller that stops early stops the thread."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+        except BaseException as failure:  # handed to the caller, raised there
+            put(failure)
+            return
+        put(_DONE)
+
+    reader = threading.Thread(target=read, name="log-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
