@@ -1,6 +1,6 @@
 """Time to audit 100,000 payments, against the raw eth_getLogs read of the same blocks.
 
-    make bench-audit            # BENCH_AUDIT_PAYMENTS=20000 for a shorter run
+    make bench-audit            # BENCH_AUDIT_PAYMENTS=20000 for a shorter run, 1000000 a longer
 
 Starts a chain of its own (BENCH_CHAIN_PORT, a free port if unset) and deploys the cities,
 registers and charges payers, then makes BENCH_AUDIT_PAYMENTS payments as payer-signed EIP-3009
@@ -16,7 +16,8 @@ Then, in the same run:
 - where the audit's time goes: the same logs decoded (citypay.chain.events.decode_log) and
   folded (citypay.ledger.Books), each timed in this process.
 
-Prints a table and writes bench/results/audit.md and audit.json.
+Prints a table and writes bench/results/audit.md and audit.json (audit-N.md and audit-N.json for
+another number of payments), with the auditor process's peak memory.
 """
 
 from __future__ import annotations
@@ -47,17 +48,27 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def _value(index: int) -> int:
-    return 1 + index % 997  # 1 to 997 won: a payer's 100 payments stay within its charge
+    # 1 to 199 won: a payer's 1,000 payments (a million over 1,000 payers) stay within its
+    # 220,000 won charge.
+    return 1 + index % 199
 
 
-def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict]:
+def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict, int]:
+    """(seconds, report, peak resident memory in KiB) of the auditor's own process."""
     started = time.perf_counter()
-    done = subprocess.run(
+    auditor = subprocess.Popen(
         [sys.executable, "-m", "citypay.audit", "report", "--rpc-url", chain.rpc_url,
          "--directory", directory, "--city", CITY, "--format", "json", "--no-progress"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    return time.perf_counter() - started, json.loads(done.stdout)
+    output = auditor.stdout.read()
+    # wait4 gives the process's own resource use: its peak memory (ru_maxrss, KiB on Linux).
+    _, status, usage = os.wait4(auditor.pid, 0)
+    seconds = time.perf_counter() - started
+    auditor.returncode = os.waitstatus_to_exitcode(status)
+    if auditor.returncode != 0:
+        raise SystemExit(f"the audit failed (exit {auditor.returncode})")
+    return seconds, json.loads(output), usage.ru_maxrss
 
 
 def raw_read(chain: ChainUnderTest, directory: str) -> dict:
@@ -101,7 +112,7 @@ def main() -> None:
         # What else ran on the machine: the cores are shared, and the audit is timed wall-clock.
         load_average = os.getloadavg()[0]
         raw = raw_read(chain, directory)
-        audit_seconds, report = audit_report(chain, directory)
+        audit_seconds, report, audit_peak_kib = audit_report(chain, directory)
     finally:
         chain.stop()
     audited = report["cities"][CITY]
@@ -117,6 +128,7 @@ def main() -> None:
             "merchants": MERCHANTS,
             "setup_seconds": setup,
             "audit_seconds": audit_seconds,
+            "audit_peak_mib": audit_peak_kib / 1024,
             "audited_paid": audited["paid"],
             "raw": raw,
             "cores": os.cpu_count(),
@@ -131,7 +143,7 @@ def write_results(result: dict) -> None:
     rows = [
         ("raw eth_getLogs of the range (LogReader, no decoding)", raw["read_seconds"], ""),
         ("audit report, end to end (subprocess, JSON out)", result["audit_seconds"],
-         f"{per_second:,.0f} payments/s"),
+         f"{per_second:,.0f} payments/s, peak memory {result['audit_peak_mib']:,.0f} MiB"),
         ("its parts, timed apart here: decode_log of every log", raw["decode_seconds"], ""),
         ("its parts, timed apart here: Books fold of every event", raw["fold_seconds"], ""),
     ]  # fmt: skip
@@ -154,8 +166,10 @@ def write_results(result: dict) -> None:
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "audit.md").write_text(table + "\n", encoding="utf-8")
-    (RESULTS / "audit.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    # audit.md for the default 100,000 payments, audit-1000000.md for a million, and so on.
+    name = "audit" if result["payments"] == 100_000 else f"audit-{result['payments']}"
+    (RESULTS / f"{name}.md").write_text(table + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
