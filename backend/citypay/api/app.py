@@ -64,10 +64,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
     gateway = deployment.gateway
-    finality = Finality(gateway, settings.CHAIN_CONFIRMATIONS)
-    outbox = Outbox(
-        db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS, on_block=finality.observe
-    )
+    outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
     duties = DutySenders(keys, outbox)
     # Each city's batches go out from its own relayer, the holder of its token's RELAYER_ROLE.
     relayers = {code: keys.of(code, "relayer") for code in deployment.cities}
@@ -89,7 +86,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         gateway=gateway,
         outbox=outbox,
         duties=duties,
-        finality=finality,
+        finality=Finality(gateway, settings.CHAIN_CONFIRMATIONS),
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,

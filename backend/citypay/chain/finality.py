@@ -28,12 +28,6 @@ class Finality:
         self._asked = 0.0
         self._lock = threading.Lock()
 
-    def observe(self, block_number: int) -> None:
-        """A block the backend has just seen mined: the head is at least there, so a status
-        read right after its receipt does not wait for the next head to be final."""
-        with self._lock:
-            self._head = max(self._head, block_number)
-
     def final_up_to(self) -> int:
         """The newest block whose content is final (-1 before the head is known)."""
         if self.confirmations == 0:

@@ -120,20 +120,10 @@ class FollowRound:
 
 
 class Outbox:
-    def __init__(
-        self,
-        db: Database,
-        gateway: ChainGateway,
-        *,
-        confirmations: int = 0,
-        on_block: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, db: Database, gateway: ChainGateway, *, confirmations: int = 0) -> None:
         self.db = db
         self.gateway = gateway
         self.confirmations = confirmations
-        # Told every head and mined block seen (Finality.observe), so a status read just after
-        # a receipt is final as soon as its block is.
-        self._on_block = on_block or (lambda block: None)
         self._handlers: dict[str, _Handlers] = {}
         self._follow_lock = threading.Lock()
 
@@ -239,7 +229,6 @@ class Outbox:
         with self._follow_lock:
             result = FollowRound()
             head = self.gateway.block_number()
-            self._on_block(head)
             result.rolled_back_to = self._take_back_rolled_back(head, result)
             self._follow_unmined(result)
             self._finalize(head, result)
@@ -353,7 +342,6 @@ class Outbox:
         row = session.get(ChainTransaction, record.id)
         row.status = OutboxStatus.MINED
         row.block_number = int(receipt["blockNumber"], 16)
-        self._on_block(row.block_number)
         row.block_hash = receipt["blockHash"]
         row.succeeded = int(receipt["status"], 16) == 1
         handlers = self._handlers.get(row.purpose)
