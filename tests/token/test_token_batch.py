@@ -4,7 +4,6 @@ invalid one is skipped with AuthorizationFailed carrying its exact revert data."
 import dataclasses
 
 import brownie
-from brownie import chain
 from citypay.authorization import sign_authorization
 from eth_utils import keccak
 
@@ -79,9 +78,11 @@ def test_batch_skips_a_bad_signature_and_reports_invalid_signature(
 
 
 def test_batch_skips_an_expired_authorization_and_reports_expired(
-    city, token, resident, merchant, relayer, sign, revert_data, hex32
+    city, token, resident, merchant, relayer, sign, revert_data, hex32, pin_next_block_time
 ):
-    expired = sign(resident, merchant, 1_000, valid_before=chain.time() - 1)
+    # Against the settling block's own time: chain.time() is the host's clock, which a loaded
+    # machine's node can lag, so "a second ago by the host" may not yet be past on chain.
+    expired = sign(resident, merchant, 1_000, valid_before=pin_next_block_time() - 1)
     tx = settle(token, relayer, expired, sign(resident, merchant, 2_000))
     assert tx.return_value == 1
     assert tx.events["AuthorizationFailed"].values() == [
@@ -272,15 +273,17 @@ def test_batch_mixing_valid_and_invalid_settles_only_the_valid_ones(
     error_selector,
     balances,
     hex32,
+    pin_next_block_time,
 ):
     reused = sign(resident2, merchant, 500)
     token.transferWithAuthorization(*reused.as_args(), {"from": relayer})
     registry.suspend(merchant2, {"from": registrar})
+    settled_at = pin_next_block_time()
     batch = [
         sign(resident, merchant, 10_000),  # settles
         dataclasses.replace(sign(resident2, merchant, 1_000), value=9_000),  # bad signature
         sign(resident2, merchant, 20_000),  # settles
-        sign(resident, merchant, 1_000, valid_before=chain.time() - 1),  # expired
+        sign(resident, merchant, 1_000, valid_before=settled_at - 1),  # expired
         sign(resident, merchant2, 1_000),  # merchant suspended
         sign(resident, merchant, 100_001),  # over the 100,000 left
         reused,  # nonce already used
