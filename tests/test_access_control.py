@@ -52,6 +52,8 @@ class Gate:
     setup: Callable[[SimpleNamespace], object] | None = None
     # Tells rows of one function apart in test ids (the role a grantRole row grants).
     label: str = ""
+    # A gate with an error of its own: the refusal the outsider gets (else the role's).
+    refusal: Callable[[SimpleNamespace], str] | None = None
 
     @property
     def id(self) -> str:
@@ -457,6 +459,18 @@ GATES = [
     ),
     _grant("CityDirectory", "DIRECTORY_ADMIN_ROLE", "DEFAULT_ADMIN_ROLE"),
     _revoke("CityDirectory", "DIRECTORY_ADMIN_ROLE", "city_admin", "DEFAULT_ADMIN_ROLE"),
+    # The city's own admin (its token's DEFAULT_ADMIN_ROLE), not the directory's.
+    Gate(
+        "CityDirectory",
+        "setCustody",
+        lambda f: ["gimpo", REFERENCE, f.outsider],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.directory.custody("gimpo"),
+        setup=lambda f: f.directory.registerCity(
+            "gimpo", "Gimpo Pay", f.token, f.registry, f.treasury, {"from": f.city_admin}
+        ),
+        refusal=lambda f: error_message("CityDirectoryNotCityAdmin", "gimpo", f.outsider),
+    ),
 ]
 
 
@@ -489,6 +503,8 @@ def f(city, token, registry, treasury, directory, request):
 
 
 def _expected_refusal(f, gate: Gate) -> str:
+    if gate.refusal:
+        return gate.refusal(f)
     if gate.requires in SUITE_ONLY_ERRORS:
         return error_message(gate.requires, f.outsider)
     role = bytes(HexBytes(_role(f, gate.contract, gate.requires)))
@@ -520,14 +536,17 @@ def test_outsider_holds_none_of_the_roles(f, contract, role):
 
 _FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
 _GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token)\b")
-_SELF_CALL_GATE = re.compile(r"msg\.sender\s*!=\s*address\(this\)")
+_SELF_CALL_GATE = re.compile(
+    r"msg\.sender\s*!=\s*address\(this\)|hasRole\(DEFAULT_ADMIN_ROLE,\s*msg\.sender\)"
+)
 _CONTRACT = re.compile(r"^(?:abstract\s+)?contract\s+(\w+)", re.M)
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 
 
 def _gated_functions() -> set[tuple[str, str]]:
     """(contract, function) for every function of contracts/ guarded by a role modifier,
-    onlyRegistry, onlyTreasury, onlyToken, or a msg.sender == address(this) check."""
+    onlyRegistry, onlyTreasury, onlyToken, a msg.sender == address(this) check, or a check of
+    the caller's admin role on another contract."""
     gated = set()
     for source in CONTRACTS.rglob("*.sol"):
         text = _COMMENT.sub("", source.read_text())
@@ -573,6 +592,7 @@ def test_source_parser_finds_the_known_gates():
         ("CityTreasury", "recordMerchantRefund"),
         ("CityTreasury", "moveResidentTally"),
         ("CityDirectory", "registerCity"),
+        ("CityDirectory", "setCustody"),
     } <= found
     assert ("CityToken", "transfer") not in found
     assert ("CityTreasury", "cashOut") not in found

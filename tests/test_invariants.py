@@ -45,7 +45,7 @@ from enum import IntEnum
 
 import brownie
 import requests
-from brownie import CityRegistry, CityToken, CityTreasury, accounts, chain, web3
+from brownie import CityDirectory, CityRegistry, CityToken, CityTreasury, accounts, chain, web3
 from brownie.exceptions import TransactionError, VirtualMachineError, decode_typed_error
 from brownie.network.transaction import TransactionReceipt
 from brownie.test import strategy
@@ -89,6 +89,8 @@ from citypay.registry_authorization import (
     sign_payout_account,
     sign_recovery_objection,
 )
+from citypay.reserve.statement import Statement, custody_account_hash
+from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from hypothesis import event
@@ -173,6 +175,11 @@ STAFF_ROLES = {
 # Decisions that depend on the clock (a month's turn, a recovery's due time, a ban's end) are made
 # at least this far from the moment they turn, so the block's timestamp falls on the same side.
 CLOCK_MARGIN = 600
+# The city's custody account and its bank's two statement keys (a change of bank key is a rule).
+CITY_CODE = "gimpo"
+CUSTODY_ACCOUNT = custody_account_hash("invariants:custody")
+BANK_KEYS = tuple("0x" + keccak(text=f"invariants:bank:{i}").hex() for i in range(2))
+FORGER_KEY = "0x" + keccak(text="invariants:forger").hex()
 
 # Every transaction gets its own gas limit, so its hash is new even when an example repeats an
 # earlier one's sender, nonce and data: anvil can lose track of a hash it mined before a revert.
@@ -428,7 +435,7 @@ class CityMachine:
     st_duration = strategy("uint8", max_value=len(DURATIONS) - 1)
     st_allowance = strategy("uint8", max_value=len(ISSUER_ALLOWANCES) - 1)
     st_setter = strategy("uint8", max_value=len(POLICY_SETTERS) - 1)
-    st_role = strategy("uint8", max_value=6)
+    st_role = strategy("uint8", max_value=7)
     st_forbidden = strategy("uint8", max_value=29)
     st_interlude = strategy("uint8", max_value=19)
     st_batch = st.lists(
@@ -491,6 +498,16 @@ class CityMachine:
             cls.token.transfer(
                 cls.addresses[merchant], INITIAL_PAYMENT, {"from": cls.accounts[payer]}
             )
+        # The directory lists the city; its admin names the custody account and the bank's key,
+        # and the registrar is a directory admin (the role a rule churns).
+        cls.directory = CityDirectory.deploy(roles["city_admin"], admin)
+        cls.directory.registerCity(
+            CITY_CODE, "Gimpo Pay", cls.token, cls.registry, cls.treasury, admin
+        )
+        cls.directory.setCustody(
+            CITY_CODE, CUSTODY_ACCOUNT, Account.from_key(BANK_KEYS[0]).address, admin
+        )
+        cls.directory.grantRole(role_id("DIRECTORY_ADMIN_ROLE"), roles["registrar"], admin)
 
     def setup(self):
         """The model of the snapshot taken after __init__, built by the model's own operations."""
@@ -536,6 +553,7 @@ class CityMachine:
         assert not any(step.reasons for step in steps)
         model.transfers.clear()
         self.known_accounts = [account_hash(a) for a in self.addresses[RESIDENT_WALLETS:]]
+        self.bank_key, self.last_statement = BANK_KEYS[0], 0
         self.deposit_counter = itertools.count(1)
         self.reference_counter = itertools.count(1)
         self.last_deposit = initial_deposit(0)
@@ -1697,6 +1715,57 @@ class CityMachine:
             max(incentive, policy.monthly_incentive_limit),
         )
 
+    # --- Proof of reserve (the directory) -----------------------------------------------------
+
+    def rule_attest_reserve(self, pct="st_pct", forged="st_flag", stale="st_flag", who="st_any"):
+        """Anyone records the bank's statement of the custody account, short of the supply or
+        not; one not signed by the city's bank key, or no newer than the last, is refused.
+        Recording moves no token: the supply invariant checks it after the step."""
+        as_of = self.last_statement if stale % 3 == 0 else self._now() - CLOCK_MARGIN
+        supply = self.token.totalSupply()
+        statement = Statement(CUSTODY_ACCOUNT, supply * pct // 100, as_of)
+        reasons = set()
+        if as_of <= self.last_statement:
+            reasons.add("CityDirectoryStaleStatement")
+        if forged % 2:
+            reasons.add("CityDirectoryInvalidStatement")
+
+        def effect(_timestamp: int) -> None:
+            self.last_statement = as_of
+
+        tx = self._send(
+            "attestReserve",
+            Outcome(reasons, effect),
+            self.directory.attestReserve,
+            CITY_CODE,
+            statement.balance,
+            as_of,
+            statement.sign(FORGER_KEY if forged % 2 else self.bank_key),
+            sender=self.accounts[who],
+        )
+        if tx is not None:
+            recorded = tx.events["ReserveAttested"]
+            assert (recorded["balance"], recorded["outstanding"]) == (statement.balance, supply)
+
+    def rule_set_custody(self, key="st_flag", outsider="st_flag"):
+        """The city admin changes the bank's statement key; anyone else is refused."""
+        new_key = BANK_KEYS[key % 2]
+        sender = self.accounts[0] if outsider % 4 == 0 else self.roles["city_admin"]
+        reasons = {"CityDirectoryNotCityAdmin"} if sender != self.roles["city_admin"] else set()
+
+        def effect(_timestamp: int) -> None:
+            self.bank_key = new_key
+
+        self._send(
+            "setCustody",
+            Outcome(reasons, effect),
+            self.directory.setCustody,
+            CITY_CODE,
+            CUSTODY_ACCOUNT,
+            Account.from_key(new_key).address,
+            sender=sender,
+        )
+
     def rule_set_policy(self, which="st_setter", value="st_choice"):
         """The city administrator changes one policy value during the run."""
         self._set_policy(POLICY_SETTERS[which], value)
@@ -1717,6 +1786,11 @@ class CityMachine:
                 self.treasury.grantRole,
                 self.treasury.revokeRole,
                 self.treasury.renounceRole,
+            ),
+            "directory": (
+                self.directory.grantRole,
+                self.directory.revokeRole,
+                self.directory.renounceRole,
             ),
         }
         rows = (
@@ -1756,6 +1830,13 @@ class CityMachine:
                 "issuer",
                 "issuer_admin",
                 (self.treasury.issue, wallet, 1, keccak(text="deposit:churn")),
+            ),
+            (
+                "directory",
+                "DIRECTORY_ADMIN_ROLE",
+                "registrar",
+                "city_admin",
+                (self.directory.registerCity, "churn", "Churn", self.token, self.registry, wallet),
             ),
         )
         contract, role, holder, admin_of_role, attempt = rows[which]
@@ -2226,7 +2307,12 @@ def test_a_not_yet_valid_batch_entry_leaves_a_used_nonce_used(
 
 # --- Every state-changing function has a rule -------------------------------------------------
 
-CONTRACT_OF = {"token": CityToken, "registry": CityRegistry, "treasury": CityTreasury}
+CONTRACT_OF = {
+    "token": CityToken,
+    "registry": CityRegistry,
+    "treasury": CityTreasury,
+    "directory": CityDirectory,
+}
 
 
 def _is_self(node: ast.AST) -> bool:

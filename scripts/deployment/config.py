@@ -118,6 +118,15 @@ class RolesConfig(StrictSection):
 ROLE_DUTIES = tuple(RolesConfig.model_fields)
 
 
+class CustodyConfig(StrictSection):
+    """Where the city keeps the KRW behind its tokens, for the proof of reserve: the custody
+    account's number at the bank (the chain keeps its keccak256) and the account whose key signs
+    that bank's statements of it (an account name: the bank's published address)."""
+
+    account: Annotated[str, Field(min_length=1, max_length=64)]
+    signer: AccountName
+
+
 class CityConfig(StrictSection):
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
     # The token's name and EIP-712 domain name, e.g. "Gimpo Pay".
@@ -126,6 +135,8 @@ class CityConfig(StrictSection):
     symbol: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{1,10}$")]
     policy: PolicyConfig
     roles: RolesConfig
+    # Without it the city has no proof of reserve: nothing records its bank statements.
+    custody: CustodyConfig | None = None
 
     def to_city(self) -> City:
         policy = self.policy
@@ -176,6 +187,13 @@ class PlatformConfig(StrictSection):
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 raise ValueError(f"cities: two cities have the {field} {repeated[0]!r}")
+        custody = [city.custody.account for city in self.cities if city.custody is not None]
+        shared = sorted({account for account in custody if custody.count(account) > 1})
+        if shared:
+            raise ValueError(
+                f"cities: two cities name the custody account {shared[0]!r}; each city keeps its "
+                "KRW in an account of its own"
+            )
         unknown = [
             (where, name) for where, name in self.account_references() if name not in self.accounts
         ]
@@ -196,6 +214,8 @@ class PlatformConfig(StrictSection):
                 (f"{at}.{duty}", getattr(roles, duty)) for duty in ROLE_DUTIES if duty != "issuers"
             ]
             references += [(f"{at}.issuers.account", issuer.account) for issuer in roles.issuers]
+            if city.custody is not None:
+                references.append((f"cities[{city.code}].custody.signer", city.custody.signer))
         return references
 
     def address(self, name: str) -> str:

@@ -40,6 +40,8 @@ class CityRecord(_Record):
     # As configured at the last run that completed: duty -> address (issuers: a list).
     roles: dict[str, str | list[str]] = {}
     policy: dict[str, int | str | list[int]] = {}
+    # The custody account's number at the bank and the bank's statement key (proof of reserve).
+    custody: dict[str, str] = {}
 
 
 class Manifest(_Record):

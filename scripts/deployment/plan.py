@@ -9,7 +9,9 @@ independent of each other and depend only on earlier steps):
 3. create the new cities' registries (token and treasury)
 4. link new suites; grant the roles the configuration names; apply changed policy values
 5. give new issuers their allowance; register new cities in the directory
-6. remove issuers and revoke roles the configuration no longer names; the deployer renounces
+6. set each city's custody account and bank key in the directory (the city admin, once the city
+   is listed); remove issuers and revoke roles the configuration no longer names; the deployer
+   renounces
    every role it does not keep
 
 Nothing is sent until the whole plan is built and every key it needs is unlocked: an invalid
@@ -26,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from citypay.chain.keystore import KeySource
+from citypay.reserve.statement import custody_account_hash
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
@@ -261,6 +264,7 @@ class Deployment:
         for city in config.cities:
             self._plan_roles(plan, city)
             self._plan_listing(plan, city)
+            self._plan_custody(plan, city)
 
         # Last, what nobody should hold any more: the deployer's roles go at the very end.
         for (ref, role), members in sorted(self._after_step4().items(), key=lambda i: str(i[0])):
@@ -429,8 +433,7 @@ class Deployment:
     def _plan_listing(self, plan: Plan, city: CityConfig) -> None:
         token, treasury, registry = (Ref(city.code, kind) for kind in SUITE)
         if DIRECTORY not in self.new:
-            if self._listed is None:
-                self._listed = self._contract(DIRECTORY).functions.cities().call()
+            self._is_listed(city.code)
             listed = [entry for entry in self._listed if entry[0] == city.code]
             if listed:
                 expected = [self.address.get(ref) for ref in (token, registry, treasury)]
@@ -457,6 +460,30 @@ class Deployment:
                 (city.code, city.name, token, registry, treasury),
             ),
         )
+
+    def _plan_custody(self, plan: Plan, city: CityConfig) -> None:
+        """The city's custody account and bank key in the directory, set by the city's admin
+        once the city is listed (step 5): a step-6 call when the chain differs."""
+        if city.custody is None:
+            return
+        account = custody_account_hash(city.custody.account)
+        signer = self.config.address(city.custody.signer)
+        if DIRECTORY not in self.new and self._is_listed(city.code):
+            on_chain = self._contract(DIRECTORY).functions.custody(city.code).call()
+            if (bytes(on_chain[0]), on_chain[1]) == (account, signer):
+                return
+        token = Ref(city.code, "token")
+        admin = self._pick_signer(self._after_step4().get((token, DEFAULT_ADMIN_ROLE), set()))
+        label = f"directory: setCustody({city.code}, {city.custody.account}, {city.custody.signer})"
+        if admin is None:
+            self._missing_key(token, DEFAULT_ADMIN_ROLE, label)
+            return
+        plan.add(6, Step(label, admin, DIRECTORY, "setCustody", (city.code, account, signer)))
+
+    def _is_listed(self, code: str) -> bool:
+        if self._listed is None:
+            self._listed = self._contract(DIRECTORY).functions.cities().call()
+        return any(entry[0] == code for entry in self._listed)
 
     # --- Planning helpers ---------------------------------------------------------------------
 
@@ -678,6 +705,14 @@ class Deployment:
             roles = {duty: config.address(getattr(city.roles, duty)) for duty in SUITE_ROLES}
             roles["issuers"] = [config.address(i.account) for i in city.roles.issuers]
             entry.roles = roles
+            entry.custody = (
+                {
+                    "account": city.custody.account,
+                    "signer": config.address(city.custody.signer),
+                }
+                if city.custody
+                else {}
+            )
             policy = asdict(city.to_city().policy)
             policy["excluded_categories"] = list(policy["excluded_categories"])
             entry.policy = policy

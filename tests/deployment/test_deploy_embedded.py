@@ -5,6 +5,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from citypay.reserve.statement import custody_account_hash
 from eth_account import Account
 from eth_utils import keccak
 
@@ -140,8 +141,53 @@ def test_adding_a_city_deploys_only_that_city(chain, three_cities):
         else:
             assert tx["to"] in ulsan
     assert [(call.fn_name, args["code"]) for call, args in directory_calls] == [
-        ("registerCity", "ulsan")
+        ("registerCity", "ulsan"),
+        ("setCustody", "ulsan"),  # by Ulsan's admin, once listed
     ]
+
+
+def test_each_citys_custody_account_and_bank_key_are_in_the_directory(
+    chain, three_cities, shipped_accounts
+):
+    manifest = chain.manifest()
+    directory = chain.contract(manifest["directory"]["address"], "CityDirectory")
+    for code in ("gimpo", "gongju", "ulsan"):
+        account, signer, last = directory.functions.custody(code).call()
+        assert (account, signer, last) == (
+            custody_account_hash(f"SBX-CUSTODY-{code.upper()}"),
+            shipped_accounts["sandbox-bank-statements"],
+            0,
+        )
+        assert manifest["cities"][code]["custody"] == {
+            "account": f"SBX-CUSTODY-{code.upper()}",
+            "signer": shipped_accounts["sandbox-bank-statements"],
+        }
+
+
+def test_a_changed_bank_key_is_one_set_custody_call_by_the_city_admin(
+    chain, deployed, three_cities, city_config, shipped_accounts
+):
+    def new_bank_key(raw):
+        raw["cities"][1]["custody"]["signer"] = "gongju-finance"
+
+    config = city_config(
+        deployed.folder / "new-bank.yaml", ("gimpo", "gongju", "ulsan"), new_bank_key
+    )
+    since = chain.w3.eth.block_number
+    deploy(chain, config)
+    deployed.config = config
+    sent = chain.transactions_since(since)
+    directory = chain.contract(chain.manifest()["directory"]["address"], "CityDirectory")
+    assert [(tx["from"], tx["to"]) for tx in sent] == [
+        (shipped_accounts["gongju-admin"], directory.address)
+    ]
+    assert directory.functions.custody("gongju").call()[1] == shipped_accounts["gongju-finance"]
+    # Back to the shipped key, for the tests that follow on this chain.
+    deploy(chain, city_config(deployed.folder / "bank-back.yaml", ("gimpo", "gongju", "ulsan")))
+    assert (
+        directory.functions.custody("gongju").call()[1]
+        == (shipped_accounts["sandbox-bank-statements"])
+    )
 
 
 def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(

@@ -1,41 +1,13 @@
 """The platform's directory of cities, and two cities side by side: Gimpo (the root conftest's
 suite) and Gongju, deployed here with the same script."""
 
-import dataclasses
-
 import pytest
-from brownie import ZERO_ADDRESS, CityDirectory, CityToken, accounts
+from brownie import ZERO_ADDRESS, CityToken, accounts
 from eth_utils import keccak
 
-from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
+from scripts.city_suite import signed_application
 
-GONGJU = dataclasses.replace(GIMPO, code="gongju", name="Gongju Pay", symbol="GONGJU")
 RESTAURANT = 5611
-
-
-@pytest.fixture(scope="module")
-def directory(city_admin):
-    return CityDirectory.deploy(city_admin, {"from": city_admin})
-
-
-@pytest.fixture(scope="module")
-def gongju(city_admin, registrar, issuer, issuer_admin):
-    suite = deploy_city_suite(GONGJU, city_admin)
-    admin = {"from": city_admin}
-    suite.registry.grantRole(suite.registry.REGISTRAR_ROLE(), registrar, admin)
-    suite.treasury.grantRole(suite.treasury.ISSUER_ADMIN_ROLE(), issuer_admin, admin)
-    suite.treasury.configureIssuer(issuer, 1_000_000_000, {"from": issuer_admin})
-    return suite
-
-
-@pytest.fixture
-def register(directory, city_admin):
-    def register_(code, name, suite):
-        return directory.registerCity(
-            code, name, suite.token, suite.registry, suite.treasury, {"from": city_admin}
-        )
-
-    return register_
 
 
 @pytest.fixture
