@@ -25,6 +25,11 @@ contract CityDirectory is ICityDirectory, AccessControl {
         abi.encode(keccak256("EIP712Domain(string name,string version)"), keccak256("Custody Statement"), keccak256("1"))
     );
 
+    /// @notice How far a statement's time may be ahead of the block's: the bank's clock and the
+    /// chain's differ by a little, and a call simulated against the last block sees its time.
+    /// Bounded, as a statement from further ahead would shut out every later one until then.
+    uint64 public constant STATEMENT_CLOCK_SKEW = 300;
+
     City[] private _cities;
     /// @dev Index into `_cities` plus one; zero for an unknown code.
     mapping(bytes32 codeHash => uint256 position) private _positionOf;
@@ -80,7 +85,9 @@ contract CityDirectory is ICityDirectory, AccessControl {
         if (custody_.signer == address(0)) revert CityDirectoryNoCustody(code);
         // Newer than the last: an old statement, replayed, cannot hide a later shortfall.
         if (asOf <= custody_.lastAsOf) revert CityDirectoryStaleStatement(code, asOf, custody_.lastAsOf);
-        if (asOf > block.timestamp) revert CityDirectoryFutureStatement(code, asOf, block.timestamp);
+        if (asOf > block.timestamp + STATEMENT_CLOCK_SKEW) {
+            revert CityDirectoryFutureStatement(code, asOf, block.timestamp);
+        }
         bytes32 digest = statementHash(custody_.account, balance, asOf);
         if (!SignatureChecker.isValidSignatureNow(custody_.signer, digest, signature)) {
             revert CityDirectoryInvalidStatement(code, digest);

@@ -170,9 +170,18 @@ def test_attest_reserve_refuses_a_statement_from_the_future(
     directory, custody, reverts_with, pin_next_block_time
 ):
     now = pin_next_block_time()
-    ahead = statement(5_000, now + 1)
-    with reverts_with("CityDirectoryFutureStatement", "gimpo", now + 1, now):
+    skew = directory.STATEMENT_CLOCK_SKEW()
+    ahead = statement(5_000, now + skew + 1)
+    with reverts_with("CityDirectoryFutureStatement", "gimpo", now + skew + 1, now):
         attest(directory, "gimpo", ahead)
+
+
+def test_attest_reserve_takes_a_statement_within_the_clock_skew(
+    directory, custody, pin_next_block_time
+):
+    """The bank's clock a little ahead of the chain's."""
+    now = pin_next_block_time()
+    attest(directory, "gimpo", statement(5_000, now + directory.STATEMENT_CLOCK_SKEW()))
 
 
 def test_attest_reserve_refuses_a_city_without_custody(directory, register, suite, reverts_with):

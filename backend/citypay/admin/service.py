@@ -176,7 +176,8 @@ class DashboardService:
         touched = set()
         for event in events:
             self._figures.apply(event)
-            touched.add(event.city)
+            # The directory's events name their city by its code (a bank statement, ...).
+            touched.add(event.city or event.args.get("code", ""))
         for code in touched:
             self._versions[code] = self._versions.get(code, 0) + 1
 
@@ -222,6 +223,10 @@ class DashboardService:
                 summary["tables"]["alerts"] = alerts_table(self.db, city.code)
                 cached = self._summaries[city.code] = (key, summary)
             return {**cached[1], "block": self.block()}
+
+    def reserve_statements(self, city: City) -> list[dict[str, Any]]:
+        with self._lock:
+            return [s.as_dict() for s in self._loaded().city(city.code).books.reserve]
 
     def stream_state(self, city: City, *, version: int | None, after: int) -> StreamState:
         """For a stream that sent summary `version` and payments up to `after`."""

@@ -224,6 +224,9 @@ OVERVIEW = (
         Label("올해 이용자 환불액", "Resident refunds (burned)"),
         "won",
     ),
+    ("reserveBalance", Label("예치 잔액 (은행 증명)", "Custody balance (bank statement)"), "won"),
+    ("reserveOwed", Label("지급 의무 (증명 시점)", "Owed at the statement"), "won"),
+    ("reserveMargin", Label("지급준비금 여유", "Reserve margin"), "won"),
 )
 
 
@@ -268,6 +271,7 @@ def build_summary(
     cash_outs = year.redemptions.get("cash_out") or RedemptionFigures()
     resident_refunds = year.redemptions.get("resident_refund") or RedemptionFigures()
     settle = cash_outs.settle_seconds
+    reserve = books.reserve[-1] if books.reserve else None
 
     kpis = {
         "issuedThisYear": year.charges.amount,
@@ -301,6 +305,11 @@ def build_summary(
         "refundAmountThisYear": year.refunds.amount,
         "residentRefundsThisYear": resident_refunds.requested.count,
         "residentRefundAmountThisYear": resident_refunds.requested.amount,
+        # The latest bank statement of the custody account, against what the city owed then.
+        "reserveBalance": reserve.balance if reserve else None,
+        "reserveOwed": reserve.owed if reserve else None,
+        "reserveMargin": reserve.margin if reserve else None,
+        "reserveAsOf": reserve.as_of if reserve else None,
     }
     hours_today = day.by_hour if day else None
     days = [

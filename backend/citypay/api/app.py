@@ -24,6 +24,7 @@ from citypay.api.routes import (
     payments,
     qr,
     refunds,
+    reserve,
 )
 from citypay.api.state import Platform
 from citypay.api.unavailable import install_unavailable_handler
@@ -51,6 +52,7 @@ from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
+from citypay.reserve.attester import ReserveAttester
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             interval=settings.RELAY_INTERVAL,
         )
     payments = PaymentService(db, deployment, settings)
+    bank = HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
+    reserve = ReserveAttester(deployment, bank, duties)
     return Platform(
         settings=settings,
         db=db,
@@ -100,7 +104,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
             db,
             deployment,
             settings,
-            HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT),
+            bank,
             outbox,
             duties,
         ),
@@ -108,6 +112,17 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         dashboard=DashboardService(db, deployment),
         # The fraud rules run on the listener's updates, wherever the listener runs.
         fraud=fraud_engine_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
+        reserve=reserve,
+        reserve_worker=(
+            Worker(
+                "reserve-attester",
+                reserve.attest_all,
+                settings.RESERVE_ATTEST_INTERVAL,
+                first_after_interval=True,
+            )
+            if settings.RESERVE_ATTEST_INTERVAL and reserve.cities()
+            else None
+        ),
     )
 
 
@@ -129,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform.follower.start()  # what the chain kept or lost of every account's transactions
         platform.charging.worker.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
+        if platform.reserve_worker is not None:
+            platform.reserve_worker.start()  # the bank's statements, on the schedule
         if platform.listener is not None:
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
             # After the fraud rules: when the dashboard hears of a block, its alerts are stored.
@@ -150,6 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if platform.listener is not None:
             platform.listener.stop()
         platform.dashboard.stop()
+        if platform.reserve_worker is not None:
+            platform.reserve_worker.stop()
         platform.cashouts.worker.stop()
         platform.charging.worker.stop()
         platform.follower.stop()
@@ -176,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documented(refunds.router))
     app.include_router(documented(alerts.router))
     app.include_router(documented(office.router))
+    app.include_router(documented(reserve.router))
     serve_openapi(app)
     return app
 

@@ -64,9 +64,12 @@ _MEANING = {
     "is code malformed_json; a body that is not an object, or breaks a rule across fields, is "
     "code invalid_body.",
     423: "The card is locked after too many wrong PINs: an operator unlocks it.",
+    502: "The bank answered with what the platform will not record: a custody statement not "
+    "signed by the bank's key the city named (code statement_not_the_banks).",
     503: "The chain node does not answer (code chain_unavailable, with Retry-After): nothing was "
     "recorded; send the same request again. Also a duty account of the backend that lacks its "
-    "role on chain (code duty_not_authorized).",
+    "role on chain (code duty_not_authorized), and the bank not answering where it is asked "
+    "(code bank_unavailable).",
 }
 
 

@@ -21,6 +21,7 @@ from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
+from citypay.reserve.attester import ReserveAttester
 
 
 @dataclass
@@ -43,3 +44,6 @@ class Platform:
     fraud: FraudEngine | None = None
     refunds: RefundService | None = None
     office: OfficeService | None = None
+    reserve: ReserveAttester | None = None
+    # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
+    reserve_worker: Worker | None = None

@@ -6,6 +6,10 @@
   returned or pending, as its events and the contract both say;
 - annual cap: what charging minted in each fiscal year never passed the cap in force, and this
   year's sum agrees with the treasury's issuedThisFiscalYear();
+- reserve: every bank statement the directory recorded is the bank's (its digest recomputed from
+  its fields, signed by the custody key the city named), the supply it recorded is the supply by
+  the events, and the custody account held at least what the city owed at the statement's time
+  (supply plus pending payouts): a shortfall is a violation;
 - the events themselves: nothing the books found contradictory (see Books.anomalies).
 """
 
@@ -184,6 +188,56 @@ def _annual_cap(books: CityBooks, views: CityViews) -> list[Violation]:
     return violations
 
 
+def _reserve(books: CityBooks) -> list[Violation]:
+    violations = []
+    for statement in books.reserve:
+        values = statement.as_dict()
+        where = f"the statement recorded in block {statement.block_number}"
+        if not (statement.hash_matches and statement.signed_by_signer):
+            violations.append(
+                Violation(
+                    books.code,
+                    "reserve_statement_forged",
+                    f"{where} is not signed by {statement.signer} over its own fields "
+                    f"(digest {'matches' if statement.hash_matches else 'differs'}, signature "
+                    f"{'valid' if statement.signed_by_signer else 'not the key'})",
+                    values,
+                )
+            )
+        if not statement.custody_matches:
+            violations.append(
+                Violation(
+                    books.code,
+                    "reserve_statement_not_custody",
+                    f"{where} names account {statement.account} and key {statement.signer}, "
+                    f"not the custody the city configured ({books.custody})",
+                    values,
+                )
+            )
+        if statement.outstanding != statement.supply_at_record:
+            violations.append(
+                Violation(
+                    books.code,
+                    "reserve_outstanding_mismatch",
+                    f"{where} records {_won(statement.outstanding)} outstanding, but the "
+                    f"Transfer events make the supply {_won(statement.supply_at_record)}",
+                    values,
+                )
+            )
+        if statement.margin < 0:
+            violations.append(
+                Violation(
+                    books.code,
+                    "reserve_shortfall",
+                    f"the custody account held {_won(statement.balance)} at {statement.as_of} "
+                    f"(bank time), but the city owed {_won(statement.owed)} then (supply plus "
+                    f"pending payouts): short by {_won(-statement.margin)} ({where})",
+                    values,
+                )
+            )
+    return violations
+
+
 def _anomalies(anomalies: list[Anomaly]) -> list[Violation]:
     return [
         Violation(
@@ -202,6 +256,7 @@ def check_city(books: CityBooks, views: CityViews, anomalies: list[Anomaly]) -> 
         _supply(books, views)
         + _redemptions(books, views)
         + _annual_cap(books, views)
+        + _reserve(books)
         + _anomalies([a for a in anomalies if a.city == books.code])
     )
 

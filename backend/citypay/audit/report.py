@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -66,6 +67,7 @@ def city_report(books: CityBooks, merchant: str | None = None) -> dict[str, Any]
         report["merchants"] = {checksummed(merchant, "merchant"): merchant_report(books, merchant)}
     else:
         report["merchants"] = {a.address: a.as_dict() for a in books.merchants()}
+    report["reserve_statements"] = [statement.as_dict() for statement in books.reserve]
     return report
 
 
@@ -99,6 +101,7 @@ def print_report(document: dict[str, Any], console: Console) -> None:
     for row in CITY_ROWS:
         table.add_row(row, *(_number(cities[code][row]) for code in cities))
     console.print(table)
+    print_reserve(cities, console)
     for code, city in cities.items():
         if not city["merchants"]:
             continue
@@ -117,6 +120,31 @@ def print_report(document: dict[str, Any], console: Console) -> None:
                 *(_number(m[column]) for column in MERCHANT_COLUMNS),
             )
         console.print(merchants)
+
+
+def print_reserve(cities: dict[str, Any], console: Console) -> None:
+    """The bank statements of each city's custody account, against what the city owed."""
+    rows = [
+        (code, statement)
+        for code, city in cities.items()
+        for statement in city.get("reserve_statements", [])
+    ]
+    if not rows:
+        return
+    table = Table(title="Proof of reserve: the custody account against what the city owed")
+    for column in ("city", "block", "bank time (UTC)", "balance", "owed", "margin", "verified"):
+        table.add_column(column, justify="left" if column in ("city", "verified") else "right")
+    for code, statement in rows:
+        table.add_row(
+            code,
+            _number(statement["block"]),
+            datetime.fromtimestamp(statement["as_of"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            _number(statement["balance"]),
+            _number(statement["owed"]),
+            f"{statement['margin']:+,}",
+            "yes" if statement["verified"] else "NO",
+        )
+    console.print(table)
 
 
 def print_violations(violations: list[Violation], console: Console) -> None:

@@ -33,10 +33,28 @@ class BankUnavailable(RuntimeError):
     same order id later; never pay it under another."""
 
 
+@dataclass(frozen=True)
+class CustodyStatement:
+    """The bank's signed statement of a custody account (citypay/reserve/statement.py)."""
+
+    account: str  # the account's number at the bank
+    balance: int
+    as_of: int  # unix seconds, the bank's clock
+    signer: str
+    signature: bytes
+
+
 class BankAdapter(Protocol):
-    def pay(self, order_id: str, account: str, amount: int) -> Payout:
-        """Pays `amount` KRW to `account` under `order_id`; the first transfer again if the order
-        was given before. Raises BankUnavailable when the outcome is unknown."""
+    def pay(
+        self, order_id: str, account: str, amount: int, *, debit_account: str | None = None
+    ) -> Payout:
+        """Pays `amount` KRW to `account` under `order_id`, from the custody account
+        `debit_account` when given; the first transfer again if the order was given before.
+        Raises BankUnavailable when the outcome is unknown."""
+        ...
+
+    def statement(self, account: str) -> CustodyStatement:
+        """The custody account's balance now, signed by the bank's statement key."""
         ...
 
     def status(self, order_id: str) -> Payout | None:
@@ -52,9 +70,30 @@ class HttpBank:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def pay(self, order_id: str, account: str, amount: int) -> Payout:
+    def pay(
+        self, order_id: str, account: str, amount: int, *, debit_account: str | None = None
+    ) -> Payout:
         body = {"order_id": order_id, "account": account, "amount": amount}
+        if debit_account is not None:
+            body["debit_account"] = debit_account
         return _payout(self._request("POST", "/transfers", json=body))
+
+    def statement(self, account: str) -> CustodyStatement:
+        response = self._request("GET", f"/custody/{account}/statement")
+        try:
+            data = response.json()
+            return CustodyStatement(
+                account=data["account"],
+                balance=int(data["balance"]),
+                as_of=int(data["asOf"]),
+                signer=data["signer"],
+                signature=bytes.fromhex(data["signature"].removeprefix("0x")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as unreadable:
+            raise BankUnavailable(
+                f"bank at {self.url}: no readable statement of {account} "
+                f"({response.status_code}: {unreadable!r})"
+            ) from None
 
     def status(self, order_id: str) -> Payout | None:
         response = self._request("GET", f"/transfers/{order_id}")

@@ -11,23 +11,36 @@ or to be slow through PUT /control:
 fail_accounts fail every order to those accounts, fail_next fails the next N new orders, delay
 holds every answer that many seconds after the transfer is booked (an answer lost in a slow
 network: the money moved, the caller does not know yet).
+
+It also keeps each city's custody account, the one that holds the KRW behind the city's tokens:
+money in (`POST /custody/{account}/credits`: a resident's deposit, the city's incentive funding),
+money out (a paid transfer whose order names it as `debit_account`: a cash-out, a refund), and a
+statement of its balance signed with the bank's statement key (`GET /custody/{account}/statement`:
+EIP-712, citypay/reserve/statement.py), which the platform records on chain as its proof of
+reserve. The key is SANDBOX_BANK_STATEMENT_KEY (a hex private key, from the environment so that no
+process list shows it), by default the development mnemonic's account 18, which the embedded
+configuration names `sandbox-bank-statements`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import uvicorn
+from eth_account import Account
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from citypay.chain.keystore import development_accounts
 from citypay.core.logs import LogSettings, configure_logging
+from citypay.reserve.statement import Statement, custody_account_hash
 
 log = logging.getLogger("citypay.bank.sandbox")
 
@@ -41,14 +54,33 @@ CREATE TABLE IF NOT EXISTS transfers (
     reference TEXT,
     reason TEXT,
     booked_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS custody (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    reference TEXT NOT NULL UNIQUE,
+    amount INTEGER NOT NULL,
+    booked_at REAL NOT NULL
 )
 """
+# The development mnemonic's account 18: the embedded configuration's sandbox-bank-statements.
+DEVELOPMENT_STATEMENT_ACCOUNT = 18
+STATEMENT_KEY_VARIABLE = "SANDBOX_BANK_STATEMENT_KEY"
 
 
 class TransferOrder(BaseModel):
     order_id: str = Field(min_length=1, max_length=128)
     account: str = Field(min_length=1, max_length=128)
     amount: int = Field(gt=0)
+    # The custody account the transfer is paid from, when it is one.
+    debit_account: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Credit(BaseModel):
+    """Money into a custody account, once per reference (the bank's own deposit id)."""
+
+    reference: str = Field(min_length=1, max_length=128)
+    amount: int = Field(gt=0, le=10**15)
 
 
 class Faults(BaseModel):
@@ -66,7 +98,7 @@ class Books:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.faults = Faults()
 
@@ -96,6 +128,10 @@ class Books:
                     "UPDATE transfers SET reference = ? WHERE seq = ?",
                     (f"SBX-{cursor.lastrowid:08d}", cursor.lastrowid),
                 )
+                if order.debit_account is not None:
+                    self._custody_entry(
+                        order.debit_account, f"transfer:{order.order_id}", -order.amount
+                    )
             booked = self.find(order.order_id)
             log.info(
                 "transfer %s %s",
@@ -111,6 +147,34 @@ class Books:
             )
             return booked, True
 
+    def _custody_entry(self, account: str, reference: str, amount: int) -> bool:
+        """Books `amount` (negative: out) on the custody account once; False if already."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO custody (account, reference, amount, booked_at) "
+            "VALUES (?, ?, ?, ?)",
+            (account, reference, amount, time.time()),
+        )
+        return cursor.rowcount == 1
+
+    def credit(self, account: str, credit: Credit) -> tuple[dict, bool]:
+        """(the credit as booked, whether it is new)."""
+        with self._lock:
+            new = self._custody_entry(account, f"credit:{credit.reference}", credit.amount)
+            row = self._db.execute(
+                "SELECT account, reference, amount FROM custody WHERE reference = ?",
+                (f"credit:{credit.reference}",),
+            ).fetchone()
+            return dict(row), new
+
+    def custody_balance(self, account: str) -> tuple[int, int]:
+        """(balance, entries) of the custody account: every credit less every paid transfer."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM custody WHERE account = ?",
+                (account,),
+            ).fetchone()
+            return row[0], row[1]
+
     def find(self, order_id: str) -> dict | None:
         row = self._db.execute("SELECT * FROM transfers WHERE order_id = ?", (order_id,)).fetchone()
         return dict(row) if row else None
@@ -119,9 +183,11 @@ class Books:
         return [dict(row) for row in self._db.execute("SELECT * FROM transfers ORDER BY seq")]
 
 
-def create_app(database: Path) -> FastAPI:
+def create_app(database: Path, statement_key: str | None = None) -> FastAPI:
     books = Books(database)
+    signer = Account.from_key(statement_key) if statement_key else _development_signer()
     app = FastAPI(title="Sandbox bank")
+    last_statement = {"as_of": 0}
 
     @app.get("/health")
     def health() -> dict:
@@ -153,12 +219,53 @@ def create_app(database: Path) -> FastAPI:
     def transfers() -> list[dict]:
         return books.all()
 
+    @app.post("/custody/{account}/credits")
+    def credit(account: str, credit: Credit) -> Response:
+        booked, new = books.credit(account, credit)
+        if booked["account"] != account or booked["amount"] != credit.amount:
+            return JSONResponse(
+                {
+                    "error": f"credit {credit.reference} was booked for {booked['amount']} KRW "
+                    f"to {booked['account']}, not {credit.amount} KRW to {account}",
+                    "accepted": "the same account and amount, or a new reference",
+                },
+                status_code=409,
+            )
+        return JSONResponse(booked, status_code=201 if new else 200)
+
+    @app.get("/custody/{account}/statement")
+    def statement(account: str) -> dict:
+        """The account's balance now, signed: each statement a second after the last at least,
+        so that each is newer than the one before (the chain records only newer ones)."""
+        balance, entries = books.custody_balance(account)
+        with books._lock:
+            as_of = max(int(time.time()), last_statement["as_of"] + 1)
+            last_statement["as_of"] = as_of
+        signed = Statement(custody_account_hash(account), balance, as_of)
+        return {
+            "account": account,
+            "accountHash": "0x" + signed.account.hex(),
+            "balance": balance,
+            "entries": entries,
+            "asOf": as_of,
+            "signer": signer.address,
+            "signature": "0x" + signed.sign(signer.key).hex(),
+        }
+
+    @app.get("/statement-key")
+    def statement_key_address() -> dict:
+        return {"signer": signer.address}
+
     @app.put("/control")
     def control(faults: Faults) -> Faults:
         books.faults = faults
         return faults
 
     return app
+
+
+def _development_signer():
+    return list(development_accounts().values())[DEVELOPMENT_STATEMENT_ACCOUNT]
 
 
 def main() -> None:
@@ -170,7 +277,7 @@ def main() -> None:
     configure_logging(LogSettings(), service="bank")
     # log_config=None: uvicorn keeps the handler configure_logging set (LOG_FORMAT, LOG_LEVEL).
     uvicorn.run(
-        create_app(args.database),
+        create_app(args.database, os.environ.get(STATEMENT_KEY_VARIABLE) or None),
         host=args.host,
         port=args.port,
         log_config=None,

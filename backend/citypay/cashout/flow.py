@@ -197,7 +197,12 @@ class CashOutFlow:
             if known is False:
                 return None
         payout = known or self._ask(
-            lambda: self.bank.pay(cash_out.order_id, cash_out.payout_account, cash_out.amount),
+            lambda: self.bank.pay(
+                cash_out.order_id,
+                cash_out.payout_account,
+                cash_out.amount,
+                debit_account=city.custody_account,
+            ),
             cash_out,
         )
         if payout is False:

@@ -31,6 +31,7 @@ class _CityRecord(BaseModel):
     symbol: str
     contracts: dict[str, _ContractRecord]
     roles: dict[str, str | list[str]] = {}
+    custody: dict[str, str] = {}
 
 
 class _Manifest(BaseModel):
@@ -73,6 +74,10 @@ class City:
     local_name: str = ""  # the name in Korean, e.g. 김포페이
     # The block each contract was deployed in, by kind: where a search of its logs starts.
     deployed_at: dict[str, int] | None = None
+    # The custody account's number at the bank, which payouts are paid from and whose
+    # statements prove the reserve, and the bank's statement key; None without one.
+    custody_account: str | None = None
+    custody_signer: str | None = None
 
 
 class Deployment:
@@ -156,6 +161,8 @@ class Deployment:
                 ),
                 local_name=record.local_name,
                 deployed_at={kind: c.block for kind, c in contracts.items()},
+                custody_account=record.custody.get("account"),
+                custody_signer=record.custody.get("signer"),
             )
         return cities
 
@@ -194,6 +201,11 @@ class Deployment:
             ),
             None,
         )
+
+    @cached_property
+    def directory(self) -> PlatformContract | None:
+        record = self._manifest.directory
+        return None if record is None else self.gateway.contract(record.address, "directory")
 
     def watched_contracts(self) -> list[WatchedContract]:
         """Every contract whose events the listener indexes, with the block it was deployed in."""

@@ -93,6 +93,9 @@ class Settings(LogSettings):
     BANK_URL: str = "http://127.0.0.1:8548"
     BANK_TIMEOUT: float = 10.0
     CASHOUT_RETRY_INTERVAL: float = 5.0
+    # Proof of reserve: how often each city's bank statement of its custody account is recorded
+    # on chain (seconds; the first an interval after start; 0: only when an operator asks).
+    RESERVE_ATTEST_INTERVAL: float = Field(default=3600.0, ge=0)
 
     # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
     # how long a session lasts, in seconds.

@@ -12,8 +12,18 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, name: str, work: Callable[[], None], interval: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], None],
+        interval: float,
+        *,
+        first_after_interval: bool = False,
+    ) -> None:
+        """`first_after_interval`: the first round an interval after start, for work on a
+        schedule rather than work a restart may have left."""
         self.name = name
+        self._first_after_interval = first_after_interval
         self._work = work
         self._interval = interval
         self._stop = threading.Event()
@@ -39,6 +49,9 @@ class Worker:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        if self._first_after_interval:
+            self._wake.wait(self._interval)
+            self._wake.clear()
         while not self._stop.is_set():
             try:
                 self._work()

@@ -16,12 +16,19 @@ against the contracts' own views. What each event means:
   (`settled`, in payout won) or failed and the tokens restored (`returned`). A pending one is
   `outstanding` (its payout, what the city still owes).
 
+- directory `CustodyConfigured` / `ReserveAttested`: the proof of reserve. A statement is the
+  bank's balance of the custody account at `asOf`; the books set it against what the city owed at
+  that moment, by the events of blocks no later than `asOf`: the supply plus the payout of
+  pending redemptions (burned tokens whose KRW the bank has not yet paid out). The difference is
+  the statement's `margin`; below zero, a shortfall.
+
 Anything the events contradict themselves on (a redemption closed twice, a balance below zero) is
 kept in `anomalies`: the auditor reports them, the dashboard may show them.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -30,6 +37,7 @@ from typing import Any, NamedTuple
 
 from citypay.chain.enums import AccountKind, RedemptionKind, Status
 from citypay.chain.events import ChainEvent
+from citypay.reserve.statement import Statement
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -160,6 +168,50 @@ class PolicyChange:
 
 
 @dataclass(slots=True)
+class ReserveStatement:
+    """A bank statement the directory recorded, checked and set against the city's obligations."""
+
+    block_number: int
+    block_time: int  # when it was recorded
+    tx_hash: str
+    account: str  # the custody account's hash, as the statement names it
+    balance: int  # KRW in the custody account at `as_of`
+    as_of: int  # the bank's time (unix seconds)
+    outstanding: int  # the token's supply in the recording block, as the directory read it
+    supply_at_record: int  # the same by the Transfer events before the record
+    owed: int  # supply plus pending payouts at `as_of`, by the events
+    statement_hash: str
+    signer: str
+    signature: str
+    # The statement's digest recomputed from its fields, and the key that signed that digest:
+    # both the recorded ones, or the record is not the bank's statement.
+    hash_matches: bool
+    signed_by_signer: bool
+    custody_matches: bool  # the account and key are the city's custody as configured then
+
+    @property
+    def margin(self) -> int:
+        return self.balance - self.owed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "block": self.block_number,
+            "recorded_at": self.block_time,
+            "tx_hash": self.tx_hash,
+            "account": self.account,
+            "balance": self.balance,
+            "as_of": self.as_of,
+            "owed": self.owed,
+            "margin": self.margin,
+            "outstanding_recorded": self.outstanding,
+            "supply_at_record": self.supply_at_record,
+            "statement_hash": self.statement_hash,
+            "signer": self.signer,
+            "verified": self.hash_matches and self.signed_by_signer and self.custody_matches,
+        }
+
+
+@dataclass(slots=True)
 class Anomaly:
     """Events that contradict each other: a chain cannot produce these, a gap in events can."""
 
@@ -208,6 +260,37 @@ class CityBooks:
     events: int = 0
     first_block: int | None = None
     last_block: int | None = None
+    custody: tuple[str, str] | None = None  # (account hash, bank key) as last configured
+    reserve: list[ReserveStatement] = field(default_factory=list)
+    # What the city owed (supply + pending payouts) after each block time it changed since the
+    # last statement's `as_of`, and before them: enough to answer "owed at as_of" for the next
+    # statement, which is always later. Bounded by the blocks between two statements.
+    owed_times: list[int] = field(default_factory=list)
+    owed_after: list[int] = field(default_factory=list)
+    owed_before: int = 0
+
+    @property
+    def owed(self) -> int:
+        """The supply plus the payout of pending redemptions: the KRW the custody must hold."""
+        return self.minted - self.destroyed + self.figures.outstanding
+
+    def note_owed(self, block_time: int) -> None:
+        if self.owed_times and self.owed_times[-1] == block_time:
+            self.owed_after[-1] = self.owed
+        else:
+            self.owed_times.append(block_time)
+            self.owed_after.append(self.owed)
+
+    def owed_at(self, moment: int) -> int:
+        """What the city owed after every event of blocks no later than `moment`."""
+        position = bisect_right(self.owed_times, moment)
+        return self.owed_after[position - 1] if position else self.owed_before
+
+    def forget_owed_until(self, moment: int) -> None:
+        position = bisect_right(self.owed_times, moment)
+        if position:
+            self.owed_before = self.owed_after[position - 1]
+            del self.owed_times[:position], self.owed_after[:position]
 
     @property
     def supply(self) -> int:
@@ -259,6 +342,7 @@ class CityBooks:
             "events": self.events,
             "first_block": self.first_block,
             "last_block": self.last_block,
+            "reserve": self.reserve[-1].as_dict() if self.reserve else None,
         }
 
 
@@ -275,6 +359,8 @@ class Books:
         self._authorization: tuple[str, str, str] | None = None
         self._handlers: dict[tuple[str, str], Callable[[CityBooks, ChainEvent], None]] = {
             ("directory", "CityRegistered"): self._city_registered,
+            ("directory", "CustodyConfigured"): self._custody_configured,
+            ("directory", "ReserveAttested"): self._reserve_attested,
             ("token", "Transfer"): self._transfer,
             ("token", "Refunded"): self._refunded,
             ("token", "AuthorizationUsed"): self._authorization_used,
@@ -308,10 +394,11 @@ class Books:
 
     def apply(self, event: ChainEvent) -> None:
         if event.contract == "directory":
-            # Its events carry no city of their own: only CityRegistered names one.
-            if event.event != "CityRegistered":
+            # The directory's events name their city by its code; its role events name none.
+            code = event.args.get("code")
+            if code is None:
                 return
-            books = self.city(event.args["code"])
+            books = self.city(code)
         else:
             books = self.city(event.city)
         books.events += 1
@@ -362,6 +449,37 @@ class Books:
         books.registry = event.args["registry"]
         books.treasury = event.args["treasury"]
 
+    def _custody_configured(self, books: CityBooks, event: ChainEvent) -> None:
+        books.custody = (event.args["account"], event.args["signer"])
+
+    def _reserve_attested(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        account, balance, as_of = args["account"], args["balance"], args["asOf"]
+        statement = Statement(bytes.fromhex(account[2:]), balance, as_of)
+        signature = bytes.fromhex(args["signature"][2:])
+        # A contract's key (ERC-1271) has no address to recover: the directory checked it.
+        recovered = statement.signer(signature)
+        books.reserve.append(
+            ReserveStatement(
+                block_number=event.block_number,
+                block_time=event.block_time,
+                tx_hash=event.tx_hash,
+                account=account,
+                balance=balance,
+                as_of=as_of,
+                outstanding=args["outstanding"],
+                supply_at_record=books.supply,
+                owed=books.owed_at(as_of),
+                statement_hash=args["statementHash"],
+                signer=args["signer"],
+                signature=args["signature"],
+                hash_matches="0x" + statement.digest().hex() == args["statementHash"],
+                signed_by_signer=recovered == args["signer"] or len(signature) != 65,
+                custody_matches=books.custody == (account, args["signer"]),
+            )
+        )
+        books.forget_owed_until(as_of)
+
     # --- token --------------------------------------------------------------------------------
 
     def _transfer(self, books: CityBooks, event: ChainEvent) -> None:
@@ -370,6 +488,7 @@ class Books:
         accounts = books.accounts
         if sender == ZERO_ADDRESS:
             books.minted += value
+            books.note_owed(event.block_time)
         else:
             payer = accounts.get(sender) or books.account(sender)
             if payer.balance < value:
@@ -382,6 +501,7 @@ class Books:
             payer.balance -= value
         if recipient == ZERO_ADDRESS:
             books.destroyed += value
+            books.note_owed(event.block_time)
             return
         payee = accounts.get(recipient) or books.account(recipient)
         payee.balance += value
@@ -523,6 +643,7 @@ class Books:
                 figures.clawed_back += burned - payout
             figures.burned += burned
             figures.outstanding += payout
+        books.note_owed(event.block_time)
         if self._subscribers:
             self._emit("redemption", books, account, None, burned, event, str(number))
 
@@ -552,6 +673,7 @@ class Books:
         redemption.close_tx = event.tx_hash
         for figures in (books.account(redemption.account).figures, books.figures):
             figures.outstanding -= redemption.payout
+        books.note_owed(event.block_time)
         return redemption
 
     def _redemption_settled(self, books: CityBooks, event: ChainEvent) -> None:

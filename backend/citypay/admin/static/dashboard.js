@@ -57,6 +57,10 @@
     participationPercent: "percent",
     medianSecondsToSettle: "seconds",
     maxSecondsToSettle: "seconds",
+    reserveBalance: "won",
+    reserveOwed: "won",
+    reserveMargin: "won",
+    reserveAsOf: "time",
   };
   const kpiKind = (key) =>
     KPI_KINDS[key] || (/(Amount|Cap|^issued|^charged|^incentive|circulation|outstanding)/.test(key) ? "won" : "count");
