@@ -39,6 +39,8 @@ MERCHANTS = {
     kkang.SHOP: kkang.SHOP_CATEGORY,
 }
 CARD_PIN = "4826"
+# What the city pays into its custody account for the incentive its charges mint (KRW).
+INCENTIVE_BUDGET = 200_000
 
 
 class Day:
@@ -68,6 +70,7 @@ class Day:
     def run(self) -> None:
         steps = [
             ("API keys for the city's staff, the bank and the tills", self.keys),
+            ("The city funds its custody account with the incentive budget", self.fund_custody),
             ("The city office registers residents and merchants", self.register),
             ("The bank notifies deposits: residents are charged", self.charge),
             ("A charge over the monthly limit is refused", self.charge_over_limit),
@@ -78,6 +81,7 @@ class Day:
             ("A merchant refunds part of a payment", self.refund),
             ("Merchants cash out to their bank accounts", self.cash_out),
             ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
+            ("The bank's statement of the custody account, on chain", self.prove_reserve),
         ]
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -138,6 +142,52 @@ class Day:
             raise RuntimeError(f"the office's POST {path} answered {response.text}")
         return response.json()
 
+    def _credit_custody(self, reference: str, amount: int) -> None:
+        """The KRW reaching the city's custody account at the bank (the sandbox's books)."""
+        response = httpx.post(
+            f"{self.bank.url}/custody/{self.city.custody_account}/credits",
+            json={"reference": reference, "amount": amount},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def fund_custody(self) -> None:
+        """The tokens a charge mints include the city's incentive, whose KRW the city pays in."""
+        self._credit_custody(f"{self.run_id}-incentive-budget", INCENTIVE_BUDGET)
+        self.say(
+            f"the city pays {INCENTIVE_BUDGET:,} KRW of incentive budget into its custody account "
+            f"{self.city.custody_account}"
+        )
+
+    def prove_reserve(self) -> None:
+        """An operator asks for the bank's signed statement; the backend records it on chain and
+        the books set it against what the city owed at its time."""
+        headers = {"Authorization": f"Bearer {self.operator}"}
+        path = f"/v1/cities/{CITY}/reserve-statements"
+        recorded = self.http.post(path, headers=headers)
+        if recorded.status_code != 201:
+            raise RuntimeError(f"the reserve statement was not recorded: {recorded.text}")
+        done = recorded.json()
+        deadline = time.monotonic() + 30
+        while True:
+            found = self.http.get(path).json()["statements"]
+            latest = next((s for s in found if s["tx_hash"] == done["transactionHash"]), None)
+            if latest is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if latest is None:
+            raise RuntimeError("the listener did not read the recorded statement within 30 s")
+        self.reserve = latest
+        self.say(
+            f"the bank signs {done['balance']:,} KRW in {done['account']} "
+            f"(key {done['signer']}); recorded in block {done['blockNumber']:,} beside a supply "
+            f"of {done['outstanding']:,}"
+        )
+        self.say(
+            f"owed at the statement's time {latest['owed']:,} KRW (supply plus pending payouts): "
+            f"margin {latest['margin']:+,} KRW, signature verified: {latest['verified']}"
+        )
+
     def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:
         body = json.dumps(
             {"depositId": deposit_id, "resident": resident, "amount": amount}
@@ -155,7 +205,10 @@ class Day:
         )
         if response.status_code >= 400:
             raise RuntimeError(f"deposit {deposit_id} refused: {response.text}")
-        return response.json()
+        deposit = response.json()
+        if deposit["status"] != "refused":  # a refused one the bank sends back
+            self._credit_custody(deposit_id, amount)
+        return deposit
 
     def charge(self) -> None:
         amounts = {"minji": 200_000, "junho": 150_000, "seoyeon": 100_000, "dohyun": 300_000}
@@ -366,6 +419,10 @@ class Day:
         ).json()
         self.console.print(f"deposits refused and listed for return: {len(refused)}")
         kkang.report(self)
+        self.console.print(
+            f"proof of reserve: the bank's statement {self.reserve['balance']:,} KRW against "
+            f"{self.reserve['owed']:,} KRW owed, margin {self.reserve['margin']:+,} KRW"
+        )
         self.console.print(
             f"admin dashboard (관리자모드): {self.backend.url}/admin/{CITY}, "
             f"signed in with the office's operator key {self.operator}"
