@@ -26,6 +26,13 @@ from citypay.audit.reconcile import reconcile as reconcile_database
 from citypay.audit.report import print_differences, print_report, print_violations
 from citypay.audit.report import report as build_report
 from citypay.audit.source import ChainSource, Manifest, cannot_audit, connect
+from citypay.audit.statutory import (
+    Period,
+    PeriodError,
+    StatutoryTally,
+    print_statutory,
+    statutory_csv,
+)
 from citypay.ledger import Books
 
 FORMATS = click.Choice(["table", "json"])
@@ -181,12 +188,31 @@ def cli() -> None:
 
 @cli.command()
 @chain_options
-@output_option
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="csv: the statutory report (--period) as a spreadsheet, UTF-8 with a BOM.",
+)
 @click.option("--city", help="One city's code (default: every city).")
 @click.option("--merchant", help="One merchant's address.")
-def report(output: str, city: str | None, merchant: str | None, **options) -> None:
+@click.option(
+    "--period",
+    help="The statutory report for the Ministry of the Interior and Safety: a half year "
+    "(2026H1, 2026H2) or a year (2026), in Korean time.",
+)
+def report(
+    output: str, city: str | None, merchant: str | None, period: str | None, **options
+) -> None:
     """Issued, incentive, paid, refunded, cashed out, settled, returned, outstanding: per city
-    and per merchant."""
+    and per merchant; with --period, the half-yearly statutory report."""
+    if period is not None:
+        _statutory(output, city, merchant, period, options)
+        return
+    if output == "csv":
+        raise AuditFailed("--format csv is the statutory report's: give --period (e.g. 2026H1)")
     source = _read(options)
     with _auditing(options["rpc_url"]):
         document = build_report(source, city, merchant)
@@ -194,6 +220,32 @@ def report(output: str, city: str | None, merchant: str | None, **options) -> No
         _emit_json(document)
     else:
         print_report(document, _console())
+
+
+def _statutory(output: str, city: str | None, merchant: str | None, period: str, options):
+    if merchant is not None:
+        raise AuditFailed("--merchant does not go with --period: the statutory report is a city's")
+    try:
+        tally = StatutoryTally(Period.parse(period))
+    except PeriodError as error:
+        raise AuditFailed(str(error)) from None
+    source = _read(options, on_new_books=tally.attach)
+    with _auditing(options["rpc_url"]):
+        codes = [source.city(city).code] if city else sorted(source.cities)
+        block_time = int(source.gateway.block(source.scanned_to)["timestamp"], 16)
+        document = {
+            "chain_id": source.chain_id,
+            "block": source.scanned_to,
+            "block_time": block_time,
+            # A period not yet over is reported up to the block read, and says so.
+            "complete": block_time >= tally.period.end,
+        } | tally.report(codes)
+    if output == "json":
+        _emit_json(document)
+    elif output == "csv":
+        sys.stdout.buffer.write(statutory_csv(document).encode("utf-8"))
+    else:
+        print_statutory(document, _console())
 
 
 @cli.command()

@@ -354,6 +354,7 @@ class Books:
         self.anomalies: list[Anomaly] = []
         self.last_block: int | None = None
         self._subscribers: list[Callable[[Movement], None]] = []
+        self._observers: list[Callable[[CityBooks, ChainEvent], None]] = []
         # EIP-3009 marks an authorization used just before its Transfer, in the same transaction:
         # (tx_hash, authorizer, nonce) of the last one names the payment that follows.
         self._authorization: tuple[str, str, str] | None = None
@@ -386,6 +387,11 @@ class Books:
         """`callback(movement)` for every charge, payment, refund and redemption step folded."""
         self._subscribers.append(callback)
 
+    def observe(self, callback: Callable[[CityBooks, ChainEvent], None]) -> None:
+        """`callback(city books, event)` after every event is folded, for what the books keep
+        no history of (a registration's or revocation's time in a period, ...)."""
+        self._observers.append(callback)
+
     def city(self, code: str) -> CityBooks:
         books = self.cities.get(code)
         if books is None:
@@ -408,6 +414,9 @@ class Books:
         handler = self._handlers.get((event.contract, event.event))
         if handler is not None:
             handler(books, event)
+        if self._observers:
+            for observer in self._observers:
+                observer(books, event)
 
     def apply_all(self, events: Iterable[ChainEvent]) -> Books:
         apply = self.apply
