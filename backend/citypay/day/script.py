@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,7 +25,7 @@ from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
 from citypay.charging.notifications import sign as sign_deposit
 from citypay.day import kkang
-from citypay.day.processes import BackendProcess, SandboxBank
+from citypay.day.processes import ROOT, BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
 
@@ -41,6 +44,7 @@ MERCHANTS = {
 CARD_PIN = "4826"
 # What the city pays into its custody account for the incentive its charges mint (KRW).
 INCENTIVE_BUDGET = 200_000
+REPORTS = ROOT / "data" / "reports"
 
 
 class Day:
@@ -82,6 +86,7 @@ class Day:
             ("Merchants cash out to their bank accounts", self.cash_out),
             ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
             ("The bank's statement of the custody account, on chain", self.prove_reserve),
+            ("The half year's statutory report, from the chain alone", self.statutory_report),
         ]
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -187,6 +192,43 @@ class Day:
             f"owed at the statement's time {latest['owed']:,} KRW (supply plus pending payouts): "
             f"margin {latest['margin']:+,} KRW, signature verified: {latest['verified']}"
         )
+
+    def statutory_report(self) -> None:
+        """What the city reports to the ministry for this half year, by the auditor's command
+        from the chain alone; its CSV (Excel, Hangul) under data/reports/."""
+        moment = datetime.now(UTC) + timedelta(hours=9)
+        period = f"{moment.year}H{1 if moment.month <= 6 else 2}"
+        directory = next(
+            w.address for w in self.deployment.watched_contracts() if w.kind == "directory"
+        )
+        command = [
+            sys.executable, "-m", "citypay.audit", "report",
+            "--rpc-url", self.backend.settings["RPC_URL"], "--directory", directory,
+            "--period", period, "--city", CITY,
+        ]  # fmt: skip
+        environment = self.backend.environment()
+        done = subprocess.run(
+            [*command, "--format", "json"], env=environment, capture_output=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the statutory report failed: {done.stderr.decode()}")
+        figures = json.loads(done.stdout)["cities"][CITY]["figures"]
+        csv_file = REPORTS / f"{CITY}-{period}.csv"
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        as_csv = subprocess.run(
+            [*command, "--format", "csv"], env=environment, capture_output=True, timeout=300
+        )
+        csv_file.write_bytes(as_csv.stdout)
+        self.say(
+            f"{period}: general issue {figures['general_issued']:,} KRW (sales "
+            f"{figures['sales']:,}, incentive {figures['incentive']:,}), {figures['payments']:,} "
+            f"payments of {figures['paid']:,} KRW, cash-outs paid {figures['cash_outs_paid']:,} "
+            f"KRW, outstanding {figures['outstanding_at_end']:,} KRW, merchants revoked "
+            f"{figures['merchants_revoked']} ({figures['merchants_revoked_illegal']} for illegal "
+            f"exchange), {figures['active_payers']} residents paid"
+        )
+        shown = " ".join([".venv-backend/bin/python", *command[1:], "--format", "csv"])
+        self.say(f"as a spreadsheet: {csv_file.relative_to(ROOT)}, by {shown}")
 
     def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:
         body = json.dumps(
