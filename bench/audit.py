@@ -95,6 +95,8 @@ def raw_read(chain: ChainUnderTest, directory: str) -> dict:
 
 
 def main() -> None:
+    # A throwaway chain: blocks and logs, not a copy of the state per block (chain.py).
+    os.environ.setdefault("CITY_CHAIN_HISTORY", "pruned")
     workdir = ROOT / "data" / "bench-audit" / str(os.getpid())
     workdir.mkdir(parents=True)
     chain = ChainUnderTest(workdir, CHAIN_PORT)

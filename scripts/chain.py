@@ -36,6 +36,7 @@ DEV_ACCOUNTS = 20
 STATE_INTERVAL_SECONDS = 5
 START_TIMEOUT_SECONDS = 20
 STOP_TIMEOUT_SECONDS = 20
+HISTORIES = ("full", "pruned")
 
 
 class ChainError(RuntimeError):
@@ -47,6 +48,11 @@ class ChainSettings:
     port: int
     chain_id: int
     data_dir: Path
+    # "full": every block's state kept and dumped to the state file, so a restart resumes it;
+    # "pruned": blocks and logs kept, past states not, nothing dumped: a throwaway chain for a
+    # long benchmark, whose node would otherwise keep a copy of the state per block in memory
+    # (18.7 GB by block 468 of a million payments).
+    history: str = "full"
 
     @classmethod
     def from_env(
@@ -57,8 +63,16 @@ class ChainSettings:
         port = port if port is not None else _int_setting(values, "CITY_CHAIN_PORT")
         chain_id = chain_id if chain_id is not None else _int_setting(values, "CITY_CHAIN_ID")
         folder = Path(data_dir or values["CITY_CHAIN_DATA"])
+        history = values.get("CITY_CHAIN_HISTORY") or "full"
+        if history not in HISTORIES:
+            raise ChainError(
+                f"CITY_CHAIN_HISTORY={history!r}: accepted values are {', '.join(HISTORIES)}"
+            )
         return cls(
-            port=port, chain_id=chain_id, data_dir=folder if folder.is_absolute() else ROOT / folder
+            port=port,
+            chain_id=chain_id,
+            data_dir=folder if folder.is_absolute() else ROOT / folder,
+            history=history,
         )
 
     @property
@@ -142,8 +156,11 @@ def start(settings: ChainSettings) -> ChainStatus:
         # eth_gasPrice then answers 0, so a wallet that asks the node prices its payment at zero.
         "--disable-min-priority-fee",
         "--accounts", str(DEV_ACCOUNTS),
-        "--state", str(settings.state_file),
-        "--state-interval", str(STATE_INTERVAL_SECONDS),
+        *(
+            ["--state", str(settings.state_file), "--state-interval", str(STATE_INTERVAL_SECONDS)]
+            if settings.history == "full"
+            else ["--prune-history"]
+        ),
         # --quiet drops the banner that lists the development private keys; RUST_LOG keeps the
         # node's own log (blocks mined, RPC methods called) for the log file.
         "--quiet",

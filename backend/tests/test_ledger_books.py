@@ -228,3 +228,25 @@ def test_the_word_by_word_decoder_gives_what_eth_abi_gives():
                 ]
             }
             assert decode_log(log, "gimpo", contract, 1).args == expected, shape.name
+
+
+def test_the_books_leave_unread_only_what_nothing_reads():
+    """What the auditor may count without decoding: events no handler reads, and a payment's
+    AuthorizationUsed while no subscriber wants its payment id."""
+    books = Books()
+    unread = books.unread("token")
+    assert "AuthorizationUsed" in unread and "Transfer" not in unread
+    assert "Issued" not in books.unread("treasury")
+    assert books.unread("directory") == set()
+    books.subscribe(lambda movement: None)
+    assert "AuthorizationUsed" not in books.unread("token")
+    books.observe(lambda city, event: None)
+    assert books.unread("token") == set()
+
+
+def test_a_tallied_event_counts_as_a_read_one():
+    tallied = Books()
+    tallied.tally("gimpo", 7)
+    tallied.tally("gimpo", 9)
+    summary = tallied.city("gimpo").summary()
+    assert (summary["events"], summary["first_block"], summary["last_block"]) == (2, 7, 9)

@@ -31,7 +31,7 @@ from pathlib import Path
 from eth_abi.exceptions import DecodingError
 from eth_utils import is_address, to_checksum_address
 
-from citypay.chain.events import UnknownEvent, decode_log
+from citypay.chain.events import UnknownEvent, decode_log, topics_of
 from citypay.chain.gateway import ChainGateway, ChainRefused
 from citypay.chain.log_reader import LogReader, LogReadError, read_ahead
 from citypay.chain.rpc import ChainUnavailable, JsonRpc, NodeRefused
@@ -353,10 +353,20 @@ class ChainSource:
             progress(first, head, first - 1, 0)
         if first <= head:
             reader = LogReader(self.gateway.rpc, list(self._where))
-            apply, where = self.books.apply, self._where
+            books, where = self.books, self._where
+            apply, tally = books.apply, books.tally
+            # What the books would only count is counted, not decoded (see Books.unread).
+            unread = {
+                kind: topics_of(kind, books.unread(kind))
+                for kind in ("token", "registry", "treasury", "directory")
+            }
             for chunk in read_ahead(reader.read(first, head)):
                 for raw in chunk.logs:
                     city, kind = where[raw["address"].lower()]
+                    topics = raw["topics"]
+                    if topics and topics[0].lower() in unread[kind]:
+                        tally(city, int(raw["blockNumber"], 16))
+                        continue
                     apply(decode_log(raw, city, kind, int(raw["blockTimestamp"], 16)))
                 folded += len(chunk.logs)
                 self.scanned_to = chunk.last

@@ -208,6 +208,16 @@ def _shapes_by_hex(contract: str) -> dict[str, _EventShape]:
     return {"0x" + topic.hex(): shape for topic, shape in _shapes(contract).items()}
 
 
+def event_names(contract: str) -> list[str]:
+    """The names of the events of a contract kind's packaged ABI."""
+    return [shape.name for shape in _shapes(contract).values()]
+
+
+def topics_of(contract: str, names: set[str]) -> set[str]:
+    """The first topics (0x and lower-case hex, as nodes send them) of the named events."""
+    return {topic for topic, shape in _shapes_by_hex(contract).items() if shape.name in names}
+
+
 def decode_log(log: dict, city: str, contract: str, block_time: int) -> ChainEvent:
     """A raw `eth_getLogs` entry (hex strings, as the node sent it) as a ChainEvent."""
     raw_topics, data = log["topics"], log["data"]

@@ -36,7 +36,7 @@ from enum import IntEnum
 from typing import Any, NamedTuple
 
 from citypay.chain.enums import AccountKind, RedemptionKind, Status
-from citypay.chain.events import ChainEvent
+from citypay.chain.events import ChainEvent, event_names
 from citypay.reserve.statement import Statement
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -397,6 +397,25 @@ class Books:
         if books is None:
             books = self.cities[code] = CityBooks(code)
         return books
+
+    def unread(self, contract: str) -> set[str]:
+        """The events of a city's `contract` kind the books would only count, as nothing
+        subscribes to or observes what they tell: a reader may count them with `tally` instead of
+        decoding them (an EIP-3009 payment's AuthorizationUsed is half of a city's logs)."""
+        if contract == "directory" or self._observers:
+            return set()
+        handled = {event for kind, event in self._handlers if kind == contract}
+        if not self._subscribers:
+            handled.discard("AuthorizationUsed")
+        return {event for event in event_names(contract) if event not in handled}
+
+    def tally(self, code: str, block_number: int) -> None:
+        """An event of the city's that `unread` named, counted without being read."""
+        books = self.city(code)
+        books.events += 1
+        if books.first_block is None:
+            books.first_block = block_number
+        books.last_block = self.last_block = block_number
 
     def apply(self, event: ChainEvent) -> None:
         if event.contract == "directory":
