@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from citypay.admin.service import DashboardService
 from citypay.api.body_limit import BodySizeLimit
@@ -27,6 +28,7 @@ from citypay.api.routes import (
     reserve,
 )
 from citypay.api.state import Platform
+from citypay.api.surge import PaymentIntake, RateLimitMiddleware, RateLimits
 from citypay.api.unavailable import install_unavailable_handler
 from citypay.bank.adapter import HttpBank
 from citypay.cashout.service import CashOutService
@@ -49,6 +51,7 @@ from citypay.metrics.http import HttpMetrics
 from citypay.metrics.listener import ListenerCollector
 from citypay.metrics.platform import PlatformCollector
 from citypay.office.service import OfficeService
+from citypay.payments.models import Payment, PaymentStatus
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
@@ -82,6 +85,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         )
     payments = PaymentService(db, deployment, settings)
     bank = HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
+    intake = PaymentIntake(lambda: waiting_payments(db), settings.PAYMENT_INTAKE_LIMIT)
     reserve = ReserveAttester(deployment, bank, duties)
     return Platform(
         settings=settings,
@@ -113,6 +117,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         # The fraud rules run on the listener's updates, wherever the listener runs.
         fraud=fraud_engine_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
         reserve=reserve,
+        intake=intake,
         reserve_worker=(
             Worker(
                 "reserve-attester",
@@ -126,14 +131,36 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     )
 
 
+def rate_limits_for(settings: Settings) -> RateLimits:
+    return RateLimits(
+        per_key=settings.RATE_LIMIT_PER_KEY,
+        per_address=settings.RATE_LIMIT_PER_ADDRESS,
+        per_wallet=settings.RATE_LIMIT_PER_WALLET,
+        storage=settings.RATE_LIMIT_STORAGE,
+    )
+
+
+def waiting_payments(db: Database) -> int:
+    """Payments accepted and not yet sent by the relayer."""
+    with db.session() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(Payment)
+            .where(Payment.status == PaymentStatus.ACCEPTED)
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings, service="backend")
     registry = new_registry()
+    # One set of counters for the middleware and the payment route (api/surge.py).
+    rate_limits = rate_limits_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         platform = build_platform(settings)
+        platform.rate_limits = rate_limits
         app.state.platform = platform
         registry.register(PlatformCollector(platform.db, sorted(platform.deployment.cities)))
         if platform.listener is not None:
@@ -187,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = registry
     app.add_middleware(BodySizeLimit, limit=settings.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(HttpMetrics, registry=registry)
     install_error_handlers(app)
     install_unavailable_handler(app)

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from citypay.api.auth import get_principal
+from citypay.api.surge import exempt
 from citypay.core.fields import BOUNDS
 
 
@@ -64,6 +65,11 @@ _MEANING = {
     "is code malformed_json; a body that is not an object, or breaks a rule across fields, is "
     "code invalid_body.",
     423: "The card is locked after too many wrong PINs: an operator unlocks it.",
+    429: "Too many requests (code rate_limited: more than RATE_LIMIT_PER_KEY from one API key "
+    "or session, RATE_LIMIT_PER_ADDRESS from one client address, or RATE_LIMIT_PER_WALLET "
+    "payments from one wallet; code intake_full: PAYMENT_INTAKE_LIMIT payments wait for the "
+    "relayer). Nothing was done: send the same request again after the Retry-After header's "
+    "seconds.",
     502: "The bank answered with what the platform will not record: a custody statement not "
     "signed by the bank's key the city named (code statement_not_the_banks).",
     503: "The chain node does not answer (code chain_unavailable, with Retry-After): nothing was "
@@ -170,8 +176,10 @@ def documented(router: APIRouter) -> APIRouter:
     for route in router.routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
-        # Any route may find the chain node down (api/unavailable.py).
-        implied = errors(*sorted({*_derived_errors(route), 503}))
+        # Any route may find the chain node down (api/unavailable.py), and any but the exempt
+        # ones may be rate limited (api/surge.py).
+        limited = set() if all(exempt(m, route.path) for m in route.methods) else {429}
+        implied = errors(*sorted({*_derived_errors(route), 503, *limited}))
         route.responses = implied | route.responses
         if _asks_for_principal(route):
             route.openapi_extra = {"security": KEY_OR_SESSION} | (route.openapi_extra or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from citypay.admin.service import DashboardService
+from citypay.api.surge import PaymentIntake, RateLimits
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import Deployment
 from citypay.chain.duties import DutySenders
@@ -45,5 +46,7 @@ class Platform:
     refunds: RefundService | None = None
     office: OfficeService | None = None
     reserve: ReserveAttester | None = None
+    rate_limits: RateLimits | None = None
+    intake: PaymentIntake | None = None
     # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
     reserve_worker: Worker | None = None

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from limits import RateLimitItem, parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
@@ -14,6 +15,18 @@ from citypay.core.logs import LogSettings
 # The embedded chain's id (scripts/chain.py): development keys are accepted there only.
 EMBEDDED_CHAIN_ID = 58210
 PLACEHOLDER = "changethis"
+
+
+def parse_limits(setting: str, name: str) -> list[RateLimitItem]:
+    """A RATE_LIMIT_* setting's limits; ValueError naming the setting when it cannot be read."""
+    if not setting.strip():
+        return []
+    try:
+        return parse_many(setting)
+    except ValueError:
+        raise ValueError(
+            f"{name}={setting!r}: expected limits such as '50/second' or '20/second;600/minute'"
+        ) from None
 
 
 class Settings(LogSettings):
@@ -105,6 +118,26 @@ class Settings(LogSettings):
     # The largest request body accepted (bytes): every body is a small JSON object; a larger one
     # is refused with 413 before it is read.
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+
+    # Surge control (api/surge.py), in the `limits` notation ("20/second;600/minute"; empty: no
+    # limit). Over one, a request is refused alone with 429 and Retry-After. Per API key or
+    # wallet session: a till or an office; per client address (behind a load balancer, run
+    # uvicorn with --proxy-headers and --forwarded-allow-ips so that it is the client's); per
+    # paying wallet, for payments: a person pays a few times a minute. The counters live in this
+    # process (memory://) or in Redis (redis://host:6379), which every replica then shares.
+    RATE_LIMIT_PER_KEY: str = "100/second;3000/minute"
+    RATE_LIMIT_PER_ADDRESS: str = "300/second"
+    RATE_LIMIT_PER_WALLET: str = "10/second;120/minute"
+    RATE_LIMIT_STORAGE: str = "memory://"
+    # Payments waiting for the relayer (accepted, not yet sent) past which a new one is refused
+    # with 429 and Retry-After until it catches up; 0: no bound.
+    PAYMENT_INTAKE_LIMIT: int = Field(default=20_000, ge=0)
+
+    @field_validator("RATE_LIMIT_PER_KEY", "RATE_LIMIT_PER_ADDRESS", "RATE_LIMIT_PER_WALLET")
+    @classmethod
+    def _limits(cls, value: str, info) -> str:
+        parse_limits(value, info.field_name)
+        return value
 
     @field_validator("CITIES", mode="before")
     @classmethod
