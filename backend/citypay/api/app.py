@@ -42,6 +42,7 @@ from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
 from citypay.core.logs import configure_logging
 from citypay.core.worker import Worker
+from citypay.db.lease import LeaseHeld, ProcessLease
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
@@ -160,6 +161,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         platform = build_platform(settings)
+        # One sending backend (and one listener) per database until the duties are shared out
+        # among replicas: a second one stops here, naming the holder (db/lease.py).
+        leases = [ProcessLease(platform.db, "backend")]
+        if platform.listener is not None:
+            leases.append(ProcessLease(platform.db, "listener"))
+        taken = []
+        try:
+            for lease in leases:
+                lease.acquire()
+                taken.append(lease)
+        except LeaseHeld as held:
+            for lease in taken:
+                lease.release()
+            log.critical("backend not started: %s", held)
+            raise
+        for lease in leases:
+            lease.start_renewing()
         platform.rate_limits = rate_limits
         app.state.platform = platform
         registry.register(PlatformCollector(platform.db, sorted(platform.deployment.cities)))
@@ -202,6 +220,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if platform.relayer is not None:
             platform.refunds.worker.stop()
             platform.relayer.stop()
+        for lease in leases:
+            lease.release()
 
     app = FastAPI(
         title="City token platform",

@@ -9,6 +9,7 @@ import citypay.cards.models
 import citypay.cashout.models
 import citypay.chain.outbox
 import citypay.charging.models
+import citypay.db.lease
 import citypay.fraud.alerts
 import citypay.listener.models
 import citypay.office.models

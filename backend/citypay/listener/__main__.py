@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from citypay.chain.deployment import open_deployment
 from citypay.core.config import get_settings
 from citypay.core.logs import configure_logging
+from citypay.db.lease import LeaseHeld, ProcessLease
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
@@ -27,6 +28,13 @@ def main() -> None:
     deployment = open_deployment(settings)
     db = Database(settings.DATABASE_URL)
     upgrade(db.engine)
+    lease = ProcessLease(db, "listener")
+    try:
+        lease.acquire()  # one listener per database (db/lease.py)
+    except LeaseHeld as held:
+        log.critical("listener not started: %s", held)
+        raise SystemExit(1) from None
+    lease.start_renewing()
     listener = listener_for(settings, db, deployment)
     fraud_engine_for(settings, db, deployment).attach(listener)
     if settings.LISTENER_METRICS_PORT is not None:
@@ -41,7 +49,10 @@ def main() -> None:
             "metrics_port": settings.LISTENER_METRICS_PORT,
         },
     )
-    listener.run_forever()
+    try:
+        listener.run_forever()
+    finally:
+        lease.release()
 
 
 if __name__ == "__main__":
