@@ -32,6 +32,7 @@ import httpx
 import pytest
 import yaml
 from citypay.chain.deployment import Deployment
+from citypay.day.processes import wait_for_health
 from conftest import own_database_url
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -145,18 +146,10 @@ class GuideService:
 
     def wait_until_up(self) -> None:
         """Until its /health answers."""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"the guide's {self.name} exited:\n{log}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the guide's {self.name} did not answer in 120 s: see {self.log}")
+        try:
+            wait_for_health(self.url, self.process, f"the guide's {self.name}", self.log, 120)
+        except RuntimeError as failed:
+            raise AssertionError(str(failed)) from None
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -48,6 +48,25 @@ def listener_process(settings: dict, log_path: Path) -> subprocess.Popen:
     )
 
 
+def wait_for_health(
+    url: str, process: subprocess.Popen, name: str, log_path: Path, timeout: float
+) -> None:
+    """Until the service's /health answers 200; RuntimeError if its process exits first (its
+    log's tail in the message) or it does not answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise RuntimeError(f"{name} exited with {process.returncode}: see {log_path}\n{tail}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not answer within {timeout} s: see {log_path}")
+
+
 class ServiceProcess:
     """A Python service module run as its own process, up once its /health answers."""
 
@@ -72,19 +91,7 @@ class ServiceProcess:
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.args[0]} exited with {self.process.returncode}: see {self.log_path}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.args[0]} did not answer within {timeout} s: see {self.log_path}")
+        wait_for_health(self.url, self.process, self.args[0], self.log_path, timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
