@@ -71,27 +71,11 @@ def _checksummed(address: str) -> str:
     return to_checksum_address(address)
 
 
-def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
-    """Reads a one-word static value straight from its 32 bytes, as _json_value would give it
-    (eth_abi's decoder costs about 30 us a call, most of a log's decoding); None for others."""
-    if abi_type == "address":
-        return lambda word: _checksummed("0x" + word[12:].hex())
-    if abi_type.startswith("uint") and not abi_type.endswith("]"):
-        return lambda word: int.from_bytes(word, "big")
-    if abi_type.startswith("int") and not abi_type.endswith("]"):
-        return lambda word: int.from_bytes(word, "big", signed=True)
-    if abi_type == "bool":
-        return lambda word: word[31] == 1
-    if abi_type.startswith("bytes") and abi_type[5:].isdigit():
-        size = int(abi_type[5:])
-        return lambda word: "0x" + word[:size].hex()
-    return None
-
-
 def _hex_word_reader(abi_type: str) -> Callable[[str], Any] | None:
-    """_word_reader's twin for a word as the node sent it (64 hex digits, no 0x): the auditor and
-    the listener read logs as JSON text, and slicing the text saves converting it to bytes and
-    back (about a third of a log's decoding)."""
+    """Reads a one-word static value straight from its 64 hex digits (no 0x), as _json_value
+    would give it (eth_abi's decoder costs about 30 us a call, most of a log's decoding); None
+    for others. The auditor and the listener read logs as the node's JSON text, and slicing the
+    text saves converting it to bytes and back (about a third of a log's decoding)."""
     if abi_type == "address":
         return lambda word: _checksummed("0x" + word[24:])
     if abi_type.startswith("uint") and not abi_type.endswith("]"):
@@ -104,6 +88,12 @@ def _hex_word_reader(abi_type: str) -> Callable[[str], Any] | None:
         digits = 2 * int(abi_type[5:])
         return lambda word: "0x" + word[:digits].lower()
     return None
+
+
+def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
+    """The same reader for a word of 32 bytes (a log given as bytes: a receipt's)."""
+    read = _hex_word_reader(abi_type)
+    return None if read is None else lambda word: read(word.hex())
 
 
 @dataclass(frozen=True)
