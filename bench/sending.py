@@ -145,8 +145,7 @@ def send_signed(
                 )
                 # One the node no longer knows but whose nonce is already used was mined (its
                 # receipt comes next round): sent again, it would sit in the pool as "nonce too
-                # low", which anvil tries again at every block (a million payments' run slowed
-                # to under a batch a block under 30,000 of them).
+                # low", which anvil tries again at every block.
                 dropped = [
                     tx
                     for tx, known in zip(in_flight.values(), found, strict=True)
