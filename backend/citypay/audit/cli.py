@@ -18,11 +18,8 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.exc import SQLAlchemyError
 
 from citypay.audit.invariants import check as check_invariants
-from citypay.audit.reconcile import PaymentIndex
-from citypay.audit.reconcile import reconcile as reconcile_database
 from citypay.audit.report import print_differences, print_report, print_violations
 from citypay.audit.report import report as build_report
 from citypay.audit.source import ChainSource, Manifest, cannot_audit, connect
@@ -79,8 +76,8 @@ def _auditing(rpc_url: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise AuditFailed("interrupted: nothing was concluded") from None
-    except SQLAlchemyError as error:
-        raise AuditFailed(f"the backend's database could not be read: {error}") from None
+    except click.ClickException:
+        raise
     except Exception as error:
         reason = cannot_audit(error, rpc_url)
         raise AuditFailed(
@@ -278,12 +275,21 @@ def check(output: str, city: str | None, **options) -> None:
 def reconcile(output: str, database_url: str, city: str | None, **options) -> None:
     """Lists every difference between the backend's database and the chain; exit code 1 when
     there is one."""
+    # Only this command reads a database: SQLAlchemy and the tables load here, not at start.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from citypay.audit.reconcile import PaymentIndex
+    from citypay.audit.reconcile import reconcile as reconcile_database
+
     payments = PaymentIndex()
     source = _read(options, on_new_books=payments.attach)
     with _auditing(options["rpc_url"]):
         if city is not None:
             source.city(city)
-        differences = reconcile_database(database_url, source.books, payments, city)
+        try:
+            differences = reconcile_database(database_url, source.books, payments, city)
+        except SQLAlchemyError as error:
+            raise AuditFailed(f"the backend's database could not be read: {error}") from None
     if output == "json":
         _emit_json({"block": source.scanned_to, "differences": [d.as_dict() for d in differences]})
     else:

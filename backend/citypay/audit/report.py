@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from citypay.audit.invariants import Violation
-from citypay.audit.reconcile import Difference
 from citypay.audit.source import AuditError, ChainSource, checksummed
 from citypay.ledger.books import CityBooks
+
+if TYPE_CHECKING:  # the reconcile command's: the other commands start without SQLAlchemy
+    from citypay.audit.reconcile import Difference
 
 # What a person reads first, in this order; the JSON carries every figure.
 CITY_ROWS = (
