@@ -17,7 +17,7 @@ from test_charging import notice, signed_headers
 
 CITY = "gimpo"
 LIMITS = {
-    "RATE_LIMIT_PER_ADDRESS": "60/second",
+    "RATE_LIMIT_PER_ADDRESS": "60/second",  # off by default; on here, above the tests' pace
     "RATE_LIMIT_PER_KEY": "5/second",
     "RATE_LIMIT_PER_WALLET": "3/minute",
 }
@@ -96,7 +96,13 @@ def test_a_wallet_over_its_limit_is_refused_and_nothing_of_it_is_recorded(api, c
     fourth = signed[3]
     status = api.get(f"/v1/cities/{CITY}/payments/{payer.address}/0x{fourth.nonce.hex()}")
     assert status.status_code == 404, status.text  # refused up front: never recorded
-    # Another payer's payment is not refused for this one's burst.
+    # Another payer's payment is not refused for this one's burst, nor for junk naming it: what
+    # its key did not sign spends none of its allowance.
+    for n in range(4):
+        forged = sign_authorization(payer.key, _domain(chain), to=merchant.address, value=9 + n)
+        junk = forged.as_json() | {"from": other.address}
+        refused = api.post(f"/v1/cities/{CITY}/payments", json=junk)
+        assert refused.json()["error"]["code"] == "invalid_signature", refused.text
     theirs = sign_authorization(other.key, _domain(chain), to=merchant.address, value=500)
     assert api.post(f"/v1/cities/{CITY}/payments", json=theirs.as_json()).status_code == 202
 

@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for lease in leases:
             lease.start_renewing()
         platform.rate_limits = rate_limits
+        platform.payments.wallet_limit = rate_limits.wallet_refusal
         app.state.platform = platform
         registry.register(PlatformCollector(platform.db, sorted(platform.deployment.cities)))
         if platform.listener is not None:

@@ -121,12 +121,13 @@ class Settings(LogSettings):
 
     # Surge control (api/surge.py), in the `limits` notation ("20/second;600/minute"; empty: no
     # limit). Over one, a request is refused alone with 429 and Retry-After. Per API key or
-    # wallet session: a till or an office; per client address (behind a load balancer, run
-    # uvicorn with --proxy-headers and --forwarded-allow-ips so that it is the client's); per
-    # paying wallet, for payments: a person pays a few times a minute. The counters live in this
-    # process (memory://) or in Redis (redis://host:6379), which every replica then shares.
+    # wallet session: a till or an office; per paying wallet, for payments: a person pays a few
+    # times a minute; per client address, off by default: behind a load balancer every client is
+    # its address unless uvicorn runs with --proxy-headers and --forwarded-allow-ips, and a cap
+    # on it would cap the whole city. The counters live in this process (memory://) or in Redis
+    # (redis://host:6379), which every replica then shares.
     RATE_LIMIT_PER_KEY: str = "100/second;3000/minute"
-    RATE_LIMIT_PER_ADDRESS: str = "300/second"
+    RATE_LIMIT_PER_ADDRESS: str = ""
     RATE_LIMIT_PER_WALLET: str = "10/second;120/minute"
     RATE_LIMIT_STORAGE: str = "memory://"
     # Payments waiting for the relayer (accepted, not yet sent) past which a new one is refused

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 UINT256_MAX = 2**256 - 1
@@ -195,3 +195,16 @@ def _utc(moment: datetime) -> datetime:
 # Every timestamp an answer carries: RFC 3339 in UTC with its offset ("...Z"), whatever the
 # database returned.
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+# A moment a client gives: RFC 3339 or unix seconds, as the parser takes either; the schema says
+# both, else a client sending "1767225600" sends what the document calls invalid.
+MomentIn = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "RFC 3339 (2026-01-31T09:00:00Z) or unix seconds",
+        }
+    ),
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -65,6 +66,9 @@ class PaymentService:
         self._views = ChainViews(deployment.gateway)
         self.feed = PaymentFeed(db)
         self._acceptor = GroupWorker(self._accept_group, "payment-acceptor", LARGEST_GROUP)
+        # The paying wallet's rate limit (api/surge.py), counted only for an authorization its
+        # wallet signed: junk naming someone's address must not spend that wallet's allowance.
+        self.wallet_limit: Callable[[str], ApiError | None] | None = None
 
     @cache  # noqa: B019 - one service per app; a city's domain never changes
     def domain(self, city_code: str) -> TokenDomain:
@@ -96,6 +100,8 @@ class PaymentService:
             now=int(time.time()),
             validity=Validity.of(self.settings),
         )
+        if refusal is None and self.wallet_limit is not None:
+            refusal = self.wallet_limit(authorization.from_)
         return _Offer(city, authorization, refusal)
 
     # --- the acceptor ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -19,7 +18,7 @@ from citypay.auth.credentials import Principal
 from citypay.auth.models import Role
 from citypay.chain.deployment import City
 from citypay.core.errors import NotFound, Unprocessable
-from citypay.core.fields import HEX32_PATTERN, ROW_ID_MAX, UtcDateTime, count
+from citypay.core.fields import HEX32_PATTERN, ROW_ID_MAX, MomentIn, UtcDateTime, count
 from citypay.fraud.alerts import FraudAlert, alerts_for
 from citypay.fraud.rules import RULE_NAMES
 from citypay.listener.models import IndexedEvent
@@ -116,7 +115,7 @@ def list_alerts(
     principal: PrincipalDep,
     rule: RuleName | None = None,
     since: Annotated[
-        datetime | None, Query(description="raised at or after this (ISO 8601 or unix seconds)")
+        MomentIn | None, Query(description="raised at or after this (RFC 3339 or unix seconds)")
     ] = None,
     limit: AlertLimit = 100,
 ):

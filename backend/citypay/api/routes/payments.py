@@ -85,9 +85,9 @@ async def relay_payment(
     """Checks the authorization against the chain and queues it for the relayer. Posting the
     same authorization again returns the same payment (200). Async: the request waits for the
     acceptor's group without holding a thread of the pool. 429 with Retry-After when the payer's
-    wallet sends more than RATE_LIMIT_PER_WALLET, or PAYMENT_INTAKE_LIMIT payments wait for the
+    wallet signs more than RATE_LIMIT_PER_WALLET, or PAYMENT_INTAKE_LIMIT payments wait for the
     relayer."""
-    refused = platform.rate_limits.wallet_refusal(body.from_) or platform.intake.refusal()
+    refused = platform.intake.refusal()
     if refused is not None:
         raise refused
     payment, created = await platform.payments.accept(city, body.signed())
