@@ -271,3 +271,18 @@ def test_tokens_minted_after_the_statements_time_are_not_owed_by_it():
     [recorded] = books.city(CITY).reserve
     assert (recorded.owed, recorded.margin, recorded.supply_at_record) == (1_000, 0, 1_500)
     assert recorded.as_dict()["verified"] is True
+
+
+def test_the_sandbox_bank_gives_no_statement_of_an_overdrawn_account(bank):
+    """Paid out more than came in (a test's cash-outs with no deposits booked): no statement of a
+    negative balance, which no bank account has and no uint256 can carry."""
+    order = {
+        "order_id": f"overdraw-{time.time_ns()}",
+        "account": "an-account",
+        "amount": 1,
+        "debit_account": "SBX-CUSTODY-EMPTY",
+    }
+    httpx.post(f"{bank.url}/transfers", json=order, timeout=10).raise_for_status()
+    answer = httpx.get(f"{bank.url}/custody/SBX-CUSTODY-EMPTY/statement", timeout=10)
+    assert answer.status_code == 409
+    assert "overdrawn by 1 KRW" in answer.json()["error"]

@@ -234,23 +234,33 @@ def create_app(database: Path, statement_key: str | None = None) -> FastAPI:
         return JSONResponse(booked, status_code=201 if new else 200)
 
     @app.get("/custody/{account}/statement")
-    def statement(account: str) -> dict:
+    def statement(account: str) -> Response:
         """The account's balance now, signed: each statement a second after the last at least,
         so that each is newer than the one before (the chain records only newer ones)."""
         balance, entries = books.custody_balance(account)
+        if balance < 0:  # paid out more than came in: a bank would have refused a transfer
+            return JSONResponse(
+                {
+                    "error": f"{account} is overdrawn by {-balance:,} KRW: no statement",
+                    "accepted": "credits to the account first (POST /custody/{account}/credits)",
+                },
+                status_code=409,
+            )
         with books._lock:
             as_of = max(int(time.time()), last_statement["as_of"] + 1)
             last_statement["as_of"] = as_of
         signed = Statement(custody_account_hash(account), balance, as_of)
-        return {
-            "account": account,
-            "accountHash": "0x" + signed.account.hex(),
-            "balance": balance,
-            "entries": entries,
-            "asOf": as_of,
-            "signer": signer.address,
-            "signature": "0x" + signed.sign(signer.key).hex(),
-        }
+        return JSONResponse(
+            {
+                "account": account,
+                "accountHash": "0x" + signed.account.hex(),
+                "balance": balance,
+                "entries": entries,
+                "asOf": as_of,
+                "signer": signer.address,
+                "signature": "0x" + signed.sign(signer.key).hex(),
+            }
+        )
 
     @app.get("/statement-key")
     def statement_key_address() -> dict:

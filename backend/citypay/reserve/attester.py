@@ -62,7 +62,7 @@ class ReserveAttester:
             raise ApiError(
                 "bank_unavailable",
                 f"the bank gave no statement of {city.custody_account}: {error}",
-                accepted="the same request once the bank answers",
+                accepted="the same request once the bank gives one",
                 status_code=503,
             ) from None
         statement = Statement(
