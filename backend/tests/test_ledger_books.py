@@ -8,6 +8,9 @@ from itertools import count
 from citypay.chain.events import ChainEvent
 from citypay.ledger import Books
 from citypay.ledger.books import ZERO_ADDRESS, fiscal_year
+from citypay.reserve.statement import Statement, custody_account_hash
+from eth_account import Account
+from eth_utils import keccak
 
 RESIDENT = "0x" + "a1" * 20
 OTHER_RESIDENT = "0x" + "a2" * 20
@@ -250,3 +253,27 @@ def test_a_tallied_event_counts_as_a_read_one():
     tallied.tally("gimpo", 9)
     summary = tallied.city("gimpo").summary()
     assert (summary["events"], summary["first_block"], summary["last_block"]) == (2, 7, 9)
+
+
+def test_tokens_minted_after_a_statements_time_are_not_owed_by_it():
+    """The bank's balance at the statement's time against the supply then: a deposit minted
+    after it, before the statement was recorded, is no shortfall (its KRW reached the bank
+    after the statement)."""
+    key = "0x" + keccak(text="books-test:bank").hex()
+    bank = Account.from_key(key).address
+    account = custody_account_hash("SBX-CUSTODY-GIMPO")
+    chain = Chain()
+    chain("directory", "CustodyConfigured", code="gimpo", account="0x" + account.hex(), signer=bank)
+    chain.charge(RESIDENT, 1_000, 0)
+    as_of = T0 + chain.block  # the first charge's last block
+    chain.charge(RESIDENT, 500, 0)  # in blocks after the statement's time
+    statement = Statement(account, 1_000, as_of)
+    chain(
+        "directory", "ReserveAttested", code="gimpo", account="0x" + account.hex(),
+        balance=1_000, asOf=as_of, outstanding=1_500,
+        statementHash="0x" + statement.digest().hex(), signer=bank,
+        signature="0x" + statement.sign(key).hex(),
+    )  # fmt: skip
+    [recorded] = Books().apply_all(chain.events).city("gimpo").reserve
+    assert (recorded.owed, recorded.margin, recorded.supply_at_record) == (1_000, 0, 1_500)
+    assert recorded.as_dict()["verified"] is True

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from citypay.chain.gateway import ChainRefused
 from citypay.chain.keystore import development_accounts
-from citypay.ledger.books import Books
 from citypay.reserve.statement import Statement, custody_account_hash
 from conftest import bearer, own_database_url
 from eth_account import Account
@@ -209,68 +208,6 @@ def test_recording_needs_an_operator_key_of_the_city(api, backend, funded):
     gongju = bearer(backend.api_key("reserve-gongju-operator", "operator", "gongju"))
     refused = api.post(STATEMENTS, headers=gongju)
     assert refused.status_code == 403, refused.text
-
-
-# --- what the city owed at the statement's time, from the events alone -------------------------
-
-
-def _event(contract: str, name: str, block: int, time_: int, city: str = CITY, **args):
-    from citypay.chain.events import ChainEvent
-
-    return ChainEvent(
-        city="" if contract == "directory" else city,
-        contract=contract,
-        event=name,
-        block_number=block,
-        block_hash="0x" + "00" * 32,
-        block_time=time_,
-        tx_hash="0x" + f"{block:064x}",
-        log_index=0,
-        args=args,
-    )
-
-
-def test_tokens_minted_after_the_statements_time_are_not_owed_by_it():
-    """The bank's balance at 150 against the supply at 150: a deposit minted at 180, before the
-    statement was recorded at 200, is not a shortfall (its KRW reached the bank after 150)."""
-    key = "0x" + keccak(text="books-test:bank").hex()
-    bank_key = Account.from_key(key).address
-    account = custody_account_hash(CUSTODY)
-    zero = "0x" + "00" * 20
-    wallet = new_wallet("books-test:resident").address
-    statement = Statement(account, 1_000, 150)
-    books = Books().apply_all(
-        [
-            _event(
-                "directory",
-                "CustodyConfigured",
-                1,
-                90,
-                code=CITY,
-                account="0x" + account.hex(),
-                signer=bank_key,
-            ),
-            _event("token", "Transfer", 2, 100, **{"from": zero, "to": wallet, "value": 1_000}),
-            _event("token", "Transfer", 3, 180, **{"from": zero, "to": wallet, "value": 500}),
-            _event(
-                "directory",
-                "ReserveAttested",
-                4,
-                200,
-                code=CITY,
-                account="0x" + account.hex(),
-                balance=1_000,
-                asOf=150,
-                outstanding=1_500,
-                statementHash="0x" + statement.digest().hex(),
-                signer=bank_key,
-                signature="0x" + statement.sign(key).hex(),
-            ),
-        ]
-    )
-    [recorded] = books.city(CITY).reserve
-    assert (recorded.owed, recorded.margin, recorded.supply_at_record) == (1_000, 0, 1_500)
-    assert recorded.as_dict()["verified"] is True
 
 
 def test_the_sandbox_bank_gives_no_statement_of_an_overdrawn_account(bank):
