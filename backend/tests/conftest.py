@@ -14,7 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platform_harness import BackendUnderTest, BankUnderTest, ChainUnderTest, new_wallet
+from platform_harness import (
+    BackendUnderTest,
+    BankUnderTest,
+    deployed_chain,
+    new_wallet,
+    serving,
+)
 from sqlalchemy import create_engine, text
 
 CITY = "gimpo"
@@ -22,10 +28,7 @@ CITY = "gimpo"
 
 @pytest.fixture(scope="session")
 def chain(tmp_path_factory):
-    chain = ChainUnderTest(tmp_path_factory.mktemp("chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("chain"))
 
 
 def _database_url(tmp_path_factory) -> str:
@@ -59,10 +62,7 @@ def own_database_url(directory: Path, name: str) -> str:
 @pytest.fixture(scope="session")
 def bank(tmp_path_factory):
     """The sandbox bank the backend pays cash-outs through."""
-    bank = BankUnderTest(tmp_path_factory.mktemp("bank"))
-    bank.start()
-    yield bank
-    bank.stop()
+    yield from serving(BankUnderTest(tmp_path_factory.mktemp("bank")))
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +71,7 @@ def backend(chain, bank, tmp_path_factory):
         chain, _database_url(tmp_path_factory), tmp_path_factory.mktemp("log") / "backend.log"
     )
     server.settings["BANK_URL"] = bank.url
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(server)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -268,6 +269,27 @@ class OwnNetworkUnderTest(ChainUnderTest):
             "KEYSTORE_DIR": str(self.backend_keys),
             "CITY_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
         }
+
+
+def deployed_chain(folder: Path) -> Iterator[ChainUnderTest]:
+    """For a fixture (`yield from deployed_chain(folder)`): a chain with the cities, stopped
+    after."""
+    chain = ChainUnderTest(folder)
+    chain.start_and_deploy()
+    try:
+        yield chain
+    finally:
+        chain.stop()
+
+
+def serving(service):
+    """For a fixture (`yield from serving(service)`): the backend or bank started, stopped
+    after."""
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 def new_wallet(seed: str):

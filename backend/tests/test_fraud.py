@@ -38,7 +38,7 @@ from citypay.listener.models import ListenerCheckpoint
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
 from conftest import CITY, bearer, own_database_url
-from platform_harness import BackendUnderTest, ChainUnderTest, new_wallet
+from platform_harness import BackendUnderTest, deployed_chain, new_wallet, serving
 from sqlalchemy import select
 from test_cashout import _path, _request, _send_as, _wait
 
@@ -68,9 +68,7 @@ def watcher(chain, bank, tmp_path_factory):
     config.write_text(yaml.safe_dump({"defaults": {"outside_business_hours": hours}}))
     server = BackendUnderTest(chain, own_database_url(folder, "fraud"), folder / "backend.log")
     server.settings |= {"FRAUD_CONFIG_PATH": str(config), "BANK_URL": bank.url}
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(server)
 
 
 @pytest.fixture(scope="module")
@@ -399,10 +397,7 @@ def test_a_restart_raises_no_alert_again(chain, backend, api, watcher, watch, au
 @pytest.fixture
 def own_chain(tmp_path_factory):
     """A chain of this test's own: it is reverted, which the shared chain's users would not like."""
-    chain = ChainUnderTest(tmp_path_factory.mktemp("fraud-reorg-chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("fraud-reorg-chain"))
 
 
 def test_a_reorg_drops_the_alert_whose_evidence_it_orphaned(own_chain, tmp_path):

@@ -13,7 +13,7 @@ from citypay.db.session import Database
 from citypay.listener.indexer import Listener
 from citypay.listener.models import IndexedEvent, ListenerCheckpoint
 from conftest import own_database_url
-from platform_harness import ChainUnderTest, listener_process, new_wallet
+from platform_harness import ChainUnderTest, deployed_chain, listener_process, new_wallet
 from sqlalchemy import func, select
 from web3 import Web3
 
@@ -144,10 +144,7 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(chain, database, tmp_
 @pytest.fixture
 def own_chain(tmp_path_factory):
     """A chain of this test's own: it is reverted, which the shared chain's users would not like."""
-    chain = ChainUnderTest(tmp_path_factory.mktemp("reorg-chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("reorg-chain"))
 
 
 def test_a_reorg_replaces_the_orphaned_events(own_chain, database):

@@ -19,8 +19,9 @@ from eth_utils import keccak
 from platform_harness import (
     BackendUnderTest,
     BankUnderTest,
-    ChainUnderTest,
+    deployed_chain,
     new_wallet,
+    serving,
 )
 from test_audit_any_node import audit
 
@@ -32,18 +33,12 @@ STATEMENTS = f"/v1/cities/{CITY}/reserve-statements"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    chain = ChainUnderTest(tmp_path_factory.mktemp("reserve-chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("reserve-chain"))
 
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
-    bank = BankUnderTest(tmp_path_factory.mktemp("reserve-bank"))
-    bank.start()
-    yield bank
-    bank.stop()
+    yield from serving(BankUnderTest(tmp_path_factory.mktemp("reserve-bank")))
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +46,7 @@ def backend(chain, bank, tmp_path_factory):
     folder = tmp_path_factory.mktemp("reserve-backend")
     server = BackendUnderTest(chain, own_database_url(folder, "reserve"), folder / "backend.log")
     server.settings["BANK_URL"] = bank.url
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(server)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from citypay.audit.statutory import ITEMS, Period
 from eth_utils import keccak
-from platform_harness import ROOT, ChainUnderTest, new_wallet
+from platform_harness import ROOT, deployed_chain, new_wallet
 from test_audit_any_node import audit, directory_of, refused, run_audit
 from test_cashout import _send_as
 
@@ -30,10 +30,7 @@ def _expected(**figures: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    chain = ChainUnderTest(tmp_path_factory.mktemp("statutory-chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("statutory-chain"))
 
 
 def _block_time(chain) -> int:

@@ -12,7 +12,7 @@ import pytest
 from citypay.api.surge import PaymentIntake
 from citypay.authorization import TokenDomain, sign_authorization
 from conftest import bearer, own_database_url
-from platform_harness import BackendUnderTest, ChainUnderTest, new_wallet
+from platform_harness import BackendUnderTest, deployed_chain, new_wallet, serving
 from test_charging import notice, signed_headers
 
 CITY = "gimpo"
@@ -25,10 +25,7 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    chain = ChainUnderTest(tmp_path_factory.mktemp("surge-chain"))
-    chain.start_and_deploy()
-    yield chain
-    chain.stop()
+    yield from deployed_chain(tmp_path_factory.mktemp("surge-chain"))
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +33,7 @@ def backend(chain, tmp_path_factory):
     folder = tmp_path_factory.mktemp("surge-backend")
     server = BackendUnderTest(chain, own_database_url(folder, "surge"), folder / "backend.log")
     server.settings.update(LIMITS)
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(server)
 
 
 @pytest.fixture(scope="module")
