@@ -3,7 +3,6 @@ object, so a larger one is refused with 413 before it is read into memory or par
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citypay.core.errors import ApiError, PassedThrough
@@ -33,8 +32,7 @@ class BodySizeLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             refused = too_large(self.limit)
-            response = JSONResponse(refused.body(), status_code=refused.status_code)
-            await response(scope, receive, send)
+            await refused.response()(scope, receive, send)
             return
         received = 0
 

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from limits import RateLimitItem
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citypay.core.config import parse_limits
@@ -120,10 +119,7 @@ class RateLimitMiddleware:
                 digest = hashlib.blake2b(token, digest_size=16).hexdigest()
                 refused = limits.refusal(limits.per_key, "key", digest, "this API key or session")
         if refused is not None:
-            response = JSONResponse(
-                refused.body(), status_code=refused.status_code, headers=refused.headers
-            )
-            await response(scope, receive, send)
+            await refused.response()(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

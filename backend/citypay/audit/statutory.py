@@ -212,17 +212,17 @@ class StatutoryTally:
         city = self._city(code)
         figures = dict(city.figures)
         period = self.period
+        supply = {"start": 0, "end": 0}
         for issuance in books.issuances:
+            minted = issuance.amount + issuance.incentive
             if period.holds(issuance.block_time):
                 figures["general_charges"] += 1
                 figures["sales"] += issuance.amount
                 figures["incentive"] += issuance.incentive
-                figures["general_issued"] += issuance.amount + issuance.incentive
-        supply = {"start": 0, "end": 0}
-        for issuance in books.issuances:
+                figures["general_issued"] += minted
             for edge, moment in (("start", period.start), ("end", period.end)):
                 if issuance.block_time < moment:
-                    supply[edge] += issuance.amount + issuance.incentive
+                    supply[edge] += minted
         kinds = {
             "cash_out": ("cash_outs", "cashed_out"),
             "resident_refund": ("resident_refunds", "resident_refunded"),

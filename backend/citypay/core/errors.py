@@ -49,6 +49,10 @@ class ApiError(Exception):
             error["accepted"] = self.accepted
         return {"error": error}
 
+    def response(self) -> JSONResponse:
+        """The answer in the API's error shape, with the refusal's headers (Retry-After)."""
+        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
+
 
 class PassedThrough(StarletteHTTPException):
     """An ApiError raised where only an HTTPException gets through: while FastAPI reads a body,
@@ -195,12 +199,11 @@ def _allowed_methods(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+        return error.response()
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
-        refused = validation_refusal(error)
-        return JSONResponse(refused.body(), status_code=refused.status_code)
+        return validation_refusal(error).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

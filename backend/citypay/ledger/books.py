@@ -272,7 +272,7 @@ class CityBooks:
     @property
     def owed(self) -> int:
         """The supply plus the payout of pending redemptions: the KRW the custody must hold."""
-        return self.minted - self.destroyed + self.figures.outstanding
+        return self.supply + self.figures.outstanding
 
     def note_owed(self, block_time: int) -> None:
         if self.owed_times and self.owed_times[-1] == block_time:
