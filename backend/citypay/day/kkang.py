@@ -123,7 +123,7 @@ def report(day: Day) -> None:
         "linking to its events"
     )
     settings = day.backend.settings
-    directory = next(w.address for w in day.deployment.watched_contracts() if w.kind == "directory")
+    directory = day.deployment.directory.address
     chain = f"--rpc-url {settings['RPC_URL']} --directory {directory}"
     audit = ".venv-backend/bin/python -m citypay.audit"
     day.console.print(
