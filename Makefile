@@ -6,7 +6,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solc
 export PATH := $(CURDIR)/.toolchain/bin:$(CURDIR)/.venv/bin:$(PATH)
 BROWNIE := .venv/bin/brownie
 
-.PHONY: setup compile abi day contract-day test backend-test backend-test-run lint gas bench-relay bench-audit bench-listener bench-fraud audit lock chain-start chain-stop chain-status chain-reset deploy city
+.PHONY: setup compile abi day cluster contract-day test backend-test backend-test-run lint gas bench-relay bench-audit bench-listener bench-fraud audit lock chain-start chain-stop chain-status chain-reset deploy city
 
 setup:
 	@scripts/toolchain/setup.sh
@@ -23,6 +23,14 @@ abi: setup
 # the HTTP API, then keeps serving until Ctrl-C (DAY_ARGS=--no-serve ends after the summary).
 day: setup
 	.venv-backend/bin/python -m citypay.day $(DAY_ARGS)
+
+# The day on PostgreSQL with CLUSTER_REPLICAS backend replicas behind one address (its own chain
+# and files under data/cluster/): docs/operations.md.
+CLUSTER_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/citypay_cluster
+CLUSTER_REPLICAS ?= 3
+cluster: setup
+	DATABASE_URL=$(CLUSTER_DATABASE_URL) CITYPAY_REPLICAS=$(CLUSTER_REPLICAS) \
+	  CITYPAY_DAY_DATA=$(CURDIR)/data/cluster .venv-backend/bin/python -m citypay.day $(DAY_ARGS)
 
 # The contracts alone on a fresh Brownie chain: the same day, contract call by contract call.
 contract-day: setup

@@ -301,7 +301,12 @@ class BackendUnderTest(BackendProcess):
     Fixtures and tests add to `settings` before start() (BANK_URL, CITYPAY_CRASH_AT)."""
 
     def __init__(
-        self, chain: ChainUnderTest, database_url: str, log_path: Path, port: int | None = None
+        self,
+        chain: ChainUnderTest,
+        database_url: str,
+        log_path: Path,
+        port: int | None = None,
+        replicas: int = 1,
     ) -> None:
         self.chain = chain
         self.database_url = database_url
@@ -320,6 +325,7 @@ class BackendUnderTest(BackendProcess):
                 "RATE_LIMIT_PER_WALLET": "",
             },
             log_path,
+            replicas=replicas,
         )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from citypay.admin.service import DashboardService
 from citypay.api.body_limit import BodySizeLimit
 from citypay.api.openapi import documented, serve_openapi
+from citypay.api.replica import ReplicaDuties
 from citypay.api.routes import (
     admin,
     alerts,
@@ -42,7 +43,6 @@ from citypay.core.config import Settings, get_settings
 from citypay.core.errors import install_error_handlers
 from citypay.core.logs import configure_logging
 from citypay.core.worker import Worker
-from citypay.db.lease import LeaseHeld, ProcessLease
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
@@ -161,44 +161,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         platform = build_platform(settings)
-        # One sending backend (and one listener) per database until the duties are shared out
-        # among replicas: a second one stops here, naming the holder (db/lease.py).
-        leases = [ProcessLease(platform.db, "backend")]
-        if platform.listener is not None:
-            leases.append(ProcessLease(platform.db, "listener"))
-        taken = []
-        try:
-            for lease in leases:
-                lease.acquire()
-                taken.append(lease)
-        except LeaseHeld as held:
-            for lease in taken:
-                lease.release()
-            log.critical("backend not started: %s", held)
-            raise
-        for lease in leases:
-            lease.start_renewing()
         platform.rate_limits = rate_limits
         platform.payments.wallet_limit = rate_limits.wallet_refusal
         app.state.platform = platform
         registry.register(PlatformCollector(platform.db, sorted(platform.deployment.cities)))
         if platform.listener is not None:
             registry.register(ListenerCollector(platform.listener))
-        if platform.relayer is not None:
-            platform.relayer.start()
-            platform.refunds.worker.start()  # sends refunds a restart left accepted or submitted
-        platform.follower.start()  # what the chain kept or lost of every account's transactions
-        platform.charging.worker.start()  # issues deposits left pending, e.g. by a crash
-        platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
-        if platform.reserve_worker is not None:
-            platform.reserve_worker.start()  # the bank's statements, on the schedule
-        if platform.listener is not None:
-            platform.fraud.attach(platform.listener)  # catches up with the stored events first
-            # After the fraud rules: when the dashboard hears of a block, its alerts are stored.
-            platform.dashboard.follow(platform.listener)
-            platform.listener.start()
-        else:  # the listener runs as its own process: follow its checkpoint
-            platform.dashboard.follow_database(settings.LISTENER_POLL_INTERVAL)
+        # The sending and following duties run in one replica of the database at a time; the
+        # others serve requests and stand by (api/replica.py).
+        duties = ReplicaDuties(platform)
+        duties.start()
+        platform.replica = duties
         log.info(
             "backend started",
             extra={
@@ -207,22 +180,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "database": platform.db.engine.url.get_backend_name(),
                 "listener": platform.listener is not None,
                 "relayer": platform.relayer is not None,
+                "duties": duties.role,
             },
         )
         yield
-        if platform.listener is not None:
-            platform.listener.stop()
-        platform.dashboard.stop()
-        if platform.reserve_worker is not None:
-            platform.reserve_worker.stop()
-        platform.cashouts.worker.stop()
-        platform.charging.worker.stop()
-        platform.follower.stop()
-        if platform.relayer is not None:
-            platform.refunds.worker.stop()
-            platform.relayer.stop()
-        for lease in leases:
-            lease.release()
+        duties.stop()
 
     app = FastAPI(
         title="City token platform",

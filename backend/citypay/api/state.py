@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from citypay.admin.service import DashboardService
 from citypay.api.surge import PaymentIntake, RateLimits
@@ -23,6 +24,9 @@ from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.refund.service import RefundService
 from citypay.reserve.attester import ReserveAttester
+
+if TYPE_CHECKING:  # api/replica.py runs a Platform's duties
+    from citypay.api.replica import ReplicaDuties
 
 
 @dataclass
@@ -50,3 +54,5 @@ class Platform:
     intake: PaymentIntake | None = None
     # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
     reserve_worker: Worker | None = None
+    # Whether this replica runs the sending and following duties or stands by (api/replica.py).
+    replica: ReplicaDuties | None = None

@@ -70,6 +70,13 @@ class Settings(LogSettings):
     # the database's 64-bit integers (a wallet may sign any uint256, e.g. 2**64).
     RELAY_MAX_VALIDITY: int = Field(default=86_400, ge=60)
 
+    # Replicas (api/replica.py): the one holding the database's lease runs the relayer, the
+    # workers and the listener, renewing it every LEASE_RENEW seconds for LEASE_TTL seconds; the
+    # others try to take it every LEASE_RENEW seconds. A holder killed on another host is
+    # replaced within LEASE_TTL + LEASE_RENEW seconds, one killed on the same host at once.
+    LEASE_TTL: float = Field(default=4.0, gt=0)
+    LEASE_RENEW: float = Field(default=1.0, gt=0)
+
     # The chain event listener (citypay.listener): run inside the API process, or not when it runs
     # as its own (python -m citypay.listener). It reads up to the head less LISTENER_CONFIRMATIONS
     # blocks (0 on an instant-finality chain such as QBFT), rescans LISTENER_RESCAN_MARGIN blocks
@@ -146,6 +153,15 @@ class Settings(LogSettings):
         if isinstance(value, str):
             return tuple(code.strip() for code in value.split(",") if code.strip())
         return value
+
+    @model_validator(mode="after")
+    def _lease_renewed_before_it_expires(self) -> Settings:
+        if self.LEASE_RENEW >= self.LEASE_TTL:
+            raise ValueError(
+                f"LEASE_RENEW ({self.LEASE_RENEW} s) must be below LEASE_TTL "
+                f"({self.LEASE_TTL} s): a lease renewed after it expired is lost"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

@@ -12,6 +12,10 @@ summary checked against the chain, the alerts, the dashboard's address and the a
 commands, and the platform keeps serving until Ctrl-C (--no-serve, or CITYPAY_DAY_NO_SERVE=1,
 ends it there: for tests and CI).
 
+Replicas: CITYPAY_REPLICAS (1) backend processes serve behind the one address, one of them
+sending and following the chain, the others standing by for it; more than one needs PostgreSQL
+(DATABASE_URL), as `make cluster` sets.
+
 Ports and folders: the chain's port is CITY_CHAIN_PORT (8546), the backend's CITYPAY_PORT (8000),
 the sandbox bank's CITYPAY_BANK_PORT (8548); the chain's state, the manifest, the bank's books and
 the backend's SQLite database live under --data-dir (CITYPAY_DAY_DATA, default data/), so a
@@ -29,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool
+from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool, create_database
 from citypay.day.script import Day
 
 PORT = int(os.environ.get("CITYPAY_PORT", "8000"))
+REPLICAS = int(os.environ.get("CITYPAY_REPLICAS", "1"))
 BANK_PORT = int(os.environ.get("CITYPAY_BANK_PORT", "8548"))
 
 
@@ -53,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     data = args.data_dir.resolve()
+    database_url = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{data / 'backend' / 'citypay.sqlite3'}"
+    )
+    if REPLICAS > 1 and not database_url.startswith("postgresql"):
+        parser.error(
+            f"CITYPAY_REPLICAS={REPLICAS} needs PostgreSQL: SQLite runs one backend process; set "
+            "DATABASE_URL=postgresql+psycopg://... (make cluster does)"
+        )
+    if database_url.startswith("postgresql"):
+        create_database(database_url)
 
     # The chain tools put the manifest beside the chain's folder: <data>/deployments/.
     chain_settings = {"CITY_CHAIN_DATA": str(data / "chain")}
@@ -66,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = BackendProcess(
         PORT,
         {
-            "DATABASE_URL": os.environ.get(
-                "DATABASE_URL", f"sqlite:///{data / 'backend' / 'citypay.sqlite3'}"
-            ),
+            "DATABASE_URL": database_url,
             "RPC_URL": chain["rpc_url"],
             "MANIFEST_PATH": str(manifest),
             "BANK_URL": bank.url,
@@ -76,10 +89,15 @@ def main(argv: list[str] | None = None) -> int:
             "BANK_WEBHOOK_SECRET": os.environ.get("BANK_WEBHOOK_SECRET") or secrets.token_hex(32),
         },
         data / "backend" / "backend.log",
+        replicas=REPLICAS,
     )
     (data / "backend").mkdir(parents=True, exist_ok=True)
     backend.start()
-    print(f"backend: {backend.url} (OpenAPI docs at {backend.url}/docs, log {backend.log_path})")
+    replicas = f", {REPLICAS} replicas" if REPLICAS > 1 else ""
+    print(
+        f"backend: {backend.url}{replicas} (OpenAPI docs at {backend.url}/docs, "
+        f"log {backend.log_path})"
+    )
     # A service manager (or kill) stops the day with SIGTERM: stop the backend and the bank as
     # Ctrl-C does, rather than leaving them running without their parent.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[3]
 CHAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -34,6 +36,22 @@ def chain_tool(*args: str, env: dict | None = None, timeout: float = 600) -> str
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
+
+
+def create_database(url: str) -> None:
+    """Creates the PostgreSQL database `url` names when its server lacks it."""
+    target = make_url(url)
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            exists = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            )
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        server.dispose()
 
 
 def listener_process(settings: dict, log_path: Path) -> subprocess.Popen:
@@ -120,10 +138,16 @@ class SandboxBank(ServiceProcess):
 class BackendProcess(ServiceProcess):
     """The backend as a real uvicorn process, with its settings in the environment."""
 
-    def __init__(self, port: int, settings: dict, log_path: Path) -> None:
+    def __init__(self, port: int, settings: dict, log_path: Path, replicas: int = 1) -> None:
         args = ["uvicorn", "--factory", "citypay.api.app:app", "--host", "127.0.0.1"]
+        # Replicas as uvicorn's worker processes: one address, each process a replica of its own
+        # (api/replica.py), and uvicorn starts a worker again when one dies.
+        workers = ["--workers", str(replicas)] if replicas > 1 else []
         super().__init__(
-            [*args, "--port", str(port), "--log-level", "warning"], port, settings, log_path
+            [*args, "--port", str(port), "--log-level", "warning", *workers],
+            port,
+            settings,
+            log_path,
         )
 
     def api_key(self, name: str, role: str, city: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """One holder at a time of a duty over a database: the backend that sends (its relayer, outbox,
-workers), or the listener that writes the chain's index. Two of either on one database would
-send under the same nonces or index the same blocks twice; until the duties are shared out among
-replicas, a second one is refused at start with who holds the duty.
+workers), or the listener that writes the chain's index. Two of either at once would send the
+same payments twice or index the same blocks twice. A second backend on PostgreSQL stands by for
+the lease (api/replica.py); on SQLite, and for a second listener process, it is refused at start
+with who holds the duty.
 
 A lease is a row (`leases`) naming its holder and when it expires. The holder renews it every
 `renew` seconds for `ttl` seconds; a holder that stops renewing (killed, its host down) loses it
@@ -45,7 +46,11 @@ class Lease(Base):
 
 
 class LeaseHeld(RuntimeError):
-    """Another live process holds the lease."""
+    """Another live process holds the lease (`holder`, as the leases table names it)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -116,13 +121,13 @@ class ProcessLease:
                     )
                     session.flush()
                 except IntegrityError:
-                    raise LeaseHeld(self._held_by("another process", 0.0, self.ttl)) from None
+                    raise self._held_by("another process", 0.0, self.ttl) from None
                 return
             holder = Holder.parse(current.holder)
             free = current.expires_at < now or (holder is not None and holder.gone())
             if not free:
                 renewed_ago, expires_in = now - current.renewed_at, current.expires_at - now
-                raise LeaseHeld(self._held_by(current.holder, renewed_ago, expires_in))
+                raise self._held_by(current.holder, renewed_ago, expires_in)
             # Taken from the holder read, and only if nobody took it meanwhile.
             taken = session.execute(
                 update(Lease)
@@ -130,16 +135,17 @@ class ProcessLease:
                 .values(holder=me, expires_at=now + self.ttl, renewed_at=now)
             ).rowcount
             if taken != 1:
-                raise LeaseHeld(self._held_by("another process", 0.0, self.ttl))
+                raise self._held_by("another process", 0.0, self.ttl)
         log.info("%s lease taken over from %s", self.name, current.holder)
 
-    def _held_by(self, holder: str, renewed_ago: float, expires_in: float) -> str:
-        return (
+    def _held_by(self, holder: str, renewed_ago: float, expires_in: float) -> LeaseHeld:
+        message = (
             f"the {self.name} lease of this database is held by {holder} (renewed "
             f"{renewed_ago:.0f} s ago): one {self.name} process per database. Stop it "
             f"first; if it was killed on another host, its lease expires in {expires_in:.0f} s "
             "unless renewed"
         )
+        return LeaseHeld(message, holder)
 
     def start_renewing(self) -> None:
         self._thread = threading.Thread(

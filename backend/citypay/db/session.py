@@ -36,6 +36,11 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def is_sqlite(self) -> bool:
+        """SQLite runs as one process; PostgreSQL may have any number of replicas."""
+        return self.engine.url.get_backend_name() == "sqlite"
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""

@@ -3,8 +3,9 @@
 The checks that need only the authorization run as the request comes in. Then one thread (the
 acceptor) takes every payment queued meanwhile and, for the lot, reads the database (payments
 already recorded, amounts in flight, invoices), reads the chain in one batch, and records the
-accepted ones in one commit: a payment is answered once it is committed, and the acceptor being
-the process's only writer of new payments keeps each payer's amounts in flight exact.
+accepted ones in one commit: a payment is answered once it is committed. Each payer's amounts
+in flight stay exact whatever the number of replicas: the commit holds a lock on each of its
+payers (db/locks.py), so an acceptor of another replica reads them only after it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from citypay.chain.deployment import City, Deployment
 from citypay.core.config import Settings
 from citypay.core.errors import ApiError, Conflict, NotFound
 from citypay.core.validity import Validity
+from citypay.db.locks import lock_key, locked_session
 from citypay.db.models import aware, utcnow
 from citypay.db.session import Database
 from citypay.payments.checks import (
@@ -56,6 +58,10 @@ class _Offer:
     @property
     def key(self) -> tuple[str, str, str]:
         return self.city.code, self.authorization.from_, _hex(self.authorization.nonce)
+
+    @property
+    def payer_lock(self) -> int:
+        return lock_key("payer", self.city.code, self.authorization.from_)
 
 
 class PaymentService:
@@ -108,8 +114,9 @@ class PaymentService:
 
     def _accept_group(self, group: list[Queued]) -> None:
         try:
-            with self.db.session() as session:
-                outcomes = self._record(session, [q.item for q in group])
+            offers = [q.item for q in group]
+            with locked_session(self.db, (o.payer_lock for o in offers)) as session:
+                outcomes = self._record(session, offers)
         except IntegrityError:
             # Another process recorded one of these payments, or paid one of these invoices,
             # since they were read: each again on its own, to answer each with the database's

@@ -17,6 +17,7 @@ from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 from citypay.core.validity import Validity
 from citypay.core.worker import Worker
+from citypay.db.locks import lock_key, locked_session
 from citypay.db.session import Database
 from citypay.refund.checks import (
     chain_refusal,
@@ -71,7 +72,10 @@ class RefundService:
             "refundableAmount", refund.payer, refund.merchant, refund.payment_id
         )
         try:
-            with self.db.session() as session:
+            # What is left to refund of the payment, read and spent under its lock: two refunds
+            # of one payment at once, on any replicas, cannot both take the same amount.
+            payment = lock_key("refund", city.code, refund.payer, refund.payment_id.hex())
+            with locked_session(self.db, [payment]) as session:
                 refusal = in_flight_refusal(session, city, refund, refundable)
                 if refusal is not None:
                     raise refusal

@@ -1,15 +1,35 @@
-"""Liveness and the chain the backend serves: 503 while the chain node does not answer, so a
-load balancer sends no payment to a backend that cannot check it."""
+"""Liveness and readiness for load balancers and operators.
+
+`/health`: the chain the backend serves, 503 while its node does not answer, so a balancer sends
+no payment to a backend that cannot check it. `/ready`: the same and the database too: a replica
+that cannot reach the database can record nothing, so it is taken out of the balancer's pool.
+Both say whether this replica runs the sending duties or stands by (api/replica.py).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from citypay.api.deps import PlatformDep
+from citypay.api.state import Platform
 from citypay.chain.rpc import RETRY_AFTER_SECONDS, ChainUnavailable
 
 router = APIRouter(tags=["health"])
+
+
+def _state(platform: Platform) -> dict:
+    return {
+        "chainId": platform.deployment.chain_id,
+        "cities": sorted(platform.deployment.cities),
+        "duties": platform.replica.role if platform.replica is not None else "standby",
+    }
+
+
+def _unavailable(body: dict) -> JSONResponse:
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @router.get(
@@ -17,13 +37,31 @@ router = APIRouter(tags=["health"])
     responses={503: {"description": "the chain node does not answer"}},
 )
 def health(platform: PlatformDep):
-    base = {"chainId": platform.deployment.chain_id, "cities": sorted(platform.deployment.cities)}
+    base = _state(platform)
     try:
         block = platform.gateway.block_number()
     except ChainUnavailable as unreachable:
-        return JSONResponse(
-            base | {"status": "chain_unavailable", "chain": str(unreachable)},
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        return _unavailable(base | {"status": "chain_unavailable", "chain": str(unreachable)})
     return base | {"status": "ok", "block": block}
+
+
+@router.get(
+    "/ready",
+    responses={503: {"description": "the chain node or the database does not answer"}},
+)
+def ready(platform: PlatformDep):
+    base = _state(platform)
+    try:
+        with platform.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as unreachable:
+        # The error's kind only: its text names the database's host, and /ready is public.
+        cause = type(getattr(unreachable, "orig", None) or unreachable).__name__
+        return _unavailable(
+            base | {"status": "database_unavailable", "database": f"no answer ({cause})"}
+        )
+    try:
+        block = platform.gateway.block_number()
+    except ChainUnavailable as unreachable:
+        return _unavailable(base | {"status": "chain_unavailable", "chain": str(unreachable)})
+    return base | {"status": "ready", "block": block}
