@@ -240,10 +240,11 @@ class OwnNetworkUnderTest(ChainUnderTest):
 
     def _write_configuration(self) -> None:
         config = yaml.safe_load((ROOT / "config" / "cities.yaml").read_text(encoding="utf-8"))
-        names = [name for name in config["accounts"] if name != "relayer"]
+        names = [name for name in config["accounts"] if name not in ("relayer", "relayer-2")]
         backend = ["registrar", "settler"]
         for city in config["cities"]:
             city["roles"]["relayer"] = f"{city['code']}-relayer"
+            city["roles"]["more_relayers"] = []  # one relayer per city, as the guide's
             names.append(f"{city['code']}-relayer")
             backend += [f"{city['code']}-{duty}" for duty in ("relayer", "bank", "compliance")]
         self.accounts = {name: Account.create() for name in names}

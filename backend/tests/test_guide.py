@@ -191,9 +191,10 @@ def fill_in_configuration(folder: Path) -> None:
         for path in keys.glob("*.json")
     }
     config = yaml.safe_load((folder / "config" / "cities.yaml").read_text(encoding="utf-8"))
-    accounts = [name for name in config["accounts"] if name != "relayer"]
+    accounts = [name for name in config["accounts"] if name not in ("relayer", "relayer-2")]
     for city in config["cities"]:
         city["roles"]["relayer"] = f"{city['code']}-relayer"
+        city["roles"]["more_relayers"] = []
         accounts.append(f"{city['code']}-relayer")
     config["accounts"] = {name: held.get(name) or Account.create().address for name in accounts}
     (folder / "config" / "besu.yaml").write_text(

@@ -145,6 +145,20 @@ def test_every_missing_or_wrong_key_is_named_with_its_city_and_duty(own_network,
     assert "gimpo " not in log  # Gimpo's keys are all there
 
 
+def test_a_relayer_of_the_pool_without_its_key_stops_the_start(own_network, tmp_path):
+    # Gimpo's manifest names a second relayer (more_relayers) whose key the keystore lacks.
+    manifest = json.loads(own_network.manifest.read_text())
+    roles = manifest["cities"]["gimpo"]["roles"]
+    second = Account.create().address
+    roles["relayers"] = [roles["relayer"], second]
+    pooled = own_network.manifest.with_name("pooled.json")
+    pooled.write_text(json.dumps(manifest))
+    server = backend_on(own_network, tmp_path, "pool-key", MANIFEST_PATH=str(pooled))
+    log = refused_start(server)
+    assert "(1 problem(s))" in log
+    assert f"gimpo relayer: no key for {second} ({second}) in keystore folder" in log
+
+
 def test_off_the_embedded_chain_the_keys_come_from_a_keystore(own_network, tmp_path):
     server = backend_on(own_network, tmp_path, "no-keystore")
     del server.settings["KEYSTORE_DIR"]

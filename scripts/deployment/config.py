@@ -95,6 +95,10 @@ class RolesConfig(StrictSection):
     settler: AccountName
     # Sends the relayer's payment batches (transferWithAuthorizationBatch).
     relayer: AccountName
+    # More accounts that send payment batches, in turn with `relayer`, each holding the token's
+    # RELAYER_ROLE: a node limits each sender's pending transactions (Besu's
+    # --tx-pool-limit-by-account-percentage), so a busy city spreads its batches over several.
+    more_relayers: list[AccountName] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _recovery_takes_two(self) -> RolesConfig:
@@ -104,6 +108,18 @@ class RolesConfig(StrictSection):
                 "proposed by compliance and executed by the registrar, never by one account"
             )
         return self
+
+    @model_validator(mode="after")
+    def _each_relayer_once(self) -> RolesConfig:
+        relayers = self.holders("relayer")
+        repeated = sorted({name for name in relayers if relayers.count(name) > 1})
+        if repeated:
+            raise ValueError(f"relayer {repeated[0]!r} is named twice (relayer, more_relayers)")
+        return self
+
+    def holders(self, duty: str) -> list[AccountName]:
+        """The accounts a duty of SUITE_ROLES names: one, or the relayer and more_relayers."""
+        return [getattr(self, duty), *(self.more_relayers if duty == "relayer" else [])]
 
     @field_validator("issuers")
     @classmethod
@@ -115,7 +131,8 @@ class RolesConfig(StrictSection):
         return issuers
 
 
-ROLE_DUTIES = tuple(RolesConfig.model_fields)
+# The duties that name one account each (issuers and more_relayers name lists).
+ROLE_DUTIES = tuple(d for d in RolesConfig.model_fields if d not in ("issuers", "more_relayers"))
 
 
 class CustodyConfig(StrictSection):
@@ -210,10 +227,9 @@ class PlatformConfig(StrictSection):
         for city in self.cities:
             roles = city.roles
             at = f"cities[{city.code}].roles"
-            references += [
-                (f"{at}.{duty}", getattr(roles, duty)) for duty in ROLE_DUTIES if duty != "issuers"
-            ]
+            references += [(f"{at}.{duty}", getattr(roles, duty)) for duty in ROLE_DUTIES]
             references += [(f"{at}.issuers.account", issuer.account) for issuer in roles.issuers]
+            references += [(f"{at}.more_relayers", name) for name in roles.more_relayers]
             if city.custody is not None:
                 references.append((f"cities[{city.code}].custody.signer", city.custody.signer))
         return references

@@ -396,12 +396,12 @@ class Deployment:
                 issuer_admin = self.deployer
 
         for duty, grants in SUITE_ROLES.items():
-            holder = self.config.address(getattr(roles, duty))
+            holders = {self.config.address(name) for name in roles.holders(duty)}
             for kind, role in grants:
                 wanted = (
                     self._desired_admins(roles.city_admin)
                     if role == DEFAULT_ADMIN_ROLE
-                    else {holder}
+                    else holders
                 )
                 self._grant(plan, Ref(city.code, kind), role, wanted)
         for address, allowance in new_issuers.items():
@@ -520,7 +520,7 @@ class Deployment:
             return {self.config.address(i.account) for i in roles.issuers}
         for duty, grants in SUITE_ROLES.items():
             if (ref.kind, role) in grants:
-                return {self.config.address(getattr(roles, duty))}
+                return {self.config.address(name) for name in roles.holders(duty)}
         return None
 
     def _after_step4(self) -> dict[tuple[Ref, str], set[str]]:
@@ -704,6 +704,8 @@ class Deployment:
             entry.name, entry.local_name, entry.symbol = city.name, city.local_name, city.symbol
             roles = {duty: config.address(getattr(city.roles, duty)) for duty in SUITE_ROLES}
             roles["issuers"] = [config.address(i.account) for i in city.roles.issuers]
+            # Every account that sends the city's payment batches, `relayer` first.
+            roles["relayers"] = [config.address(name) for name in city.roles.holders("relayer")]
             entry.roles = roles
             entry.custody = (
                 {

@@ -72,15 +72,17 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     gateway = deployment.gateway
     outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
     duties = DutySenders(keys, outbox)
-    # Each city's batches go out from its own relayer, the holder of its token's RELAYER_ROLE.
-    relayers = {code: keys.of(code, "relayer") for code in deployment.cities}
+    # Each city's batches go out from its own relayers, the holders of its token's RELAYER_ROLE;
+    # its refunds from the first of them.
+    relayer_pools = {code: keys.pool(code, "relayer") for code in deployment.cities}
+    relayers = {code: pool[0] for code, pool in relayer_pools.items()}
     relayer = None
     if run_relayer:
         relayer = Relayer(
             db,
             deployment,
             outbox,
-            relayers,
+            relayer_pools,
             batch_size=settings.RELAY_BATCH_SIZE,
             interval=settings.RELAY_INTERVAL,
         )

@@ -55,13 +55,15 @@ class Duty:
 
 
 def duty_addresses(deployment: Deployment) -> list[Duty]:
-    """Every (city, duty, address) the backend signs for, in the served cities."""
+    """Every (city, duty, address) the backend signs for, in the served cities: one account a
+    duty, but the relayer's pool (`relayers`, the relayer first)."""
     duties = []
     for code, city in sorted(deployment.cities.items()):
         for duty in DUTIES:
             holder = _holder(city.roles, duty)
             if holder:
-                duties.append(Duty(code, duty, holder))
+                pool = city.roles.get("relayers") if duty == "relayer" else None
+                duties += [Duty(code, duty, address) for address in pool or [holder]]
     return duties
 
 
@@ -113,7 +115,9 @@ class DutyKeys:
     """The unlocked key of every duty of every served city."""
 
     def __init__(self, duties: list[Duty], accounts: dict[str, LocalAccount]) -> None:
-        self._duties = {(d.city, d.duty): d.address for d in duties}
+        self._pools: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for d in duties:
+            self._pools[(d.city, d.duty)].append(d.address)
         self._holders = {(d.duty, d.address) for d in duties}
         self._accounts = accounts
 
@@ -154,17 +158,21 @@ class DutyKeys:
         return cls(duties, accounts)
 
     def of(self, city: str, duty: str) -> LocalAccount:
-        """The key of `duty` in `city`."""
-        try:
-            return self._accounts[self._duties[(city, duty)]]
-        except KeyError:
-            raise SigningKeyError(f"the backend holds no {duty} key for city {city}") from None
+        """The key of `duty` in `city` (the first of a pool)."""
+        return self.pool(city, duty)[0]
+
+    def pool(self, city: str, duty: str) -> list[LocalAccount]:
+        """Every key of `duty` in `city`: one, or the relayer's pool."""
+        addresses = self._pools.get((city, duty))
+        if not addresses:
+            raise SigningKeyError(f"the backend holds no {duty} key for city {city}")
+        return [self._accounts[address] for address in addresses]
 
     def account(self, duty: str, address: str) -> LocalAccount:
         """The key of `address`, which must hold `duty` in a served city."""
         if (duty, address) not in self._holders:
             raise SigningKeyError(
                 f"{address} is not a {duty} of the cities this backend serves "
-                f"({', '.join(sorted({c for c, _ in self._duties}))})"
+                f"({', '.join(sorted({c for c, _ in self._pools}))})"
             )
         return self._accounts[address]

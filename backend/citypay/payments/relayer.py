@@ -1,5 +1,8 @@
-"""The relayer: sends accepted payments in batches, each city's from that city's relayer account
-(the holder of its token's RELAYER_ROLE), through the outbox.
+"""The relayer: sends accepted payments in batches, each city's from that city's relayer accounts
+(the holders of its token's RELAYER_ROLE), through the outbox. A round's batches go out from the
+city's accounts in turn, the first account first: a node limits how many pending transactions
+one sender may have (Besu), so a busy round spreads over the pool, while a quiet city sends from
+its first relayer alone.
 
 Exactly once, across crashes and rollbacks: a batch transaction is signed and recorded in the
 outbox (chain/outbox.py) and its payments marked submitted in one database transaction, and only
@@ -19,7 +22,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select, update
@@ -74,7 +77,7 @@ class Relayer:
         db: Database,
         deployment: Deployment,
         outbox: Outbox,
-        accounts: Mapping[str, LocalAccount],
+        accounts: Mapping[str, Sequence[LocalAccount]],
         *,
         batch_size: int,
         interval: float,
@@ -83,7 +86,7 @@ class Relayer:
         self.deployment = deployment
         self.outbox = outbox
         self.rpc = outbox.gateway.rpc
-        self.accounts = accounts  # by city code: each city's batches from its own relayer
+        self.accounts = accounts  # by city code: each city's batches from its own relayers
         self.batch_size = batch_size
         self.interval = interval
         self._stop = threading.Event()
@@ -167,18 +170,20 @@ class Relayer:
             for payment in accepted:
                 by_city[payment.city].append(payment)
         for city_code, payments in by_city.items():
-            for start in range(0, len(payments), self.batch_size):
-                self._send_batch(city_code, payments[start : start + self.batch_size])
+            pool = self.accounts[city_code]
+            for turn, start in enumerate(range(0, len(payments), self.batch_size)):
+                batch = payments[start : start + self.batch_size]
+                self._send_batch(city_code, pool[turn % len(pool)], batch)
                 sent += 1
         return sent
 
-    def _send_batch(self, city_code: str, payments: list) -> None:
+    def _send_batch(self, city_code: str, account: LocalAccount, payments: list) -> None:
         try:
-            self._record_and_send(city_code, payments)
+            self._record_and_send(city_code, account, payments)
         except _BatchTaken:
             log.info("another relayer took part of a batch of %s; it is not sent", city_code)
 
-    def _record_and_send(self, city_code: str, payments: list) -> None:
+    def _record_and_send(self, city_code: str, account: LocalAccount, payments: list) -> None:
         token = self.deployment.city(city_code).chain.token
         authorizations = [
             (
@@ -195,7 +200,6 @@ class Relayer:
             for p in payments
         ]
         data = token.calldata("transferWithAuthorizationBatch", authorizations)
-        account = self.accounts[city_code]
         with self.db.session() as session:
             record = self.outbox.record(
                 session,
