@@ -135,12 +135,14 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU-seconds of the process and of its live descendants (uvicorn's workers: the replicas)."""
+def _cpu_seconds(pid: int, *, descendants: bool = False) -> float:
+    """CPU-seconds of the process, and of its live descendants if asked (the backend's: uvicorn's
+    workers, the replicas; not the load generator's, whose children are the backend and tills)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    if descendants:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
     ticks, todo = 0, [pid]
     while todo:
         current = todo.pop()
@@ -155,12 +157,13 @@ class CpuMeter:
 
     def __init__(self, **pids: int) -> None:
         self.pids = pids
-        self.start = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        self.start = {name: self._seconds(name) for name in pids}
+
+    def _seconds(self, name: str) -> float:
+        return _cpu_seconds(self.pids[name], descendants=name == "backend")
 
     def used(self) -> dict[str, float]:
-        return {
-            name: round(_cpu_seconds(pid) - self.start[name], 2) for name, pid in self.pids.items()
-        }
+        return {name: round(self._seconds(name) - self.start[name], 2) for name in self.pids}
 
 
 def _node_pid(chain: ChainUnderTest) -> int:
