@@ -5,16 +5,18 @@ changes only while it is in flight (accepted or submitted), and once more when i
 (included or failed): the poll reads the status of the payments in flight (by the status index),
 of those in flight last time that are not any more, and of those recorded since (by id), and
 each stream gets the full payments whose status it has not told yet. Changes made by any process
-(the acceptor, a relayer replica) are seen alike. "Recorded since" goes by id, which follows the
-commit order where one writer records payments (SQLite's single writer, one acceptor); with
-several acceptors on PostgreSQL a payment committed under a lower id after a poll is still seen
-in flight at the next, unless it was also included within that tenth of a second.
+(the acceptor of any replica, the relayer) are seen alike. "Recorded since" goes by id, and ids
+are taken in insert order but committed in any order when several replicas record payments: an
+id below the newest seen that the poll did not find (a gap) is asked for by name at each poll
+until it appears, so a payment committed late is told even if it was already included by then.
+A gap that never fills (an insert rolled back) is given up after GAP_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from sqlalchemy import func, or_, select
@@ -31,6 +33,9 @@ IN_FLIGHT = (PaymentStatus.ACCEPTED, PaymentStatus.SUBMITTED)
 _PAYMENT = tuple(Payment.__table__.columns)
 POLL_SECONDS = 0.1
 BACKLOG = 200
+GAP_SECONDS = 60.0
+# More missing ids than this between two polls is not a late commit but a jump of the sequence.
+LARGEST_GAP = 10_000
 
 
 class _Stream:
@@ -48,6 +53,7 @@ class PaymentFeed:
         self._poller: asyncio.Task | None = None
         self._in_flight: set[int] = set()  # at the last poll
         self._last_id: int | None = None  # the newest payment at the last poll
+        self._gaps: dict[int, float] = {}  # ids below _last_id not seen yet -> when first missed
 
     async def changes(self, city: str, merchant: str) -> AsyncIterator:
         """The merchant's latest payments, then each change of one as it is committed."""
@@ -97,12 +103,27 @@ class PaymentFeed:
                     )
                 )
             )
-            closed = self._in_flight - {row.id for row in rows}
-            if closed:
-                rows += session.execute(select(*columns).where(Payment.id.in_(closed)))
+            seen = {row.id for row in rows}
+            asked = (self._in_flight | self._gaps.keys()) - seen
+            if asked:
+                rows += session.execute(select(*columns).where(Payment.id.in_(asked)))
         self._in_flight = {row.id for row in rows if row.status in IN_FLIGHT}
-        self._last_id = max([self._last_id, *(row.id for row in rows)])
+        self._note_gaps({row.id for row in rows})
         return sorted(rows, key=lambda row: row.id)
+
+    def _note_gaps(self, seen: set[int]) -> None:
+        now = time.monotonic()
+        newest = max([self._last_id, *seen])
+        if newest - self._last_id <= LARGEST_GAP:
+            for missing in range(self._last_id + 1, newest):
+                if missing not in seen:
+                    self._gaps[missing] = now
+        self._last_id = newest
+        self._gaps = {
+            i: since
+            for i, since in self._gaps.items()
+            if i not in seen and now - since < GAP_SECONDS
+        }
 
     async def _deliver(self, rows: list) -> None:
         fresh: dict[_Stream, list[int]] = {}
