@@ -31,14 +31,22 @@ def replicas(chain, bank, tmp_path, request):
     """Starts `count` backends on one fresh database, the first with the duties."""
     started: list[BackendUnderTest] = []
 
-    def start(count: int) -> list[BackendUnderTest]:
+    def start(count: int, *, at_once: bool = False) -> list[BackendUnderTest]:
         database_url = own_database_url(tmp_path, "replicas")
-        for index in range(count):
-            replica = BackendUnderTest(chain, database_url, tmp_path / f"replica-{index}.log")
+        replicas = [
+            BackendUnderTest(chain, database_url, tmp_path / f"replica-{index}.log")
+            for index in range(count)
+        ]
+        for replica in replicas:
             replica.settings["BANK_URL"] = bank.url
-            replica.start()
-            started.append(replica)
-        return started
+        if at_once:  # on a new database: they migrate it together
+            with ThreadPoolExecutor(max_workers=count) as starting:
+                list(starting.map(lambda r: r.start(), replicas))
+        else:
+            for replica in replicas:
+                replica.start()
+        started.extend(replicas)
+        return replicas
 
     yield start
     for replica in started:
@@ -68,6 +76,11 @@ def test_every_replica_serves_payments_and_one_relays_them(replicas, chain, city
         with httpx.Client(base_url=replica.url, timeout=30) as api:
             assert wait_for_status(api, response.json())["status"] == "included"
     assert city.token.functions.balanceOf(merchant.address).call() == before + 3_000
+
+
+def test_replicas_started_together_on_a_new_database_all_serve_and_one_sends(replicas):
+    started = replicas(3, at_once=True)
+    assert sorted(duties(r) for r in started) == ["active", "standby", "standby"]
 
 
 def test_payments_posted_to_two_replicas_at_once_are_held_to_one_balance(
