@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -59,6 +61,12 @@ def _chain_settings(port: int, data_dir: Path) -> dict:
     }
 
 
+@cache
+def _deployed_template() -> Path:
+    """Where this process keeps its first freshly deployed chain for the next ones."""
+    return Path(tempfile.mkdtemp(prefix="deployed-chain-")) / "chain"
+
+
 class ChainUnderTest:
     """The project's anvil on a free port (or `port`) with a fresh state folder, and the three
     cities."""
@@ -72,8 +80,21 @@ class ChainUnderTest:
         self.manifest = data_dir / "manifest.json"
 
     def start_and_deploy(self) -> None:
-        self.start()
-        self.deploy()
+        deployed = _deployed_template() if type(self) is ChainUnderTest else None
+        if deployed is not None and deployed.exists():
+            # The cities as this process deployed them first: its state, manifest and ABIs
+            # (anvil starts from the state file in 0.2 s, where a deployment takes 6 s).
+            shutil.copytree(deployed, self.data_dir, dirs_exist_ok=True)
+            self.start()
+        else:
+            self.start()
+            self.deploy()
+            if deployed is not None:
+                self.stop()  # the node writes its state file on the way out
+                shutil.copytree(
+                    self.data_dir, deployed, ignore=shutil.ignore_patterns("anvil.json", "*.log")
+                )
+                self.start()
         self.w3 = Web3(Web3.HTTPProvider(self.rpc_url))
         self.deployment = Deployment(self.manifest, self.w3, chain_id=self.chain_id)
 
