@@ -39,13 +39,13 @@ def replicas(chain, bank, tmp_path, request):
         ]
         for replica in replicas:
             replica.settings["BANK_URL"] = bank.url
+        started.extend(replicas)  # stopped after, also if another one fails to start
         if at_once:  # on a new database: they migrate it together
             with ThreadPoolExecutor(max_workers=count) as starting:
                 list(starting.map(lambda r: r.start(), replicas))
         else:
             for replica in replicas:
                 replica.start()
-        started.extend(replicas)
         return replicas
 
     yield start
