@@ -8,8 +8,11 @@ Both say whether this replica runs the sending duties or stands by (api/replica.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,6 +21,35 @@ from citypay.api.state import Platform
 from citypay.chain.rpc import RETRY_AFTER_SECONDS, ChainUnavailable
 
 router = APIRouter(tags=["health"])
+
+
+class ServiceState(BaseModel):
+    """What /health and /ready answer, 200 or 503 alike."""
+
+    status: Literal["ok", "ready", "chain_unavailable", "database_unavailable"]
+    chainId: int
+    cities: list[str]
+    duties: Literal["active", "standby"] = Field(
+        description="whether this replica sends and follows the chain or stands by for it"
+    )
+    block: int | None = Field(default=None, description="the chain's newest block (200 only)")
+    chain: str | None = Field(default=None, description="why the chain node does not answer")
+    database: str | None = Field(default=None, description="why the database does not answer")
+
+
+def _unanswered(what: str) -> dict:
+    return {
+        503: {
+            "model": ServiceState,
+            "description": f"{what} does not answer: take this replica out of the pool",
+            "headers": {
+                "Retry-After": {
+                    "description": "seconds to wait before asking again",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
+    }
 
 
 def _state(platform: Platform) -> dict:
@@ -34,7 +66,9 @@ def _unavailable(body: dict) -> JSONResponse:
 
 @router.get(
     "/health",
-    responses={503: {"description": "the chain node does not answer"}},
+    response_model=ServiceState,
+    response_model_exclude_none=True,
+    responses=_unanswered("the chain node"),
 )
 def health(platform: PlatformDep):
     base = _state(platform)
@@ -47,7 +81,9 @@ def health(platform: PlatformDep):
 
 @router.get(
     "/ready",
-    responses={503: {"description": "the chain node or the database does not answer"}},
+    response_model=ServiceState,
+    response_model_exclude_none=True,
+    responses=_unanswered("the chain node or the database"),
 )
 def ready(platform: PlatformDep):
     base = _state(platform)
