@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -42,6 +42,13 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def take_advisory_locks(connection: Connection | Session, keys: Iterable[int]) -> None:
+    """PostgreSQL: a transaction-scoped advisory lock on each key, until the transaction ends."""
+    ordered = sorted(set(keys))
+    if ordered:
+        connection.execute(_ADVISORY_LOCKS, {"keys": ordered})
+
+
 @contextmanager
 def locked_session(db: Database, keys: Iterable[int]) -> Iterator[Session]:
     """A unit of work (Database.session) that holds a lock on each key until it ends."""
@@ -54,6 +61,5 @@ def locked_session(db: Database, keys: Iterable[int]) -> Iterator[Session]:
                 yield session
         return
     with db.session() as session:
-        if ordered:
-            session.execute(_ADVISORY_LOCKS, {"keys": ordered})
+        take_advisory_locks(session, ordered)
         yield session

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from citypay.db.locks import lock_key
+from citypay.db.locks import lock_key, take_advisory_locks
 
 _INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 # Replicas starting together on a new database would each create the tables: the first to take
@@ -21,6 +21,6 @@ def upgrade(engine: Engine) -> None:
     config = Config(str(_INI))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            take_advisory_locks(connection, [_MIGRATION_LOCK])
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -64,6 +64,15 @@ def _unavailable(body: dict) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def _with_chain(platform: Platform, base: dict, status: str):
+    """`base` with the chain's newest block under `status`, or the 503 if its node is down."""
+    try:
+        block = platform.gateway.block_number()
+    except ChainUnavailable as unreachable:
+        return _unavailable(base | {"status": "chain_unavailable", "chain": str(unreachable)})
+    return base | {"status": status, "block": block}
+
+
 @router.get(
     "/health",
     response_model=ServiceState,
@@ -71,12 +80,7 @@ def _unavailable(body: dict) -> JSONResponse:
     responses=_unanswered("the chain node"),
 )
 def health(platform: PlatformDep):
-    base = _state(platform)
-    try:
-        block = platform.gateway.block_number()
-    except ChainUnavailable as unreachable:
-        return _unavailable(base | {"status": "chain_unavailable", "chain": str(unreachable)})
-    return base | {"status": "ok", "block": block}
+    return _with_chain(platform, _state(platform), "ok")
 
 
 @router.get(
@@ -96,8 +100,4 @@ def ready(platform: PlatformDep):
         return _unavailable(
             base | {"status": "database_unavailable", "database": f"no answer ({cause})"}
         )
-    try:
-        block = platform.gateway.block_number()
-    except ChainUnavailable as unreachable:
-        return _unavailable(base | {"status": "chain_unavailable", "chain": str(unreachable)})
-    return base | {"status": "ready", "block": block}
+    return _with_chain(platform, base, "ready")
