@@ -74,8 +74,8 @@ class Settings(LogSettings):
     # workers and the listener, renewing it every LEASE_RENEW seconds for LEASE_TTL seconds; the
     # others try to take it every LEASE_RENEW seconds. A holder killed on another host is
     # replaced within LEASE_TTL + LEASE_RENEW seconds, one killed on the same host at once.
-    LEASE_TTL: float = Field(default=4.0, gt=0)
-    LEASE_RENEW: float = Field(default=1.0, gt=0)
+    LEASE_TTL: float = Field(default=4.0, gt=0, le=3600, allow_inf_nan=False)
+    LEASE_RENEW: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
 
     # The chain event listener (citypay.listener): run inside the API process, or not when it runs
     # as its own (python -m citypay.listener). It reads up to the head less LISTENER_CONFIRMATIONS

@@ -37,7 +37,7 @@ from citypay.day.processes import ROOT, BackendProcess, SandboxBank, chain_tool,
 from citypay.day.script import Day
 
 PORT = int(os.environ.get("CITYPAY_PORT", "8000"))
-REPLICAS = int(os.environ.get("CITYPAY_REPLICAS", "1"))
+REPLICAS = os.environ.get("CITYPAY_REPLICAS", "1")
 BANK_PORT = int(os.environ.get("CITYPAY_BANK_PORT", "8548"))
 
 
@@ -61,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     database_url = os.environ.get(
         "DATABASE_URL", f"sqlite:///{data / 'backend' / 'citypay.sqlite3'}"
     )
-    if REPLICAS > 1 and not database_url.startswith("postgresql"):
+    if not REPLICAS.isdigit() or not 1 <= int(REPLICAS) <= 64:
+        parser.error(f"CITYPAY_REPLICAS={REPLICAS!r}: a whole number of processes, 1 to 64")
+    replicas = int(REPLICAS)
+    if replicas > 1 and not database_url.startswith("postgresql"):
         parser.error(
-            f"CITYPAY_REPLICAS={REPLICAS} needs PostgreSQL: SQLite runs one backend process; set "
+            f"CITYPAY_REPLICAS={replicas} needs PostgreSQL: SQLite runs one backend process; set "
             "DATABASE_URL=postgresql+psycopg://... (make cluster does)"
         )
     if database_url.startswith("postgresql"):
@@ -89,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             "BANK_WEBHOOK_SECRET": os.environ.get("BANK_WEBHOOK_SECRET") or secrets.token_hex(32),
         },
         data / "backend" / "backend.log",
-        replicas=REPLICAS,
+        replicas=replicas,
     )
     (data / "backend").mkdir(parents=True, exist_ok=True)
     backend.start()
-    replicas = f", {REPLICAS} replicas" if REPLICAS > 1 else ""
+    shown = f", {replicas} replicas" if replicas > 1 else ""
     print(
-        f"backend: {backend.url}{replicas} (OpenAPI docs at {backend.url}/docs, "
+        f"backend: {backend.url}{shown} (OpenAPI docs at {backend.url}/docs, "
         f"log {backend.log_path})"
     )
     # A service manager (or kill) stops the day with SIGTERM: stop the backend and the bank as
