@@ -73,6 +73,9 @@ interface ICityRegistry {
     /// (treasury redemption `redemptionId`, of kind Confiscation).
     event AccountConfiscated(address indexed wallet, uint256 indexed redemptionId, uint256 amount, bytes32 reason);
     event MerchantRevenueCapChanged(uint256 oldCap, uint256 newCap);
+    /// @notice Merchants above this annual revenue are not paid with general money (the 2023
+    /// guideline; 3 billion KRW nationally); existing merchants follow at refreshGeneralExclusion.
+    event GeneralRevenueCapChanged(uint256 oldCap, uint256 newCap);
     event CategoryExclusionChanged(uint16 indexed category, bool excluded);
     event BanPeriodChanged(uint64 oldPeriod, uint64 newPeriod);
 
@@ -158,6 +161,14 @@ interface ICityRegistry {
     function bannedUntil(bytes32 businessIdHash) external view returns (uint64);
     function isCategoryExcluded(uint16 category) external view returns (bool);
     function merchantRevenueCap() external view returns (uint256);
+    /// @notice Merchants above this annual revenue may register (up to merchantRevenueCap) and be
+    /// paid with the policy money whose programs allow it, but not with general money. It starts
+    /// at merchantRevenueCap: nobody excluded.
+    function generalRevenueCap() external view returns (uint256);
+    function setGeneralRevenueCap(uint256 cap) external;
+    /// @notice Anyone: marks a merchant in the token by the current general revenue cap (after a
+    /// change of the cap; registration and updates mark it themselves).
+    function refreshGeneralExclusion(address wallet) external;
     function banPeriod() external view returns (uint64);
     function residentCount() external view returns (uint256);
     function merchantCount() external view returns (uint256);

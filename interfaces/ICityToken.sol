@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC3009} from "./IERC3009.sol";
+import {ICityPrograms} from "./ICityPrograms.sol";
 
 /// @title A city's token: 1 token = 1 KRW, held only by registered residents and merchants
 interface ICityToken is IERC20, IERC3009 {
@@ -44,7 +45,10 @@ interface ICityToken is IERC20, IERC3009 {
     event AccountRecovered(address indexed lost, address indexed replacement, uint256 balance);
     /// @notice A recovery of the account was proposed (held: no money moves in or out) or ended.
     event RecoveryHoldSet(address indexed account, bool held);
-    event SuiteLinked(address indexed registry, address indexed treasury);
+    event SuiteLinked(address indexed registry, address indexed treasury, address indexed programs);
+    /// @notice The registry marked a merchant as above (or back under) the city's revenue cap for
+    /// general money: it is paid with policy money its programs allow there, and nothing else.
+    event GeneralMoneyExcluded(address indexed merchant, bool excluded);
 
     /// @notice The movement breaks the city's transfer rules (see CityToken._move).
     error CityTokenTransferNotAllowed(address from, address to);
@@ -141,7 +145,20 @@ interface ICityToken is IERC20, IERC3009 {
 
     function registry() external view returns (address);
     function treasury() external view returns (address);
-    function linkSuite(address registry, address treasury) external;
+    /// @notice The city's money classes: what each resident's balance is made of.
+    function programs() external view returns (ICityPrograms);
+    function linkSuite(address registry, address treasury, ICityPrograms programs) external;
+
+    /// @notice Sends `account`'s expired money back to the city (burned, with the classes' Expired
+    /// events). Anyone may call it; a payment does it first when it needs to.
+    function sweep(address account) external;
+    /// @notice A resident's unexpired general money: what its refund may draw on.
+    function generalBalanceOf(address account) external view returns (uint256);
+    /// @notice Empty when a payment of `value` from `from` to `to` would go through now, else the
+    /// revert data of the error that would refuse it (ask before signing, tell at the till).
+    function paymentRefusal(address from, address to, uint256 value) external view returns (bytes memory);
+    /// @notice ERC-7943's question: would `value` from `from` to `to` go through now.
+    function canTransfer(address from, address to, uint256 value) external view returns (bool);
 
     function pause() external;
     function unpause() external;
@@ -155,6 +172,11 @@ interface ICityToken is IERC20, IERC3009 {
     function recoverAccount(address lost, address replacement) external;
     /// @notice Registry only: holds an account while a recovery of it is pending, or ends the hold.
     function setRecoveryHold(address account, bool held) external;
+    /// @notice Registry only: a merchant above the city's revenue cap for general money, or not.
+    function setGeneralExcluded(address merchant, bool excluded) external;
+    /// @notice The city's CityPrograms only: mints a program's payout to a resident, or returns
+    /// the refusal (revert data) and mints nothing.
+    function issueProgram(address resident, uint256 value) external returns (bytes memory refusal);
 
     /// @notice Treasury only: mints a charge (충전) to a resident.
     function issue(address resident, uint256 value) external;

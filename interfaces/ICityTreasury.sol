@@ -113,6 +113,7 @@ interface ICityTreasury {
     );
     error CityTreasuryEmptyReference();
     error CityTreasuryRateTooHigh(uint256 bps, uint256 maxBps);
+    error CityTreasuryRefundRatioOutOfRange(uint256 bps, uint256 minBps, uint256 maxBps);
     error CityTreasuryInvalidMonth(uint8 month);
     error CityTreasuryOnlyRegistry(address caller);
     error CityTreasuryOnlyToken(address caller);
@@ -181,6 +182,10 @@ interface ICityTreasury {
     function setHoldingCap(uint256 cap) external;
     function setIncentiveBps(uint256 bps) external;
     function setMonthlyIncentiveLimit(uint256 limit) external;
+    /// @notice The share of its charges (basis points, 6,000 to 8,000) a resident must have used
+    /// before it may ask for a refund; 6,000 until the city sets its ordinance's.
+    function refundMinUsedBps() external view returns (uint256);
+    function setRefundMinUsedBps(uint256 bps) external;
     /// @notice Registry only: moves a resident's charge history to its replacement wallet.
     function moveResidentTally(address lost, address replacement) external;
 

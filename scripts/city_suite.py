@@ -1,4 +1,4 @@
-"""Deploys and wires one city's contract suite (token, registry, treasury) with Brownie."""
+"""Deploys and wires one city's suite (token, registry, treasury, programs) with Brownie."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ class CityPolicy:
     # CityRegistry starts at 3 days; the deployment sets the configured delay.
     recovery_delay: int = 3 * DAY
     fiscal_year_start_month: int = 1
+    # General money's validity from purchase: 5 years by law unless the ordinance says otherwise.
+    general_validity: int = 1826 * DAY
+    # Merchants above this annual revenue are not paid with general money (None: the registration
+    # cap, nobody excluded; the 2023 guideline's national figure is 3 billion KRW).
+    general_revenue_cap: int | None = None
+    # The share of its charges a resident must have used to ask for a refund (6,000 to 8,000).
+    refund_min_used_bps: int = 6_000
 
     def treasury_policy(self) -> tuple:
         """The ICityTreasury.Policy struct, in field order."""
@@ -54,6 +61,9 @@ class City:
         policy = self.policy
         return (token, admin, policy.treasury_policy(), policy.fiscal_year_start_month)
 
+    def programs_args(self, token, registry, admin) -> tuple:
+        return (token, registry, admin, self.policy.general_validity)
+
     def registry_args(self, token, treasury, admin) -> tuple:
         policy = self.policy
         return (
@@ -73,6 +83,7 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("token", "DEFAULT_ADMIN_ROLE"),
         ("registry", "DEFAULT_ADMIN_ROLE"),
         ("treasury", "DEFAULT_ADMIN_ROLE"),
+        ("programs", "DEFAULT_ADMIN_ROLE"),
     ),
     "issuer_admin": (("treasury", "ISSUER_ADMIN_ROLE"),),
     "registrar": (("registry", "REGISTRAR_ROLE"),),
@@ -80,6 +91,11 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
     "pauser": (("token", "PAUSER_ROLE"),),
     "relayer": (("token", "RELAYER_ROLE"),),
     "settler": (("treasury", "SETTLER_ROLE"),),
+    # Policy programs (정책발행): the city's policy office defines them, its finance office records
+    # their funding, the backend pays them out; none of the three can do another's part.
+    "program_manager": (("programs", "PROGRAM_MANAGER_ROLE"),),
+    "program_funder": (("programs", "PROGRAM_FUNDER_ROLE"),),
+    "program_payer": (("programs", "PROGRAM_PAYER_ROLE"),),
 }
 
 
@@ -88,31 +104,40 @@ class CitySuite:
     token: object
     registry: object
     treasury: object
+    programs: object
     deployment_blocks: dict = field(default_factory=dict)
 
 
 def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CitySuite:
-    """Deploys the three contracts with `admin` as city admin and links them.
+    """Deploys the four contracts with `admin` as city admin and links them.
 
     `admin` must be able to send transactions: it links the suite, then grants the other roles.
     """
     # The project's containers exist once Brownie has loaded the project; the deployment command
     # imports this module before that.
-    from brownie import CityRegistry, CityToken, CityTreasury
+    from brownie import CityPrograms, CityRegistry, CityToken, CityTreasury
 
     params = {"from": admin, **(tx_params or {})}
     token = CityToken.deploy(*city.token_args(admin), params)
     treasury = CityTreasury.deploy(*city.treasury_args(token, admin), params)
     registry = CityRegistry.deploy(*city.registry_args(token, treasury, admin), params)
-    token.linkSuite(registry, treasury, params)
+    programs = CityPrograms.deploy(*city.programs_args(token, registry, admin), params)
+    token.linkSuite(registry, treasury, programs, params)
+    policy = city.policy
+    if policy.general_revenue_cap is not None:
+        registry.setGeneralRevenueCap(policy.general_revenue_cap, params)
+    if policy.refund_min_used_bps != treasury.refundMinUsedBps():
+        treasury.setRefundMinUsedBps(policy.refund_min_used_bps, params)
     return CitySuite(
         token=token,
         registry=registry,
         treasury=treasury,
+        programs=programs,
         deployment_blocks={
             "token": token.tx.block_number,
             "treasury": treasury.tx.block_number,
             "registry": registry.tx.block_number,
+            "programs": programs.tx.block_number,
         },
     )
 

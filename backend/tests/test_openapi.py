@@ -137,7 +137,7 @@ def test_addresses_card_numbers_pins_and_number_bounds_are_in_the_schema(schema)
     payment = models["AuthorizationIn"]["properties"]
     assert payment["from"]["pattern"] == payment["to"]["pattern"] == "^0x[0-9a-fA-F]{40}$"
     assert "EIP-55" in payment["to"]["description"]
-    assert (payment["value"]["minimum"], payment["value"]["maximum"]) == (1, 2**88 - 1)
+    assert (payment["value"]["minimum"], payment["value"]["maximum"]) == (1, 2**64 - 1)
     assert payment["validBefore"]["maximum"] == 2**256 - 1
     assert "1 day" in payment["validBefore"]["description"]
     card = models["CardPayment"]["properties"]

@@ -3,7 +3,7 @@ has: no server error, and every answer as the document says (status codes, media
 headers, bodies), schema-valid input accepted and invalid input refused. Once without
 credentials and once with each kind of API key, so that both the refusals and what lies behind
 them are exercised. Its boundary values take every number to its documented bound and one past
-it: 2**256 for a uint256, 2**88 for an amount, 2**31 for an id.
+it: 2**256 for a uint256, 2**64 for an amount, 2**31 for an id.
 
 Bounded for CI: FUZZ_EXAMPLES examples per operation and phase (the 'examples' and 'coverage'
 phases first: the boundaries; then random 'fuzzing'), one worker, a fixed seed."""

@@ -5,13 +5,23 @@ pragma solidity 0.8.28;
 /// path reads and writes one slot per party (USDC v2.2 packs its blacklist bit the same way), and
 /// the account's origin, so a refund finds what was paid to or by an earlier wallet of the same
 /// person or business at no cost to the payment path.
-/// Layout: bits 0-87 balance (the token's supply cap is type(uint88).max), bits 88-89 kind
+/// Layout: bits 0-63 balance (the token's supply cap is type(uint64).max), bits 64-85 for a resident
+/// the day (UTC days since 1970) from which some of its general money may have expired, 0 when it
+/// holds none (a lower bound: payments before that day skip the expiry check at no storage cost),
+/// bit 86 classed (a resident holding policy money: its payments go through the money classes),
+/// bit 87 general excluded (a merchant above the city's revenue cap for general money), bits 88-89 kind
 /// (1 resident, 2 merchant), bit 90 active, bit 91 frozen, bit 92 retired (a wallet recovered to a
 /// replacement: never registered or named as a replacement again), bit 93 held (a recovery of it
 /// is pending), bits 96-255 origin (the first wallet of the account's holder once it took part in a
 /// recovery; zero for a wallet that never did, whose origin is itself).
 library AccountWord {
-    uint256 internal constant BALANCE_MASK = type(uint88).max;
+    uint256 internal constant BALANCE_MASK = type(uint64).max;
+    uint256 internal constant EXPIRY_SHIFT = 64;
+    uint256 internal constant EXPIRY_MASK = ((1 << 22) - 1) << 64;
+    uint256 internal constant CLASSED = 1 << 86;
+    uint256 internal constant GENERAL_EXCLUDED = 1 << 87;
+    /// @dev What a resident's word says of its money classes; moves with it on a recovery.
+    uint256 internal constant CLASS_BITS = EXPIRY_MASK | CLASSED;
     uint256 internal constant FLAGS_MASK = 0xFF << 88;
     uint256 internal constant KIND_MASK = 0x3 << 88;
     uint256 internal constant KIND_SHIFT = 88;
@@ -30,6 +40,19 @@ library AccountWord {
 
     function balance(uint256 word) internal pure returns (uint256) {
         return word & BALANCE_MASK;
+    }
+
+    /// @dev Whether a payment from `payer` to `payee` goes through the money classes: the payer
+    /// holds policy money, the payee refuses general money, or some of the payer's general money
+    /// may have expired by `today`.
+    function needsClasses(uint256 payer, uint256 payee, uint256 today) internal pure returns (bool) {
+        return (payer & CLASSED) | (payee & GENERAL_EXCLUDED) != 0 || today >= (payer & EXPIRY_MASK) >> EXPIRY_SHIFT;
+    }
+
+    /// @dev `word` with its class bits as the money classes report them: the expiry day in bits
+    /// 0-21 of `state`, bit 22 classed.
+    function withClasses(uint256 word, uint256 state) internal pure returns (uint256) {
+        return (word & ~CLASS_BITS) | ((state << EXPIRY_SHIFT) & CLASS_BITS);
     }
 
     function flags(uint256 word) internal pure returns (uint256) {

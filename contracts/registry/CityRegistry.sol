@@ -35,6 +35,8 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
     /// @inheritdoc ICityRegistry
     uint256 public merchantRevenueCap;
     /// @inheritdoc ICityRegistry
+    uint256 public generalRevenueCap;
+    /// @inheritdoc ICityRegistry
     uint64 public banPeriod;
     /// @inheritdoc ICityRegistry
     uint256 public residentCount;
@@ -70,6 +72,7 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
         treasury = treasury_;
         _grantRole(DEFAULT_ADMIN_ROLE, cityAdmin);
         _setMerchantRevenueCap(merchantRevenueCap_);
+        _setGeneralRevenueCap(merchantRevenueCap_);
         _setBanPeriod(banPeriod_);
         for (uint256 i; i < excludedCategories.length; ++i) {
             _setCategoryExcluded(excludedCategories[i], true);
@@ -120,6 +123,7 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
         );
         ++merchantCount;
         token.setAccountStatus(wallet, ICityToken.AccountKind.Merchant, true);
+        if (application.annualRevenue > generalRevenueCap) token.setGeneralExcluded(wallet, true);
         emit MerchantRegistered(
             wallet,
             business,
@@ -142,6 +146,14 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
         merchant.region = region;
         merchant.annualRevenue = annualRevenue;
         emit MerchantUpdated(wallet, category, region, annualRevenue);
+        token.setGeneralExcluded(wallet, annualRevenue > generalRevenueCap);
+    }
+
+    /// @inheritdoc ICityRegistry
+    function refreshGeneralExclusion(address wallet) external {
+        Merchant storage merchant = _merchants[wallet];
+        if (merchant.status == Status.None) revert CityRegistryNotMerchant(wallet);
+        token.setGeneralExcluded(wallet, merchant.annualRevenue > generalRevenueCap);
     }
 
     /// @inheritdoc ICityRegistry
@@ -279,6 +291,11 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc ICityRegistry
+    function setGeneralRevenueCap(uint256 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGeneralRevenueCap(cap);
+    }
+
+    /// @inheritdoc ICityRegistry
     function setMerchantRevenueCap(uint256 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setMerchantRevenueCap(cap);
     }
@@ -401,6 +418,11 @@ contract CityRegistry is ICityRegistry, AccessControl, EIP712 {
     function _setMerchantRevenueCap(uint256 cap) private {
         emit MerchantRevenueCapChanged(merchantRevenueCap, cap);
         merchantRevenueCap = cap;
+    }
+
+    function _setGeneralRevenueCap(uint256 cap) private {
+        emit GeneralRevenueCapChanged(generalRevenueCap, cap);
+        generalRevenueCap = cap;
     }
 
     function _setCategoryExcluded(uint16 category, bool excluded) private {

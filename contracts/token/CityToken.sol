@@ -13,13 +13,15 @@ import {AccountWord} from "../libraries/AccountWord.sol";
 import {PaymentRecord} from "../libraries/PaymentRecord.sol";
 import {Refusal} from "../libraries/Refusal.sol";
 import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
+import {ICityPrograms} from "../../interfaces/ICityPrograms.sol";
 
 /// @title City token: a city's local currency (지역화폐), 1 token = 1 KRW
 /// @notice Only registered residents and merchants hold it. A resident pays an active merchant
 /// (plain ERC-20 transfer, invoice payment or EIP-3009 authorization); a merchant refunds the payer
 /// of a payment; the treasury alone mints charges and burns cash-outs, refunds, closing balances of
 /// revoked accounts and confiscations. Every balance change goes through `_tryMove`, which is where
-/// these rules live.
+/// these rules live. What a resident's balance is made of (general money by expiry, policy
+/// programs' money) is kept by the city's CityPrograms, asked only when a payment needs it.
 contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pausable {
     using AccountWord for uint256;
 
@@ -32,7 +34,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         0xc1e907f725bb0c01c48b610694c0a12e6cfcc5007a3dd030f311c68fd051ae19;
 
     /// @dev Keeps every balance and every payment record within their packed bit fields.
-    uint256 public constant MAX_SUPPLY = type(uint88).max;
+    uint256 public constant MAX_SUPPLY = type(uint64).max;
 
     /// @dev What a balance change is; decides which rules apply in `_move`.
     enum Movement {
@@ -43,7 +45,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         Restore,
         Recovery,
         Close,
-        Confiscate
+        Confiscate,
+        Program
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -68,6 +71,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     address public registry;
     /// @inheritdoc ICityToken
     address public treasury;
+    /// @inheritdoc ICityToken
+    ICityPrograms public programs;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTOR
@@ -156,7 +161,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         if (invoiceId == bytes32(0)) revert CityTokenZeroPaymentId();
         if (_authorizations[msg.sender][invoiceId] != 0) revert CityTokenPaymentIdUsed(msg.sender, invoiceId);
         _authorizations[msg.sender][invoiceId] = PaymentRecord.used(merchant, value);
-        _move(msg.sender, merchant, value, Movement.Payment);
+        Refusal.revertIfAny(_tryMove(msg.sender, merchant, value, Movement.Payment, bytes32(0), invoiceId));
         emit Paid(msg.sender, merchant, invoiceId, value);
     }
 
@@ -223,6 +228,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         }
         address resident = currentWallet(payer);
         _move(merchant, resident, value, Movement.Refund);
+        _creditRefund(resident, _paymentKey(payer, resident, merchant, paymentId), value);
         // The refunded payment no longer counts as the resident's use of its charge.
         ICityTreasury(treasury).recordMerchantRefund(resident, value);
         emit Refunded(merchant, payer, paymentId, value);
@@ -403,7 +409,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         // The nonce is the payment id refunds name, and zero names the plain-transfer total: a
         // payment under a zero nonce could never be refunded (pay() refuses a zero id alike).
         if (nonce == bytes32(0)) return abi.encodeWithSelector(CityTokenZeroPaymentId.selector);
-        return _tryMove(from, to, value, Movement.Payment, nonce);
+        return _tryMove(from, to, value, Movement.Payment, nonce, nonce);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -411,12 +417,18 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc ICityToken
-    function linkSuite(address registry_, address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function linkSuite(address registry_, address treasury_, ICityPrograms programs_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
         if (registry != address(0)) revert CityTokenSuiteAlreadyLinked(registry, treasury);
-        if (registry_ == address(0) || treasury_ == address(0)) revert CityTokenZeroAddress();
+        if (registry_ == address(0) || treasury_ == address(0) || address(programs_) == address(0)) {
+            revert CityTokenZeroAddress();
+        }
         registry = registry_;
         treasury = treasury_;
-        emit SuiteLinked(registry_, treasury_);
+        programs = programs_;
+        emit SuiteLinked(registry_, treasury_, address(programs_));
     }
 
     /// @inheritdoc ICityToken
@@ -425,6 +437,13 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         uint256 flags = (uint256(kind) << AccountWord.KIND_SHIFT) | (active ? AccountWord.ACTIVE : 0);
         _accounts[account] = (word & ~(AccountWord.KIND_MASK | AccountWord.ACTIVE)) | flags;
         emit AccountStatusSet(account, kind, active);
+    }
+
+    /// @inheritdoc ICityToken
+    function setGeneralExcluded(address merchant, bool excluded) external onlyRegistry {
+        uint256 word = _accounts[merchant];
+        _accounts[merchant] = excluded ? word | AccountWord.GENERAL_EXCLUDED : word & ~AccountWord.GENERAL_EXCLUDED;
+        emit GeneralMoneyExcluded(merchant, excluded);
     }
 
     /// @inheritdoc ICityToken
@@ -444,7 +463,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         _move(lost, replacement, word.balance(), Movement.Recovery);
         // The status moves too, frozen bit included (a recovery does not lift a freeze); the hold
         // of the pending recovery ends with it.
-        _accounts[replacement] = (_accounts[replacement] | (word.flags() & ~AccountWord.HELD)).withOrigin(first);
+        _accounts[replacement] =
+            (_accounts[replacement] | (word.flags() & ~AccountWord.HELD) | (word & AccountWord.CLASS_BITS)).withOrigin(first);
         _accounts[lost] = AccountWord.withOrigin(AccountWord.RETIRED, first);
         _currentOf[first] = replacement;
         emit AccountRecovered(lost, replacement, word.balance());
@@ -454,6 +474,13 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// @inheritdoc ICityToken
     function issue(address resident, uint256 value) external onlyTreasury {
         _move(address(0), resident, value, Movement.Issue);
+    }
+
+    /// @inheritdoc ICityToken
+    function issueProgram(address resident, uint256 value) external returns (bytes memory refusal) {
+        if (msg.sender != address(programs)) revert CityTokenUnauthorizedSuiteCall(msg.sender);
+        refusal = _tryMove(address(0), resident, value, Movement.Program, bytes32(0), bytes32(0));
+        if (refusal.length == 0) _accounts[resident] |= AccountWord.CLASSED;
     }
 
     /// @inheritdoc ICityToken
@@ -474,6 +501,88 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /*//////////////////////////////////////////////////////////////
                                COMPLIANCE
     //////////////////////////////////////////////////////////////*/
+
+    /*//////////////////////////////////////////////////////////////
+                             MONEY CLASSES
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityToken
+    function sweep(address account) external {
+        uint256 word = _accounts[account];
+        if (word.kind() != 1) return;
+        (bytes memory refusal, uint256 swept) = _draw(account, address(0), 0, word, 0, bytes32(0));
+        Refusal.revertIfAny(refusal);
+        _accounts[account] = swept;
+    }
+
+    /// @inheritdoc ICityToken
+    function generalBalanceOf(address account) external view returns (uint256) {
+        return programs.generalBalanceOf(account);
+    }
+
+    /// @inheritdoc ICityToken
+    function paymentRefusal(address from, address to, uint256 value) public view returns (bytes memory) {
+        if (paused()) return abi.encodeWithSelector(EnforcedPause.selector);
+        uint256 fromWord = _accounts[from];
+        uint256 toWord = _accounts[to];
+        bytes memory refusal = _paymentChecks(from, to, value, fromWord, toWord);
+        if (refusal.length != 0 || !fromWord.needsClasses(toWord, block.timestamp / 1 days)) return refusal;
+        return programs.drawRefusal(from, to, toWord & AccountWord.GENERAL_EXCLUDED == 0, value);
+    }
+
+    /// @inheritdoc ICityToken
+    function canTransfer(address from, address to, uint256 value) external view returns (bool) {
+        return paymentRefusal(from, to, value).length == 0;
+    }
+
+    /// @dev A resident's payment (to a merchant) or redemption (`to` zero) through the money
+    /// classes: they sweep what expired, which is burned here, and take `value` from eligible
+    /// money, or refuse. Returns the refusal, or the resident's word once swept, with its classes.
+    function _draw(address from, address to, uint256 value, uint256 fromWord, uint256 toWord, bytes32 paymentId)
+        private
+        returns (bytes memory, uint256)
+    {
+        address origin = fromWord.origin(from);
+        bytes32 key = to == address(0) ? bytes32(0) : _paymentKey(from, from, to, paymentId);
+        try programs.draw(
+            from, origin, to, toWord & AccountWord.GENERAL_EXCLUDED == 0, fromWord.balance(), value, key
+        ) returns (uint256 expired, uint256 state) {
+            return ("", _burnExpired(from, fromWord, expired).withClasses(state));
+        } catch (bytes memory refusal) {
+            return (refusal, fromWord);
+        }
+    }
+
+    /// @dev Refunded money goes back to the classes it was paid from.
+    function _creditRefund(address resident, bytes32 key, uint256 value) private {
+        uint256 word = _accounts[resident];
+        (uint256 expired, uint256 state) =
+            programs.creditRefund(resident, word.origin(resident), key, value, word.balance());
+        _accounts[resident] = _burnExpired(resident, word, expired).withClasses(state);
+    }
+
+    /// @dev What a refund names a payment by in the money classes: the payer and its id, or for
+    /// plain transfers the running total between payer and merchant.
+    function _paymentKey(address payer, address resident, address merchant, bytes32 paymentId)
+        private
+        view
+        returns (bytes32)
+    {
+        if (paymentId != bytes32(0)) return keccak256(abi.encode(payer, paymentId));
+        return keccak256(abi.encode(_accounts[resident].origin(resident), _accounts[merchant].origin(merchant)));
+    }
+
+    /// @dev Burns money that went back to the city (expired, or returned on a closing) from a
+    /// word read before: returns the word less it.
+    function _burnExpired(address account, uint256 word, uint256 expired) private returns (uint256) {
+        if (expired == 0) return word;
+        // Part of the balance: below it and the supply.
+        unchecked {
+            _supply -= expired;
+        }
+        emit Transfer(account, address(0), expired);
+        return word - expired;
+    }
 
     /// @inheritdoc ICityToken
     function pause() external onlyRole(PAUSER_ROLE) {
@@ -504,7 +613,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// @dev Every ERC-20 movement (transfer, transferFrom) is a payment. OpenZeppelin's `_mint` and
     /// `_burn` also land here and are refused: minting and burning go through the treasury only.
     function _update(address from, address to, uint256 value) internal override {
-        _move(from, to, value, Movement.Payment);
+        Refusal.revertIfAny(_tryMove(from, to, value, Movement.Payment, bytes32(0), bytes32(0)));
         // Both words were just read by _move: two warm reads find the holders' first wallets.
         address payerOrigin = _accounts[from].origin(from);
         address merchantOrigin = _accounts[to].origin(to);
@@ -516,7 +625,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
 
     /// @dev Every balance change but an authorization's: reverts with `_tryMove`'s refusal.
     function _move(address from, address to, uint256 value, Movement movement) private {
-        Refusal.revertIfAny(_tryMove(from, to, value, movement, bytes32(0)));
+        Refusal.revertIfAny(_tryMove(from, to, value, movement, bytes32(0), bytes32(0)));
     }
 
     /// @dev The one place where balances change and the city's rules are applied:
@@ -533,15 +642,24 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     /// It reverts for nothing: a refused movement changes nothing and returns its refusal (the
     /// revert data of the most specific error), an allowed one returns empty bytes. `authorization`
     /// is the nonce of the EIP-3009 authorization a payment uses, or zero: it is marked used once
-    /// the payment is allowed, before the money moves (USDC's order of events).
-    function _tryMove(address from, address to, uint256 value, Movement movement, bytes32 authorization)
-        private
-        returns (bytes memory refusal)
-    {
+    /// the payment is allowed, before the money moves (USDC's order of events). `paymentId` is
+    /// what refunds name a payment by (zero for a plain transfer).
+    /// A resident's money has classes (CityPrograms): a payment goes through them only when the
+    /// payer holds policy money, the merchant refuses general money or the payer's oldest general
+    /// money may have expired (AccountWord.needsClasses); credits of general money are recorded
+    /// there; a redemption, closing or confiscation of a resident always goes through them.
+    function _tryMove(
+        address from,
+        address to,
+        uint256 value,
+        Movement movement,
+        bytes32 authorization,
+        bytes32 paymentId
+    ) private returns (bytes memory refusal) {
         if (paused()) return abi.encodeWithSelector(EnforcedPause.selector);
         if (from == address(0)) {
             uint256 toWord = _accounts[to];
-            if (movement == Movement.Issue) {
+            if (movement == Movement.Issue || movement == Movement.Program) {
                 if (toWord.flags() != AccountWord.PAYER) return _refusal(from, to, 0, toWord);
             } else if (movement != Movement.Restore || toWord.kind() == 0 || toWord.isLocked()) {
                 return _refusal(from, to, 0, toWord);
@@ -550,11 +668,15 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             if (value > MAX_SUPPLY - supply) {
                 return abi.encodeWithSelector(CityTokenSupplyCapExceeded.selector, supply, value, MAX_SUPPLY);
             }
-            // The supply cap bounds every balance below the flag bits.
+            // The supply cap bounds every balance below the class and flag bits.
             unchecked {
                 _supply = supply + value;
-                _accounts[to] = toWord + value;
+                toWord += value;
             }
+            if (movement != Movement.Program && toWord.kind() == 1) {
+                toWord = toWord.withClasses(programs.creditGeneral(toWord.origin(to), value, toWord.balance()));
+            }
+            _accounts[to] = toWord;
         } else {
             uint256 fromWord = _accounts[from];
             uint256 balance = fromWord.balance();
@@ -568,6 +690,18 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
                 } else if (movement != Movement.Confiscate || fromWord.isActive()) {
                     return fromWord.isActive() ? _stillActive(from) : _refusal(from, to, fromWord, 0);
                 }
+                if (fromWord.kind() == 1) {
+                    if (movement == Movement.Redeem) {
+                        // A resident's refund: general money only, what has expired swept first.
+                        (refusal, fromWord) = _draw(from, address(0), value, fromWord, 0, bytes32(0));
+                        if (refusal.length != 0) return refusal;
+                    } else {
+                        // Its registration is over: policy and expired money go back to the city.
+                        uint256 returned = programs.clear(from, fromWord.origin(from), balance);
+                        fromWord = _burnExpired(from, fromWord, returned).withClasses(0);
+                    }
+                    balance = fromWord.balance();
+                }
                 if (balance < value) return _insufficientBalance(from, balance, value);
                 unchecked {
                     _accounts[from] = fromWord - value;
@@ -576,10 +710,12 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             } else {
                 uint256 toWord = _accounts[to];
                 if (movement == Movement.Payment) {
-                    if (fromWord.flags() != AccountWord.PAYER || toWord.flags() != AccountWord.PAYEE) {
-                        return _refusal(from, to, fromWord, toWord);
+                    refusal = _paymentChecks(from, to, value, fromWord, toWord);
+                    if (refusal.length != 0) return refusal;
+                    if (fromWord.needsClasses(toWord, block.timestamp / 1 days)) {
+                        (refusal, fromWord) = _draw(from, to, value, fromWord, toWord, paymentId);
+                        if (refusal.length != 0) return refusal;
                     }
-                    if (value == 0) return abi.encodeWithSelector(CityTokenZeroValue.selector);
                 } else if (movement == Movement.Refund) {
                     if (fromWord.flags() != AccountWord.PAYEE || toWord.flags() != AccountWord.PAYER) {
                         return _refusal(from, to, fromWord, toWord);
@@ -588,7 +724,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
                 } else if (movement != Movement.Recovery) {
                     return _refusal(from, to, fromWord, toWord);
                 }
-                if (balance < value) return _insufficientBalance(from, balance, value);
+                if (movement != Movement.Payment && balance < value) return _insufficientBalance(from, balance, value);
                 if (authorization != bytes32(0)) _markUsed(from, to, value, authorization);
                 // balance >= value; the supply cap keeps the sum of balances below the flag bits. from != to:
                 // payments and refunds join different kinds, a recovery an empty replacement.
@@ -599,6 +735,22 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
             }
         }
         emit Transfer(from, to, value);
+    }
+
+    /// @dev A payment's checks before its money classes: an active resident to an active
+    /// merchant, of a value above zero that its balance covers.
+    function _paymentChecks(address from, address to, uint256 value, uint256 fromWord, uint256 toWord)
+        private
+        pure
+        returns (bytes memory)
+    {
+        if (fromWord.flags() != AccountWord.PAYER || toWord.flags() != AccountWord.PAYEE) {
+            return _refusal(from, to, fromWord, toWord);
+        }
+        if (value == 0) return abi.encodeWithSelector(CityTokenZeroValue.selector);
+        uint256 balance = fromWord.balance();
+        if (balance < value) return _insufficientBalance(from, balance, value);
+        return "";
     }
 
     function _stillActive(address account) private pure returns (bytes memory) {

@@ -33,14 +33,18 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     uint256 public constant MAX_CASH_OUT_VALIDITY = 1 days;
 
     uint256 public constant MAX_BPS = 10_000;
-    /// @notice A resident may ask for a refund once it used at least 60% of what it charged.
-    uint256 public constant REFUND_MIN_USED_BPS = 6_000;
+    /// @notice The bounds of the share of its charges a resident must have used before it may ask
+    /// for a refund: 60% to 80%, the city's ordinance picks (지역사랑상품권법 시행령).
+    uint256 public constant MIN_REFUND_USED_BPS = 6_000;
+    uint256 public constant MAX_REFUND_USED_BPS = 8_000;
 
     ICityToken public immutable token;
     /// @inheritdoc ICityTreasury
     uint8 public immutable fiscalYearStartMonth;
 
     Policy private _policy;
+    /// @inheritdoc ICityTreasury
+    uint256 public refundMinUsedBps = MIN_REFUND_USED_BPS;
 
     mapping(address issuer => uint256 allowance) private _issuerAllowance;
     mapping(bytes32 depositReference => bool) private _depositIssued;
@@ -213,7 +217,8 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     function requestResidentRefund(bytes32 payoutAccountHash) external returns (uint256 id) {
         if (payoutAccountHash == bytes32(0)) revert CityTreasuryEmptyReference();
         if (token.accountKind(msg.sender) != ICityToken.AccountKind.Resident) revert CityTreasuryNotResident(msg.sender);
-        uint256 balance = token.balanceOf(msg.sender);
+        // General money only: policy money is never paid out in cash, expired money is the city's.
+        uint256 balance = token.generalBalanceOf(msg.sender);
         if (balance == 0) revert CityTreasuryNothingToRefund(msg.sender);
         bool closing = _closingAccount(msg.sender, _registry().residentOf(msg.sender).status);
         ResidentTally memory tally = _currentTally(msg.sender);
@@ -221,8 +226,9 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         // Merchant refunds can lift the balance over what was charged: nothing was used then.
         uint256 used = charged > balance ? charged - balance : 0;
         // A revoked resident's registration is over: what it holds is refunded whatever it used.
-        if (!closing && (used * MAX_BPS < charged * REFUND_MIN_USED_BPS || charged == 0)) {
-            revert CityTreasuryRefundBelowUsage(msg.sender, used, charged, REFUND_MIN_USED_BPS);
+        uint256 requiredBps = refundMinUsedBps;
+        if (!closing && (used * MAX_BPS < charged * requiredBps || charged == 0)) {
+            revert CityTreasuryRefundBelowUsage(msg.sender, used, charged, requiredBps);
         }
         // Incentive and principal are taken as spent in proportion; the unspent incentive is
         // clawed back, not paid out (all of it at most, for a balance lifted by merchant refunds).
@@ -316,8 +322,9 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
 
     /// @inheritdoc ICityTreasury
     function confiscate(address account, bytes32 reason) external onlyRegistry returns (uint256 id, uint256 amount) {
-        amount = token.balanceOf(account);
-        if (amount == 0) revert CityTreasuryZeroAmount();
+        // Its general money; its policy money goes back to the programs as the token closes it.
+        amount = token.generalBalanceOf(account);
+        if (token.balanceOf(account) == 0) revert CityTreasuryZeroAmount();
         id = _redemptions.length;
         _redemptions.push(
             Redemption({
@@ -390,6 +397,15 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     function setMonthlyIncentiveLimit(uint256 limit) external onlyRole(DEFAULT_ADMIN_ROLE) {
         emit PolicyChanged("monthlyIncentiveLimit", _policy.monthlyIncentiveLimit, limit);
         _policy.monthlyIncentiveLimit = limit;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setRefundMinUsedBps(uint256 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (bps < MIN_REFUND_USED_BPS || bps > MAX_REFUND_USED_BPS) {
+            revert CityTreasuryRefundRatioOutOfRange(bps, MIN_REFUND_USED_BPS, MAX_REFUND_USED_BPS);
+        }
+        emit PolicyChanged("refundMinUsedBps", refundMinUsedBps, bps);
+        refundMinUsedBps = bps;
     }
 
     /// @inheritdoc ICityTreasury

@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CONTRACTS = ("CityDirectory", "CityToken", "CityTreasury", "CityRegistry")
+CONTRACTS = ("CityDirectory", "CityToken", "CityTreasury", "CityRegistry", "CityPrograms")
 # The interfaces a wallet or the backend may want alone: the contracts' ABIs include them.
-INTERFACES = ("ICityDirectory", "ICityToken", "ICityTreasury", "ICityRegistry", "IERC3009")
+INTERFACES = (
+    "ICityDirectory",
+    "ICityToken",
+    "ICityTreasury",
+    "ICityRegistry",
+    "ICityPrograms",
+    "IERC3009",
+)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,14 @@ class PolicyConfig(StrictSection):
     # (CityRegistry.MIN_RECOVERY_DELAY to MAX_RECOVERY_DELAY: 1 hour to 30 days).
     recovery_delay_hours: Annotated[int, Field(strict=True, ge=1, le=30 * 24)] = 72
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)] = 1
+    # General money's validity from purchase: 5 years by law (지역사랑상품권법 제10조) unless the
+    # city's ordinance says otherwise; fixed at deployment.
+    general_validity_days: Annotated[int, Field(strict=True, ge=1, le=50 * 365)] = 1826
+    # Merchants above this annual revenue take policy money their programs allow, not general
+    # money (the 2023 guideline; 3 billion KRW nationally). Unset: the registration cap.
+    general_revenue_cap: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)] | None = None
+    # A resident may ask for a refund once it used this share of its charges (60 to 80 by law).
+    refund_min_used_percent: Annotated[int, Field(strict=True, ge=60, le=80)] = 60
 
     @field_validator("incentive_percent", mode="before")
     @classmethod
@@ -95,6 +103,10 @@ class RolesConfig(StrictSection):
     settler: AccountName
     # Sends the relayer's payment batches (transferWithAuthorizationBatch).
     relayer: AccountName
+    # Policy programs: who defines them, who records their funding, who pays them out.
+    program_manager: AccountName
+    program_funder: AccountName
+    program_payer: AccountName
     # More accounts that send payment batches, in turn with `relayer`, each holding the token's
     # RELAYER_ROLE: a node limits each sender's pending transactions (Besu's
     # --tx-pool-limit-by-account-percentage), so a busy city spreads its batches over several.
@@ -172,6 +184,9 @@ class CityConfig(StrictSection):
                 ban_period=policy.ban_period_days * DAY,
                 recovery_delay=policy.recovery_delay_hours * HOUR,
                 fiscal_year_start_month=policy.fiscal_year_start_month,
+                general_validity=policy.general_validity_days * DAY,
+                general_revenue_cap=policy.general_revenue_cap,
+                refund_min_used_bps=policy.refund_min_used_percent * 100,
             ),
         )
 

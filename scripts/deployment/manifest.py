@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from scripts.deployment import DeploymentError
 
 FORMAT = 1
-SUITE = ("token", "treasury", "registry")
+SUITE = ("token", "treasury", "registry", "programs")
 
 
 class _Record(BaseModel):

@@ -55,11 +55,12 @@ ARTIFACT_OF = {
     "token": "CityToken",
     "treasury": "CityTreasury",
     "registry": "CityRegistry",
+    "programs": "CityPrograms",
 }
 STEPS = (
     "create the directory and tokens",
     "create treasuries",
-    "create registries",
+    "create registries and money classes",
     "link suites, grant roles, apply policy",
     "configure issuers, register cities",
     "revoke roles, renounce the deployer's",
@@ -296,8 +297,8 @@ class Deployment:
         record = self.manifest.cities.get(city.code)
         recorded = record.contracts if record else {}
         suite = city.to_city()
-        token, treasury, registry = (Ref(city.code, kind) for kind in SUITE)
-        for ref in (token, treasury, registry):
+        token, treasury, registry, programs = (Ref(city.code, kind) for kind in SUITE)
+        for ref in (token, treasury, registry, programs):
             if ref.kind in recorded:
                 self._existing(ref, recorded[ref.kind])
         if token.kind not in recorded:
@@ -309,13 +310,18 @@ class Deployment:
         if registry.kind not in recorded:
             self._create(plan, 3, registry, suite.registry_args(token, treasury, self.deployer))
             self._created_holders(registry, DEFAULT_ADMIN_ROLE)
+        if programs.kind not in recorded:
+            self._create(plan, 3, programs, suite.programs_args(token, registry, self.deployer))
+            self._created_holders(programs, DEFAULT_ADMIN_ROLE)
 
         if token not in self.new:
             self._check_fixed(city, "name", self._read(token, "name"), city.name)
             self._check_fixed(city, "symbol", self._read(token, "symbol"), city.symbol)
         linked = None if token in self.new else self._read(token, "registry")
         if linked is None or int(linked, 16) == 0:
-            self._call(plan, 4, token, DEFAULT_ADMIN_ROLE, "linkSuite", (registry, treasury))
+            self._call(
+                plan, 4, token, DEFAULT_ADMIN_ROLE, "linkSuite", (registry, treasury, programs)
+            )
         elif (linked, self._read(token, "treasury")) != (
             self.address.get(registry),
             self.address.get(treasury),
@@ -328,6 +334,40 @@ class Deployment:
             self._plan_treasury_policy(plan, city, treasury)
         if registry not in self.new:
             self._plan_registry_policy(plan, city, registry)
+        self._plan_classes_policy(plan, city, treasury, registry)
+        if programs not in self.new:
+            self._check_fixed(
+                city,
+                "policy.general_validity_days",
+                self._read(programs, "generalValidity"),
+                suite.policy.general_validity,
+            )
+
+    def _plan_classes_policy(self, plan: Plan, city: CityConfig, treasury: Ref, registry: Ref):
+        """The general revenue cap and the refund ratio: a new contract starts from its
+        constructor's (the registration cap; 6,000 bps), an existing one from what it holds."""
+        policy = city.to_city().policy
+        general_cap = policy.general_revenue_cap or policy.merchant_revenue_cap
+        for ref, getter, setter, start, wanted in (
+            (
+                registry,
+                "generalRevenueCap",
+                "setGeneralRevenueCap",
+                policy.merchant_revenue_cap,
+                general_cap,
+            ),
+            (
+                treasury,
+                "refundMinUsedBps",
+                "setRefundMinUsedBps",
+                6_000,
+                policy.refund_min_used_bps,
+            ),
+        ):
+            now = start if ref in self.new else self._read(ref, getter)
+            if now != wanted:
+                label = f"{setter}({wanted}) (was {now})"
+                self._call(plan, 4, ref, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
 
     def _plan_treasury_policy(self, plan: Plan, city: CityConfig, treasury: Ref) -> None:
         policy = city.to_city().policy
@@ -431,7 +471,7 @@ class Deployment:
             )
 
     def _plan_listing(self, plan: Plan, city: CityConfig) -> None:
-        token, treasury, registry = (Ref(city.code, kind) for kind in SUITE)
+        token, treasury, registry, _ = (Ref(city.code, kind) for kind in SUITE)
         if DIRECTORY not in self.new:
             self._is_listed(city.code)
             listed = [entry for entry in self._listed if entry[0] == city.code]

@@ -19,8 +19,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 UINT256_MAX = 2**256 - 1
-# CityToken.MAX_SUPPLY (type(uint88).max): no balance, payment or refund can be larger.
-MAX_SUPPLY = 2**88 - 1
+# CityToken.MAX_SUPPLY (type(uint64).max): no balance, payment or refund can be larger.
+MAX_SUPPLY = 2**64 - 1
 # The largest id or position a row can hold: the tables' ids (and an event's log index) are SQL
 # INTEGER, a signed 32-bit integer on PostgreSQL (64 bits on SQLite): 2**63-1, the bound this
 # first had, was a 500 on PostgreSQL. Widening them is a migration for a far busier platform.
@@ -65,7 +65,7 @@ def _whole_number(low: int, high: int, accepted: str, *, from_text: bool):
     return BeforeValidator(check)
 
 
-# Each bound as FastAPI's OpenAPI model writes it (a float: 2**88-1 comes out as 2**88) -> the
+# Each bound as FastAPI's OpenAPI model writes it (a float: 2**64-1 comes out as 2**64) -> the
 # exact integer, for api/openapi.py to put back.
 BOUNDS: dict[float, int] = {}
 
