@@ -150,7 +150,8 @@ interface ICityToken is IERC20, IERC3009 {
     function linkSuite(address registry, address treasury, ICityPrograms programs) external;
 
     /// @notice Sends `account`'s expired money back to the city (burned, with the classes' Expired
-    /// events). Anyone may call it; a payment does it first when it needs to.
+    /// events). Anyone may call it; a payment does it first when it needs to. Nothing for a merchant,
+    /// or a frozen or held resident (its expired money waits until it is unlocked).
     function sweep(address account) external;
     /// @notice A resident's unexpired general money: what its refund may draw on.
     function generalBalanceOf(address account) external view returns (uint256);

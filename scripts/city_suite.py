@@ -124,7 +124,7 @@ def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CityS
     programs = CityPrograms.deploy(*city.programs_args(token, registry, admin), params)
     token.linkSuite(registry, treasury, programs, params)
     policy = city.policy
-    if policy.general_revenue_cap is not None:
+    if policy.general_revenue_cap not in (None, registry.generalRevenueCap()):
         registry.setGeneralRevenueCap(policy.general_revenue_cap, params)
     if policy.refund_min_used_bps != treasury.refundMinUsedBps():
         treasury.setRefundMinUsedBps(policy.refund_min_used_bps, params)

@@ -22,7 +22,6 @@ ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_ID = bytes(32)
 KST = dt.timezone(dt.timedelta(hours=9))
 MAX_BPS = 10_000
-REFUND_MIN_USED_BPS = 6_000
 MAX_CASH_OUT_VALIDITY = 86_400
 MIN_RECOVERY_DELAY = 3_600
 MAX_RECOVERY_DELAY = 30 * 86_400
@@ -275,6 +274,7 @@ class Policy:
     ban_period: int
     recovery_delay: int
     excluded: set[int] = field(default_factory=set)
+    refund_ratio: int = 6_000
 
     def treasury_policy(self) -> tuple:
         """CityTreasury.policy()."""
@@ -987,7 +987,8 @@ class City:
             reasons |= self._closing_refusals(wallet) | self._burn_refusals(wallet, closing)
         if balance == 0:
             reasons.add("CityTreasuryNothingToRefund")
-        if not closing and (charged == 0 or used * MAX_BPS < charged * REFUND_MIN_USED_BPS):
+        required = self.policy.refund_ratio
+        if not closing and (charged == 0 or used * MAX_BPS < charged * required):
             reasons.add("CityTreasuryRefundBelowUsage")
         unused_incentive = (
             0 if charged == 0 else min(balance * incentive_charged // charged, incentive_charged)
@@ -1099,6 +1100,17 @@ class City:
 
         return Outcome(set(), effect)
 
+    def sweep(self, address: str) -> Outcome:
+        """Nothing expires in this model's city (its general money is valid for 50 years) and it
+        runs no programs: a sweep changes nothing, unless the city is paused."""
+        return Outcome(self._paused(), lambda timestamp: None)
+
+    def refresh_general_exclusion(self, address: str) -> Outcome:
+        """The general revenue cap is the registration cap here: nobody is excluded."""
+        wallet = self.wallets[address]
+        reasons = set() if wallet.kind == Kind.MERCHANT else {"CityRegistryNotMerchant"}
+        return Outcome(reasons, lambda timestamp: None)
+
     def set_frozen(self, address: str, frozen: bool) -> Outcome:
         def effect(timestamp: int) -> None:
             self.wallets[address].frozen = frozen
@@ -1112,6 +1124,8 @@ class City:
             reasons.add("CityTreasuryRateTooHigh")
         if name == "recovery_delay" and not MIN_RECOVERY_DELAY <= value <= MAX_RECOVERY_DELAY:
             reasons.add("CityRegistryRecoveryDelayOutOfRange")
+        if name == "refund_ratio" and not 6_000 <= value <= 8_000:
+            reasons.add("CityTreasuryRefundRatioOutOfRange")
 
         def effect(timestamp: int) -> None:
             if name == "excluded":

@@ -110,8 +110,16 @@ def stranger():
 
 
 @pytest.fixture(scope="module")
-def suite(city_admin, issuer_admin, issuer, registrar, compliance, pauser, settler, relayer):
-    suite = deploy_city_suite(GIMPO, city_admin)
+def city_terms():
+    """The city a module deploys: Gimpo Pay, unless the module says otherwise."""
+    return GIMPO
+
+
+@pytest.fixture(scope="module")
+def suite(
+    city_terms, city_admin, issuer_admin, issuer, registrar, compliance, pauser, settler, relayer
+):
+    suite = deploy_city_suite(city_terms, city_admin)
     token, registry, treasury = suite.token, suite.registry, suite.treasury
     admin = {"from": city_admin}
     token.grantRole(token.PAUSER_ROLE(), pauser, admin)

@@ -1,4 +1,4 @@
-"""Every role-gated function of the four contracts refuses a caller without the role.
+"""Every role-gated function of the five contracts refuses a caller without the role.
 
 GATES is the table: each row names a function, arguments that would change state if the gate let
 the call through, what it requires (an AccessControl role, or the suite-only error of a function
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import brownie
 import pytest
-from brownie import CityDirectory
+from brownie import CityDirectory, CityPrograms
 from citypay.cashout.authorization import sign_cash_out, treasury_domain_for
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -29,12 +29,14 @@ FIXTURE_OF = {
     "CityRegistry": "registry",
     "CityTreasury": "treasury",
     "CityDirectory": "directory",
+    "CityPrograms": "programs",
 }
 # Gates other than an AccessControl role: the error each raises with the caller.
 SUITE_ONLY_ERRORS = {
     "CityTokenUnauthorizedSuiteCall",
     "CityTreasuryOnlyRegistry",
     "CityTreasuryOnlyToken",
+    "CityProgramsUnauthorized",
 }
 REFERENCE = keccak(text="access-control:reference")
 
@@ -143,6 +145,28 @@ def _recovery_state(f):
     )
 
 
+def _program_terms() -> tuple:
+    expiry = brownie.chain.time() + 30 * 86_400
+    return (keccak(text="access-control:program"), 10**6, 10**5, 0, expiry, 2**64 - 1, [], [])
+
+
+def _program_created(f):
+    role = f.programs.PROGRAM_MANAGER_ROLE()
+    f.programs.grantRole(role, f.city_admin, {"from": f.city_admin})
+    f.programs.createProgram(_program_terms(), {"from": f.city_admin})
+
+
+def _program_funded(f):
+    _program_created(f)
+    role = f.programs.PROGRAM_FUNDER_ROLE()
+    f.programs.grantRole(role, f.city_admin, {"from": f.city_admin})
+    f.programs.fundProgram(1, 10**6, REFERENCE, {"from": f.city_admin})
+
+
+def _classes_of_resident(f):
+    return (f.programs.breakdownOf(f.resident), f.programs.generalBalanceOf(f.resident))
+
+
 def _treasury_setter(function: str, index: int) -> Gate:
     return Gate(
         "CityTreasury",
@@ -158,9 +182,23 @@ GATES = [
     Gate(
         "CityToken",
         "linkSuite",
-        lambda f: [f.outsider, f.outsider],
+        lambda f: [f.outsider, f.outsider, f.outsider],
         "DEFAULT_ADMIN_ROLE",
-        state=lambda f: (f.token.registry(), f.token.treasury()),
+        state=lambda f: (f.token.registry(), f.token.treasury(), f.token.programs()),
+    ),
+    Gate(
+        "CityToken",
+        "setGeneralExcluded",
+        lambda f: [f.merchant, True],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.canTransfer(f.resident, f.merchant, 1),
+    ),
+    Gate(
+        "CityToken",
+        "issueProgram",
+        lambda f: [f.resident, 1_000],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: f.token.balanceOf(f.resident),
     ),
     Gate("CityToken", "pause", lambda f: [], "PAUSER_ROLE", state=lambda f: f.token.paused()),
     Gate(
@@ -339,6 +377,13 @@ GATES = [
     ),
     Gate(
         "CityRegistry",
+        "setGeneralRevenueCap",
+        lambda f: [1],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.registry.generalRevenueCap(),
+    ),
+    Gate(
+        "CityRegistry",
         "setMerchantRevenueCap",
         lambda f: [1],
         "DEFAULT_ADMIN_ROLE",
@@ -445,10 +490,68 @@ GATES = [
         state=lambda f: (f.token.balanceOf(f.merchant), f.treasury.redemptionCount()),
         setup=_revoked_for_illegal_exchange,
     ),
+    Gate(
+        "CityTreasury",
+        "setRefundMinUsedBps",
+        lambda f: [8_000],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.treasury.refundMinUsedBps(),
+    ),
     _grant("CityTreasury", "ISSUER_ROLE", "ISSUER_ADMIN_ROLE"),
     _grant("CityTreasury", "SETTLER_ROLE", "DEFAULT_ADMIN_ROLE"),
     _revoke("CityTreasury", "ISSUER_ROLE", "issuer", "ISSUER_ADMIN_ROLE"),
     _revoke("CityTreasury", "SETTLER_ROLE", "settler", "DEFAULT_ADMIN_ROLE"),
+    # --- CityPrograms ---
+    Gate(
+        "CityPrograms",
+        "createProgram",
+        lambda f: [_program_terms()],
+        "PROGRAM_MANAGER_ROLE",
+        state=lambda f: f.programs.programCount(),
+    ),
+    Gate(
+        "CityPrograms",
+        "fundProgram",
+        lambda f: [1, 1_000, REFERENCE],
+        "PROGRAM_FUNDER_ROLE",
+        state=lambda f: f.programs.program(1)["funded"],
+        setup=_program_created,
+    ),
+    Gate(
+        "CityPrograms",
+        "payOut",
+        lambda f: [1, [(f.resident, 1_000)]],
+        "PROGRAM_PAYER_ROLE",
+        state=lambda f: f.token.balanceOf(f.resident),
+        setup=_program_funded,
+    ),
+    Gate(
+        "CityPrograms",
+        "closeProgram",
+        lambda f: [1],
+        "PROGRAM_MANAGER_ROLE",
+        state=lambda f: f.programs.program(1)["closed"],
+        setup=_program_created,
+    ),
+    *(
+        Gate("CityPrograms", name, args, "CityProgramsUnauthorized", state=state)
+        for name, args, state in (
+            ("creditGeneral", lambda f: [f.resident, 1_000, 1_000], _classes_of_resident),
+            (
+                "draw",
+                lambda f: [f.resident, f.resident, f.merchant, True, 1_000, 1_000, REFERENCE],
+                _classes_of_resident,
+            ),
+            (
+                "creditRefund",
+                lambda f: [f.resident, f.resident, REFERENCE, 1_000, 1_000],
+                _classes_of_resident,
+            ),
+            ("clear", lambda f: [f.resident, f.resident, 1_000], _classes_of_resident),
+        )
+    ),
+    _grant("CityPrograms", "PROGRAM_PAYER_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityPrograms", "PROGRAM_MANAGER_ROLE", "city_admin", "DEFAULT_ADMIN_ROLE"),
     # --- CityDirectory ---
     Gate(
         "CityDirectory",
@@ -481,6 +584,7 @@ def directory(city_admin):
 
 @pytest.fixture
 def f(city, token, registry, treasury, directory, request):
+    programs = token.programs()
     """The contracts and accounts the table's lambdas use."""
     names = [
         "resident",
@@ -498,6 +602,7 @@ def f(city, token, registry, treasury, directory, request):
         registry=registry,
         treasury=treasury,
         directory=directory,
+        programs=CityPrograms.at(programs),
         **{name: request.getfixturevalue(name) for name in names},
     )
 
@@ -535,7 +640,7 @@ def test_outsider_holds_none_of_the_roles(f, contract, role):
 # --- The table against the sources ------------------------------------------------------------
 
 _FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
-_GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token)\b")
+_GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token|Programs)\b")
 _SELF_CALL_GATE = re.compile(
     r"msg\.sender\s*!=\s*address\(this\)|hasRole\(DEFAULT_ADMIN_ROLE,\s*msg\.sender\)"
 )

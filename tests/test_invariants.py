@@ -34,6 +34,7 @@ dozen steps reach every limit.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -44,6 +45,7 @@ from calendar import monthrange
 from enum import IntEnum
 
 import brownie
+import pytest
 import requests
 from brownie import CityDirectory, CityRegistry, CityToken, CityTreasury, accounts, chain, web3
 from brownie.exceptions import TransactionError, VirtualMachineError, decode_typed_error
@@ -96,6 +98,8 @@ from hexbytes import HexBytes
 from hypothesis import event
 from hypothesis import strategies as st
 
+from scripts.city_suite import GIMPO
+
 # --- The city's policy in this machine: small, so that limits are reached ---------------------
 
 ANNUAL_CAP = 1_500_000
@@ -122,6 +126,7 @@ POLICY_VALUES = {
     "revenue_cap": (0, 300_000_000, MERCHANT_REVENUE_CAP, UINT256_MAX),
     "excluded": ((RESTAURANT, True), (RESTAURANT, False), (LARGE_MART, False), (LARGE_MART, True)),
     "ban_period": (0, 3_600, BAN_PERIOD, UINT64_MAX),
+    "refund_ratio": (5_999, 6_000, 7_000, 8_000, 8_001),
     "recovery_delay": (
         MIN_RECOVERY_DELAY - 1,
         MIN_RECOVERY_DELAY,
@@ -436,7 +441,7 @@ class CityMachine:
     st_allowance = strategy("uint8", max_value=len(ISSUER_ALLOWANCES) - 1)
     st_setter = strategy("uint8", max_value=len(POLICY_SETTERS) - 1)
     st_role = strategy("uint8", max_value=7)
-    st_forbidden = strategy("uint8", max_value=29)
+    st_forbidden = strategy("uint8", max_value=32)
     st_interlude = strategy("uint8", max_value=19)
     st_batch = st.lists(
         st.tuples(st_party, st_party, st_pct, st_payment_id, st_flaw), min_size=1, max_size=4
@@ -467,6 +472,8 @@ class CityMachine:
         cls.treasury.setHoldingCap(HOLDING_CAP, admin)
         cls.treasury.setIncentiveBps(INCENTIVE_BPS, admin)
         cls.treasury.setMonthlyIncentiveLimit(MONTHLY_INCENTIVE_LIMIT, admin)
+        # General money everywhere: merchants above a revenue cap are the classes machine's.
+        cls.registry.setGeneralRevenueCap(UINT256_MAX, admin)
         cls.treasury.configureIssuer(
             roles["issuer"], INITIAL_ALLOWANCE, {"from": roles["issuer_admin"]}
         )
@@ -1494,6 +1501,27 @@ class CityMachine:
             sender=self.roles["compliance"],
         )
 
+    def rule_sweep(self, who="st_any", sender="st_any"):
+        """Anyone sweeps an account's expired money: there is none in this city."""
+        address = self.addresses[who]
+        self._send(
+            "sweep",
+            self.model.sweep(address),
+            self.token.sweep,
+            address,
+            sender=self.accounts[sender],
+        )
+
+    def rule_refresh_general_exclusion(self, who="st_any", sender="st_any"):
+        address = self.addresses[who]
+        self._send(
+            "refresh general exclusion",
+            self.model.refresh_general_exclusion(address),
+            self.registry.refreshGeneralExclusion,
+            address,
+            sender=self.accounts[sender],
+        )
+
     def rule_toggle_freeze(self, who="st_party", unfreeze="st_flag"):
         """Freezes or unfreezes any wallet; `unfreeze` odd lifts one of the freezes in place."""
         frozen = [w for w in self.model.wallets.values() if w.frozen]
@@ -1694,6 +1722,7 @@ class CityMachine:
             "excluded": self.registry.setCategoryExcluded,
             "ban_period": self.registry.setBanPeriod,
             "recovery_delay": self.registry.setRecoveryDelay,
+            "refund_ratio": self.treasury.setRefundMinUsedBps,
         }
         policy, now = self.model.policy, self._now()
         before = (policy.annual_cap, policy.monthly_limit, policy.monthly_incentive_limit)
@@ -1942,7 +1971,10 @@ class CityMachine:
             (unauthorized, self.treasury.grantRole, role_id("SETTLER_ROLE"), wallet),
             (unauthorized, self.token.freeze, target),
             (unauthorized, self.token.unpause),
-            (unauthorized, self.token.linkSuite, wallet, wallet),
+            (unauthorized, self.token.linkSuite, wallet, wallet, wallet),
+            (suite_only, self.token.setGeneralExcluded, target, True),
+            (suite_only, self.token.issueProgram, target, 1),
+            (unauthorized, self.registry.setGeneralRevenueCap, 1),
             (unauthorized, self.token.grantRole, role_id("PAUSER_ROLE"), wallet),
             (unauthorized, self.token.transferWithAuthorizationBatch, []),
             (unauthorized, self.registry.registerResident, wallet, keccak(text="id"), 1),
@@ -1966,6 +1998,7 @@ class CityMachine:
         self._staff(
             "linkSuite again",
             self.token.linkSuite,
+            target,
             target,
             target,
             sender=self.roles["city_admin"],
@@ -2252,6 +2285,14 @@ class CityMachine:
             assert chain_[("cash-out nonce", *key)] == state, key
         assert all(chain_[("bank reference", r)] for r in model.bank_references)
         assert all(chain_[("deposit", r)] for r in model.deposits)
+
+
+@pytest.fixture(scope="module")
+def city_terms():
+    """Gimpo Pay whose general money outlives any run: this machine's model has no expiry and no
+    programs (tests/programs/test_classes_machine.py runs those)."""
+    policy = dataclasses.replace(GIMPO.policy, general_validity=50 * 365 * 86_400)
+    return dataclasses.replace(GIMPO, policy=policy)
 
 
 def test_city_invariants_hold_under_random_operations(

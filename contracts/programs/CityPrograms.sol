@@ -570,8 +570,13 @@ contract CityPrograms is ICityPrograms, AccessControl {
         uint256 length = lots.length;
         uint256 cumulative = length == 0 ? 0 : _cumulative(lots[length - 1]);
         uint256 lot = (day << 128) | (cumulative + value);
-        if (length != 0 && lots[length - 1] >> 128 == day) lots[length - 1] = lot;
-        else lots.push(lot);
+        if (length != 0 && lots[length - 1] >> 128 == day) {
+            lots[length - 1] = lot;
+            // The newest lot holds money again: the look for money must not start past it.
+            if (_lotHead[origin] == length) _lotHead[origin] = length - 1;
+        } else {
+            lots.push(lot);
+        }
     }
 
     /// @dev The first day of the week after the one in which `time` falls.

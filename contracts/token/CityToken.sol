@@ -94,6 +94,11 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         _;
     }
 
+    modifier onlyPrograms() {
+        if (msg.sender != address(programs)) revert CityTokenUnauthorizedSuiteCall(msg.sender);
+        _;
+    }
+
     modifier onlyTreasury() {
         if (msg.sender != treasury) revert CityTokenUnauthorizedSuiteCall(msg.sender);
         _;
@@ -477,8 +482,7 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     }
 
     /// @inheritdoc ICityToken
-    function issueProgram(address resident, uint256 value) external returns (bytes memory refusal) {
-        if (msg.sender != address(programs)) revert CityTokenUnauthorizedSuiteCall(msg.sender);
+    function issueProgram(address resident, uint256 value) external onlyPrograms returns (bytes memory refusal) {
         refusal = _tryMove(address(0), resident, value, Movement.Program, bytes32(0), bytes32(0));
         if (refusal.length == 0) _accounts[resident] |= AccountWord.CLASSED;
     }
@@ -507,9 +511,10 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc ICityToken
-    function sweep(address account) external {
+    function sweep(address account) external whenNotPaused {
         uint256 word = _accounts[account];
-        if (word.kind() != 1) return;
+        // A frozen or held account keeps its expired money until it is unlocked (or confiscated).
+        if (word.kind() != 1 || word.isLocked()) return;
         (bytes memory refusal, uint256 swept) = _draw(account, address(0), 0, word, 0, bytes32(0));
         Refusal.revertIfAny(refusal);
         _accounts[account] = swept;

@@ -185,7 +185,7 @@ class CityConfig(StrictSection):
                 recovery_delay=policy.recovery_delay_hours * HOUR,
                 fiscal_year_start_month=policy.fiscal_year_start_month,
                 general_validity=policy.general_validity_days * DAY,
-                general_revenue_cap=policy.general_revenue_cap,
+                general_revenue_cap=policy.general_revenue_cap or policy.merchant_revenue_cap,
                 refund_min_used_bps=policy.refund_min_used_percent * 100,
             ),
         )

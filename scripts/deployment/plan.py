@@ -60,7 +60,8 @@ ARTIFACT_OF = {
 STEPS = (
     "create the directory and tokens",
     "create treasuries",
-    "create registries and money classes",
+    "create registries",
+    "create money classes",
     "link suites, grant roles, apply policy",
     "configure issuers, register cities",
     "revoke roles, renounce the deployer's",
@@ -83,6 +84,9 @@ ROLE_NAMES = {
         "PAUSER_ROLE",
         "SETTLER_ROLE",
         "RELAYER_ROLE",
+        "PROGRAM_MANAGER_ROLE",
+        "PROGRAM_FUNDER_ROLE",
+        "PROGRAM_PAYER_ROLE",
     )
 }
 
@@ -122,7 +126,7 @@ class Plan:
         return sum(len(steps) for steps in self.steps)
 
     def creates(self) -> bool:
-        return any(step.function is None for steps in self.steps[:3] for step in steps)
+        return any(step.function is None for steps in self.steps[:4] for step in steps)
 
 
 def role_holders(w3: Web3, address: str, abi: list[dict], from_block: int) -> dict[str, set[str]]:
@@ -186,7 +190,7 @@ class Deployment:
         )
         self.decoder = RevertDecoder(a.abi for a in artifacts.contracts.values())
         self.sender = Sender(w3, self.decoder, gas_price, log)
-        # Planning state: addresses known so far, and role holders as they will be after step 4.
+        # Planning state: addresses known so far, and role holders as they will be after step 5.
         self.address: dict[Ref, str] = {}
         self.new: set[Ref] = set()
         self.holders: dict[tuple[Ref, str], set[str]] = {}
@@ -268,17 +272,17 @@ class Deployment:
             self._plan_custody(plan, city)
 
         # Last, what nobody should hold any more: the deployer's roles go at the very end.
-        for (ref, role), members in sorted(self._after_step4().items(), key=lambda i: str(i[0])):
+        for (ref, role), members in sorted(self._after_grants().items(), key=lambda i: str(i[0])):
             desired = self._desired(ref, role)
             if desired is None:
                 continue
             for holder in sorted(members - desired - {self.deployer}):
                 self._revoke(plan, ref, role, holder)
-        for (ref, role), members in sorted(self._after_step4().items(), key=lambda i: str(i[0])):
+        for (ref, role), members in sorted(self._after_grants().items(), key=lambda i: str(i[0])):
             desired = self._desired(ref, role)
             if self.deployer in members and desired is not None and self.deployer not in desired:
                 plan.add(
-                    6,
+                    7,
                     Step(
                         f"{ref}: the deployer renounces {role}",
                         self.deployer,
@@ -288,7 +292,7 @@ class Deployment:
                     ),
                 )
         # The admin role goes last so that the deployer's other renounces never lack it.
-        plan.steps[5].sort(
+        plan.steps[6].sort(
             key=lambda s: s.function == "renounceRole" and DEFAULT_ADMIN_ROLE in s.label
         )
         return plan
@@ -311,7 +315,7 @@ class Deployment:
             self._create(plan, 3, registry, suite.registry_args(token, treasury, self.deployer))
             self._created_holders(registry, DEFAULT_ADMIN_ROLE)
         if programs.kind not in recorded:
-            self._create(plan, 3, programs, suite.programs_args(token, registry, self.deployer))
+            self._create(plan, 4, programs, suite.programs_args(token, registry, self.deployer))
             self._created_holders(programs, DEFAULT_ADMIN_ROLE)
 
         if token not in self.new:
@@ -320,7 +324,7 @@ class Deployment:
         linked = None if token in self.new else self._read(token, "registry")
         if linked is None or int(linked, 16) == 0:
             self._call(
-                plan, 4, token, DEFAULT_ADMIN_ROLE, "linkSuite", (registry, treasury, programs)
+                plan, 5, token, DEFAULT_ADMIN_ROLE, "linkSuite", (registry, treasury, programs)
             )
         elif (linked, self._read(token, "treasury")) != (
             self.address.get(registry),
@@ -367,7 +371,7 @@ class Deployment:
             now = start if ref in self.new else self._read(ref, getter)
             if now != wanted:
                 label = f"{setter}({wanted}) (was {now})"
-                self._call(plan, 4, ref, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
+                self._call(plan, 5, ref, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
 
     def _plan_treasury_policy(self, plan: Plan, city: CityConfig, treasury: Ref) -> None:
         policy = city.to_city().policy
@@ -388,7 +392,7 @@ class Deployment:
         for setter, now, wanted in zip(setters, on_chain, policy.treasury_policy(), strict=True):
             if now != wanted:
                 label = f"{setter}({wanted}) (was {now})"
-                self._call(plan, 4, treasury, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
+                self._call(plan, 5, treasury, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
 
     def _plan_registry_policy(self, plan: Plan, city: CityConfig, registry: Ref) -> None:
         policy = city.to_city().policy
@@ -400,7 +404,7 @@ class Deployment:
             now = self._read(registry, getter)
             if now != wanted:
                 label = f"{setter}({wanted}) (was {now})"
-                self._call(plan, 4, registry, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
+                self._call(plan, 5, registry, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
         excluded = self._excluded_categories(registry)
         wanted_set = set(policy.excluded_categories)
         for category in sorted(excluded ^ wanted_set):
@@ -408,7 +412,7 @@ class Deployment:
             label = f"setCategoryExcluded({category}, {exclude})"
             self._call(
                 plan,
-                4,
+                5,
                 registry,
                 DEFAULT_ADMIN_ROLE,
                 "setCategoryExcluded",
@@ -419,8 +423,8 @@ class Deployment:
     def _plan_roles(self, plan: Plan, city: CityConfig) -> None:
         roles = city.roles
         treasury = Ref(city.code, "treasury")
-        # Issuers first: if nobody with a key will hold the issuer admin role in step 5, the
-        # deployer takes it for the step and renounces it in step 6.
+        # Issuers first: if nobody with a key will hold the issuer admin role in step 6, the
+        # deployer takes it for the step and renounces it in step 7.
         issuers = {self.config.address(i.account): i.allowance for i in roles.issuers}
         current_issuers = self.holders.get((treasury, ISSUER_ROLE), set())
         new_issuers = {a: allowance for a, allowance in issuers.items() if a not in current_issuers}
@@ -447,7 +451,7 @@ class Deployment:
         for address, allowance in new_issuers.items():
             name = self.config.name_of(address)
             plan.add(
-                5,
+                6,
                 Step(
                     f"{treasury}: configureIssuer({name}, {allowance:,} KRW)",
                     issuer_admin,
@@ -460,7 +464,7 @@ class Deployment:
         for address in sorted(gone_issuers):
             name = self.config.name_of(address) or address
             plan.add(
-                6,
+                7,
                 Step(
                     f"{treasury}: removeIssuer({name})",
                     issuer_admin,
@@ -485,13 +489,13 @@ class Deployment:
                     )
                 return
         signer = self._pick_signer(
-            self._after_step4().get((DIRECTORY, DIRECTORY_ADMIN_ROLE), set())
+            self._after_grants().get((DIRECTORY, DIRECTORY_ADMIN_ROLE), set())
         )
         if signer is None:
             self._missing_key(DIRECTORY, DIRECTORY_ADMIN_ROLE, f"registerCity({city.code})")
             return
         plan.add(
-            5,
+            6,
             Step(
                 f"directory: registerCity({city.code}, {city.name})",
                 signer,
@@ -503,7 +507,7 @@ class Deployment:
 
     def _plan_custody(self, plan: Plan, city: CityConfig) -> None:
         """The city's custody account and bank key in the directory, set by the city's admin
-        once the city is listed (step 5): a step-6 call when the chain differs."""
+        once the city is listed (step 6): a step-7 call when the chain differs."""
         if city.custody is None:
             return
         account = custody_account_hash(city.custody.account)
@@ -513,12 +517,12 @@ class Deployment:
             if (bytes(on_chain[0]), on_chain[1]) == (account, signer):
                 return
         token = Ref(city.code, "token")
-        admin = self._pick_signer(self._after_step4().get((token, DEFAULT_ADMIN_ROLE), set()))
+        admin = self._pick_signer(self._after_grants().get((token, DEFAULT_ADMIN_ROLE), set()))
         label = f"directory: setCustody({city.code}, {city.custody.account}, {city.custody.signer})"
         if admin is None:
             self._missing_key(token, DEFAULT_ADMIN_ROLE, label)
             return
-        plan.add(6, Step(label, admin, DIRECTORY, "setCustody", (city.code, account, signer)))
+        plan.add(7, Step(label, admin, DIRECTORY, "setCustody", (city.code, account, signer)))
 
     def _is_listed(self, code: str) -> bool:
         if self._listed is None:
@@ -563,7 +567,7 @@ class Deployment:
                 return {self.config.address(name) for name in roles.holders(duty)}
         return None
 
-    def _after_step4(self) -> dict[tuple[Ref, str], set[str]]:
+    def _after_grants(self) -> dict[tuple[Ref, str], set[str]]:
         keys = self.holders.keys() | self.granted.keys()
         return {k: self.holders.get(k, set()) | self.granted.get(k, set()) for k in keys}
 
@@ -576,7 +580,7 @@ class Deployment:
                 self._missing_key(ref, DEFAULT_ADMIN_ROLE, f"grant {role} to {name}")
                 continue
             plan.add(
-                4,
+                5,
                 Step(
                     f"{ref}: grant {role} to {name}",
                     signer,
@@ -591,13 +595,13 @@ class Deployment:
         name = self.config.name_of(holder) or holder
         if role == ISSUER_ROLE:
             return  # removeIssuer, planned with the issuers (its admin is the issuer admin)
-        admins = self._after_step4().get((ref, DEFAULT_ADMIN_ROLE), set())
+        admins = self._after_grants().get((ref, DEFAULT_ADMIN_ROLE), set())
         signer = self._pick_signer(admins - {holder}) or self._pick_signer(admins)
         if signer is None:
             self._missing_key(ref, DEFAULT_ADMIN_ROLE, f"revoke {role} from {name}")
             return
         plan.add(
-            6,
+            7,
             Step(
                 f"{ref}: revoke {role} from {name}",
                 signer,
@@ -631,7 +635,7 @@ class Deployment:
         return next((a for a in ordered if self.keys.has(a)), None)
 
     def _missing_key(self, ref: Ref, role: str, action: str) -> None:
-        holders = self._after_step4().get((ref, role), set()) or self.holders.get(
+        holders = self._after_grants().get((ref, role), set()) or self.holders.get(
             (ref, role), set()
         )
         names = (

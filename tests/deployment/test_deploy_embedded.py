@@ -14,7 +14,12 @@ from scripts.deploy import deploy_platform
 from scripts.deployment.config import load_config
 from scripts.deployment.plan import role_id
 
-CITY_CONTRACTS = {"token": "CityToken", "treasury": "CityTreasury", "registry": "CityRegistry"}
+CITY_CONTRACTS = {
+    "token": "CityToken",
+    "treasury": "CityTreasury",
+    "registry": "CityRegistry",
+    "programs": "CityPrograms",
+}
 
 
 def deploy(chain, config) -> str:

@@ -80,20 +80,26 @@ def test_link_suite_records_registry_and_treasury(token, registry, treasury):
 
 def test_link_suite_twice_reverts(token, registry, treasury, city_admin, outsider, expect_revert):
     with expect_revert("CityTokenSuiteAlreadyLinked(address,address)", registry, treasury):
-        token.linkSuite(outsider, outsider, {"from": city_admin})
+        token.linkSuite(outsider, outsider, outsider, {"from": city_admin})
     assert token.registry() == registry.address
 
 
 def test_link_suite_emits_suite_linked(city_admin, registrar, settler):
     fresh = CityToken.deploy("Ulsan Pay", "ULSAN", city_admin, {"from": city_admin})
-    tx = fresh.linkSuite(registrar, settler, {"from": city_admin})
-    assert tx.events["SuiteLinked"].values() == [registrar.address, settler.address]
+    tx = fresh.linkSuite(registrar, settler, city_admin, {"from": city_admin})
+    assert tx.events["SuiteLinked"].values() == [
+        registrar.address,
+        settler.address,
+        city_admin.address,
+    ]
 
 
 def test_link_suite_refuses_a_zero_address(city_admin, registrar, expect_revert):
     fresh = CityToken.deploy("Ulsan Pay", "ULSAN", city_admin, {"from": city_admin})
     with expect_revert("CityTokenZeroAddress()"):
-        fresh.linkSuite(registrar, ZERO_ADDRESS, {"from": city_admin})
+        fresh.linkSuite(registrar, ZERO_ADDRESS, registrar, {"from": city_admin})
+    with expect_revert("CityTokenZeroAddress()"):
+        fresh.linkSuite(registrar, registrar, ZERO_ADDRESS, {"from": city_admin})
     assert fresh.registry() == ZERO_ADDRESS
 
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import brownie
 import pytest
-from brownie import CityDirectory, CityRegistry, CityToken, CityTreasury, chain
+from brownie import CityDirectory, CityPrograms, CityRegistry, CityToken, CityTreasury, chain
 from citypay.cashout.authorization import (
     sign_cash_out,
     sign_cash_out_cancellation,
@@ -37,7 +37,7 @@ _cash_out_nonces = itertools.count(1)
 
 
 def _error_types(name: str) -> list[str]:
-    for container in (CityToken, CityRegistry, CityTreasury, CityDirectory):
+    for container in (CityToken, CityRegistry, CityTreasury, CityDirectory, CityPrograms):
         for item in container.abi:
             if item["type"] == "error" and item["name"] == name:
                 return [i["type"] for i in item["inputs"]]
