@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import re
 import statistics
 import subprocess
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from citypay.authorization import TokenDomain, sign_authorization, sign_refund
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
+from scripts.receipts import mined_after_all
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -86,31 +86,18 @@ def _hash(kind: str, label: str) -> bytes:
     return keccak(text=f"{kind}:{label}")
 
 
-def _recover(error: TransactionError) -> TransactionReceipt:
-    """The receipt of a transaction Brownie gave up on as dropped.
-
-    Brownie reads the sender's nonce before the receipt; anvil at times already counts a mined
-    transaction in the nonce but does not serve its receipt yet (about 1 in 500 transactions here),
-    and Brownie then calls it dropped. The transaction was mined: wait for its receipt.
-    """
-    found = re.search(r"0x[0-9a-fA-F]{64}", str(error))
-    if found is None:
-        raise error
-    return TransactionReceipt(found.group(), silent=True)
-
-
 def _send(function, *args, sender) -> TransactionReceipt:
     try:
         return function(*args, {"from": sender}, silent=True)
     except TransactionError as error:
-        return _recover(error)
+        return mined_after_all(error)
 
 
 def _deploy(container, *args, sender):
     try:
         return container.deploy(*args, {"from": sender}, silent=True)
     except TransactionError as error:
-        return container.at(_recover(error).contract_address)
+        return container.at(mined_after_all(error).contract_address)
 
 
 def _domain(token) -> TokenDomain:

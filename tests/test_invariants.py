@@ -49,7 +49,6 @@ import pytest
 import requests
 from brownie import CityDirectory, CityRegistry, CityToken, CityTreasury, accounts, chain, web3
 from brownie.exceptions import TransactionError, VirtualMachineError, decode_typed_error
-from brownie.network.transaction import TransactionReceipt
 from brownie.test import strategy
 from city_model import (
     KST,
@@ -99,6 +98,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 
 from scripts.city_suite import GIMPO
+from scripts.receipts import mined_after_all
 
 # --- The city's policy in this machine: small, so that limits are reached ---------------------
 
@@ -650,7 +650,7 @@ class CityMachine:
                 f"{label} reverted with {exc.revert_msg!r}; the model expected success"
             ) from exc
         except TransactionError as exc:
-            tx = self._mined_after_all(exc)
+            tx = mined_after_all(exc)
         event(f"{label} went through")
         timestamp = tx.timestamp
         assert abs(timestamp - now) < CLOCK_MARGIN // 2, f"the clock is {timestamp - now} s off"
@@ -662,18 +662,6 @@ class CityMachine:
         )
         outcome.effect(timestamp)
         return tx
-
-    @staticmethod
-    def _mined_after_all(exc: TransactionError) -> TransactionReceipt:
-        """A transaction Brownie gave up as dropped: on a loaded machine its confirmation thread
-        can see the sender's nonce move before anvil serves the receipt. Wait for the receipt;
-        a transaction really lost fails here."""
-        message = str(exc)
-        if not message.startswith("Tx dropped without known replacement"):
-            raise exc
-        txid = message.rsplit(" ", 1)[-1]
-        web3.eth.wait_for_transaction_receipt(txid, timeout=30)
-        return TransactionReceipt(txid)
 
     def _staff(self, label: str, method, *args, sender, reasons=frozenset()):
         """A call whose effect the model does not keep: a role taken and given back within one
