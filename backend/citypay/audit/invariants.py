@@ -1,7 +1,9 @@
 """The invariants an auditor checks, each violation with the numbers that break it.
 
 - supply: the token's totalSupply == the Transfers' mints less burns == issued - burned + returned
-  (from the treasury's events), and the treasury's own totals() agree with its events;
+  + what programs paid out - what expired or went back to the city (from the treasury's and the
+  programs' events), and the treasury's own totals() agree with its events;
+- programs: none funded over its budget nor paid out over its funding;
 - redemptions: every cash-out or refund the treasury counts was requested once and is settled,
   returned or pending, as its events and the contract both say;
 - annual cap: what charging minted in each fiscal year never passed the cap in force, and this
@@ -39,14 +41,18 @@ def _won(value: int) -> str:
 
 
 def _supply(books: CityBooks, views: CityViews) -> list[Violation]:
-    figures = books.figures
-    from_treasury = figures.issued - figures.burned + figures.returned
+    figures, classes = books.figures, books.classes()
+    paid_out, programs_expired = classes["programs_paid_out"], classes["programs_expired"]
+    expired = programs_expired + classes["general_expired"]
+    from_treasury = figures.issued - figures.burned + figures.returned + paid_out - expired
     values = {
         "total_supply": views.total_supply,
         "supply_from_transfers": books.supply,
         "issued": figures.issued,
         "burned": figures.burned,
         "returned": figures.returned,
+        "programs_paid_out": paid_out,
+        "expired": expired,
         "issued_minus_burned_plus_returned": from_treasury,
     }
     violations = []
@@ -55,8 +61,9 @@ def _supply(books: CityBooks, views: CityViews) -> list[Violation]:
             Violation(
                 books.code,
                 "supply_mismatch",
-                f"totalSupply is {_won(views.total_supply)} but issued - burned + returned is "
-                f"{_won(figures.issued)} - {_won(figures.burned)} + {_won(figures.returned)} = "
+                f"totalSupply is {_won(views.total_supply)} but issued - burned + returned + paid "
+                f"out by programs - expired is {_won(figures.issued)} - {_won(figures.burned)} + "
+                f"{_won(figures.returned)} + {_won(paid_out)} - {_won(expired)} = "
                 f"{_won(from_treasury)} (difference {views.total_supply - from_treasury:+,})",
                 values,
             )
@@ -89,6 +96,36 @@ def _supply(books: CityBooks, views: CityViews) -> list[Violation]:
                     f"the treasury's totals() say {name} {_won(stated)}, its events "
                     f"{_won(expected)} (difference {stated - expected:+,})",
                     {"total": name, "treasury": stated, "events": expected},
+                )
+            )
+    return violations
+
+
+def _programs(books: CityBooks) -> list[Violation]:
+    violations = []
+    for program in books.programs.values():
+        for over, limit, what in (
+            (program.funded, program.budget, "funded over its budget"),
+            (program.paid_out, program.funded, "paid out over its funding"),
+        ):
+            if over > limit:
+                violations.append(
+                    Violation(
+                        books.code,
+                        "program_over_budget",
+                        f"program {program.code} ({program.program}) {what}: {_won(over)} "
+                        f"against {_won(limit)}",
+                        {"program": program.program, "amount": over, "limit": limit},
+                    )
+                )
+        if program.outstanding < 0:
+            violations.append(
+                Violation(
+                    books.code,
+                    "program_negative",
+                    f"program {program.code} ({program.program}) has spent and expired more than "
+                    f"it paid out and was refunded: outstanding {_won(program.outstanding)}",
+                    program.as_dict(),
                 )
             )
     return violations
@@ -256,6 +293,7 @@ def check_city(books: CityBooks, views: CityViews, anomalies: list[Anomaly]) -> 
         _supply(books, views)
         + _redemptions(books, views)
         + _annual_cap(books, views)
+        + _programs(books)
         + _reserve(books)
         + _anomalies([a for a in anomalies if a.city == books.code])
     )

@@ -57,6 +57,9 @@ class CityContracts:
     token: str
     registry: str
     treasury: str
+    # The city's money classes (CityPrograms), as its token names them; None for a token from
+    # before money classes.
+    programs: str | None = None
 
 
 def connect(rpc_url: str, *, timeout: float = 60) -> ChainGateway:
@@ -209,9 +212,23 @@ class ChainSource:
                 f"({refused}): check the directory address"
             ) from None
         return {
-            city.code: CityContracts(city.code, city.name, city.token, city.registry, city.treasury)
+            city.code: CityContracts(
+                city.code,
+                city.name,
+                city.token,
+                city.registry,
+                city.treasury,
+                self._programs_of(city.token, block),
+            )
             for city in listed
         }
+
+    def _programs_of(self, token: str, block: int) -> str | None:
+        try:
+            programs = self.gateway.contract(token, "token").call("programs", block=block)
+        except (ChainRefused, DecodingError):
+            return None
+        return None if int(programs, 16) == 0 else to_checksum_address(programs)
 
     def head(self) -> int:
         return max(0, self.gateway.block_number() - self.confirmations)
@@ -274,8 +291,9 @@ class ChainSource:
         """Starts the books over from the first block of every contract's history."""
         watched = {self.directory_address: ("", "directory")}
         for city in cities.values():
-            for kind in ("token", "registry", "treasury"):
-                watched[to_checksum_address(getattr(city, kind))] = (city.code, kind)
+            for kind in ("token", "registry", "treasury", "programs"):
+                if getattr(city, kind) is not None:
+                    watched[to_checksum_address(getattr(city, kind))] = (city.code, kind)
         self.first_block, self.first_block_from = self._start(list(watched), head)
         self._require_block(self.first_block, head)
         self.cities = cities
@@ -358,7 +376,7 @@ class ChainSource:
             # What the books would only count is counted, not decoded (see Books.unread).
             unread = {
                 kind: topics_of(kind, books.unread(kind))
-                for kind in ("token", "registry", "treasury", "directory")
+                for kind in ("token", "registry", "treasury", "directory", "programs")
             }
             for chunk in read_ahead(reader.read(first, head)):
                 for raw in chunk.logs:

@@ -78,6 +78,8 @@ class City:
     # statements prove the reserve, and the bank's statement key; None without one.
     custody_account: str | None = None
     custody_signer: str | None = None
+    # The city's money classes (CityPrograms); None for a city deployed before them.
+    programs: Contract | None = None
 
 
 class Deployment:
@@ -163,6 +165,13 @@ class Deployment:
                 deployed_at={kind: c.block for kind, c in contracts.items()},
                 custody_account=record.custody.get("account"),
                 custody_signer=record.custody.get("signer"),
+                programs=(
+                    self.w3.eth.contract(
+                        address=contracts["programs"].address, abi=self._abi("CityPrograms")
+                    )
+                    if "programs" in contracts
+                    else None
+                ),
             )
         return cities
 
@@ -214,9 +223,10 @@ class Deployment:
             record = self._manifest.directory
             watched.append(WatchedContract(record.address, "", "directory", record.block))
         for code, city in self._manifest.cities.items():
-            for kind in ("token", "registry", "treasury"):
-                record = city.contracts[kind]
-                watched.append(WatchedContract(record.address, code, kind, record.block))
+            for kind in ("token", "registry", "treasury", "programs"):
+                record = city.contracts.get(kind)
+                if record is not None:  # a city from before money classes has no programs
+                    watched.append(WatchedContract(record.address, code, kind, record.block))
         return watched
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_abi import decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
 # The kinds of contract a city has, and the directory; each names its packaged ABI.
 CONTRACT_ABI = {
@@ -24,6 +25,7 @@ CONTRACT_ABI = {
     "registry": "CityRegistry",
     "treasury": "CityTreasury",
     "directory": "CityDirectory",
+    "programs": "CityPrograms",
 }
 
 
@@ -172,7 +174,8 @@ def _shapes(contract: str) -> dict[bytes, _EventShape]:
             name=item["name"],
             indexed=tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
             data_names=tuple(i["name"] for i in inputs if not i["indexed"]),
-            data_types=tuple(i["type"] for i in inputs if not i["indexed"]),
+            # A struct is its components' tuple type, as eth-abi reads it.
+            data_types=tuple(collapse_if_tuple(i) for i in inputs if not i["indexed"]),
         )
     return shapes
 

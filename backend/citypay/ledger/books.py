@@ -93,6 +93,50 @@ class Figures:
 
 
 @dataclass(slots=True)
+class Program:
+    """A policy program (정책발행) as its events tell it, the figures of the auditor's report."""
+
+    program: int
+    code: str
+    budget: int
+    expiry: int
+    funded: int = 0
+    paid_out: int = 0
+    spent: int = 0
+    refunded: int = 0
+    expired: int = 0
+    closed: bool = False
+    recipients: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        """What residents still hold of it."""
+        return self.paid_out - self.spent + self.refunded - self.expired
+
+    @property
+    def returned_to_city(self) -> int:
+        """Expired money, and once closed, what was funded and never paid out."""
+        return self.expired + (self.funded - self.paid_out if self.closed else 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "code": self.code,
+            "budget": self.budget,
+            "funded": self.funded,
+            "paid_out": self.paid_out,
+            "recipients": self.recipients,
+            "spent": self.spent,
+            "refunded": self.refunded,
+            "expired": self.expired,
+            "returned_to_city": self.returned_to_city,
+            "outstanding": self.outstanding,
+            "closed": self.closed,
+            "expiry": self.expiry,
+        }
+
+
+@dataclass(slots=True)
 class Account:
     """A wallet as the city's registry and token see it, with its figures and balance."""
 
@@ -250,7 +294,11 @@ class CityBooks:
     token: str | None = None
     registry: str | None = None
     treasury: str | None = None
+    programs_contract: str | None = None
     figures: Figures = field(default_factory=Figures)
+    programs: dict[int, Program] = field(default_factory=dict)
+    # General money that expired and went back to the city (Expired with program 0).
+    general_expired: int = 0
     minted: int = 0  # every Transfer from the zero address: charges and restores
     destroyed: int = 0  # every Transfer to the zero address: redemptions
     accounts: dict[str, Account] = field(default_factory=dict)
@@ -319,6 +367,22 @@ class CityBooks:
             years[year] = years.get(year, 0) + issuance.amount + issuance.incentive
         return years
 
+    @property
+    def program_money(self) -> int:
+        return sum(p.outstanding for p in self.programs.values())
+
+    def classes(self) -> dict[str, int]:
+        """The supply by class: general money (charged, its incentive included) and policy
+        money outstanding, and what went back to the city from each."""
+        programs = self.program_money
+        return {
+            "general": self.supply - programs,
+            "programs": programs,
+            "general_expired": self.general_expired,
+            "programs_paid_out": sum(p.paid_out for p in self.programs.values()),
+            "programs_expired": sum(p.expired for p in self.programs.values()),
+        }
+
     def merchants(self) -> list[Account]:
         return [a for a in self.accounts.values() if a.kind == "merchant"]
 
@@ -343,7 +407,13 @@ class CityBooks:
             "first_block": self.first_block,
             "last_block": self.last_block,
             "reserve": self.reserve[-1].as_dict() if self.reserve else None,
+            "programs": [p.as_dict() for p in sorted(self.programs.values(), key=_program_id)],
+            "classes": self.classes(),
         }
+
+
+def _program_id(program: Program) -> int:
+    return program.program
 
 
 class Books:
@@ -379,6 +449,13 @@ class Books:
             ("treasury", "RedemptionReturned"): self._redemption_returned,
             ("treasury", "CashOutAuthorized"): self._cash_out_authorized,
             ("treasury", "PolicyChanged"): self._policy_changed,
+            ("programs", "ProgramCreated"): self._program_created,
+            ("programs", "ProgramFunded"): self._program_funded,
+            ("programs", "ProgramPaid"): self._program_paid,
+            ("programs", "ProgramSpent"): self._program_spent,
+            ("programs", "ProgramRefunded"): self._program_refunded,
+            ("programs", "ProgramClosed"): self._program_closed,
+            ("programs", "Expired"): self._expired,
         }
 
     # --- folding ------------------------------------------------------------------------------
@@ -766,3 +843,65 @@ class Books:
                 args["newValue"],
             )
         )
+
+    # --- programs (money classes) ---------------------------------------------------------------
+
+    def _program(self, books: CityBooks, event: ChainEvent) -> Program | None:
+        program = books.programs.get(event.args["program"])
+        if program is None:
+            self._anomaly(
+                books,
+                "unknown_program",
+                f"{event.event} names program {event.args['program']}, never created",
+                event,
+            )
+        return program
+
+    def _program_created(self, books: CityBooks, event: ChainEvent) -> None:
+        terms = event.args["terms"]
+        number = event.args["program"]
+        books.programs[number] = Program(number, _code_text(event.args["code"]), terms[1], terms[4])
+
+    def _program_funded(self, books: CityBooks, event: ChainEvent) -> None:
+        program = self._program(books, event)
+        if program is not None:
+            program.funded += event.args["amount"]
+
+    def _program_paid(self, books: CityBooks, event: ChainEvent) -> None:
+        program = self._program(books, event)
+        if program is not None:
+            program.paid_out += event.args["amount"]
+            program.recipients += 1
+
+    def _program_spent(self, books: CityBooks, event: ChainEvent) -> None:
+        program = self._program(books, event)
+        if program is not None:
+            program.spent += event.args["amount"]
+
+    def _program_refunded(self, books: CityBooks, event: ChainEvent) -> None:
+        program = self._program(books, event)
+        if program is not None:
+            program.refunded += event.args["amount"]
+
+    def _program_closed(self, books: CityBooks, event: ChainEvent) -> None:
+        program = self._program(books, event)
+        if program is not None:
+            program.closed = True
+
+    def _expired(self, books: CityBooks, event: ChainEvent) -> None:
+        if event.args["program"] == 0:
+            books.general_expired += event.args["amount"]
+            return
+        program = self._program(books, event)
+        if program is not None:
+            program.expired += event.args["amount"]
+
+
+def _code_text(raw: str) -> str:
+    """A program's bytes32 code as its text when it is text ("YOUTH-2026H1"), else its hex."""
+    data = bytes.fromhex(raw.removeprefix("0x")).rstrip(b"\0")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return raw
+    return text if text.isprintable() and text else raw
