@@ -44,6 +44,7 @@ class DutySender:
         purpose: str,
         attach: Callable[[Session, ChainTransaction], None] | None = None,
         timeout: float = 60,
+        gas: int = DUTY_GAS,
     ) -> ChainTransaction:
         """Simulates, records (running `attach` in the same database transaction), sends and
         waits until mined; returns the mined record (`succeeded` says if it reverted in its
@@ -53,7 +54,7 @@ class DutySender:
             self.account,
             to=contract.address,
             data=contract.calldata(function, *args),
-            gas=DUTY_GAS,
+            gas=gas,
             purpose=purpose,
             attach=attach,
         )
