@@ -25,7 +25,7 @@ from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
 from citypay.charging.notifications import sign as sign_deposit
-from citypay.day import kkang
+from citypay.day import kkang, programs
 from citypay.day.processes import ROOT, BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
@@ -84,10 +84,14 @@ class Day:
             ("Payments by invoice QR", self.pay_invoices),
             ("A payment by card at the till", self.pay_by_card),
             ("A merchant refunds part of a payment", self.refund),
+            ("A youth allowance (정책발행) paid out from its recipient list", self.allowance),
+            ("The allowance where it pays, where it does not, and with general money", self.spend),
             ("Merchants cash out to their bank accounts", self.cash_out),
             ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
             ("The bank's statement of the custody account, on chain", self.prove_reserve),
             ("The half year's statutory report, from the chain alone", self.statutory_report),
+            # Last: the chain's clock moves a minute forward.
+            ("A short relief program expires: its money goes back to the city", self.expiry),
         ]
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -105,6 +109,15 @@ class Day:
 
     def say(self, line: str) -> None:
         self.console.print(line)
+
+    def allowance(self) -> None:
+        programs.allowance(self)
+
+    def spend(self) -> None:
+        programs.spend(self)
+
+    def expiry(self) -> None:
+        programs.expiry(self)
 
     def keys(self) -> None:
         make = self.backend.api_key
@@ -437,22 +450,37 @@ class Day:
         table.add_column("wallet")
         table.add_column("address")
         table.add_column("balance (KRW)", justify="right")
-        *balances, supply, totals = self.deployment.gateway.read_many(
+        table.add_column("general", justify="right")
+        table.add_column("programs", justify="right")
+        classes = self.deployment.gateway.contract(self.city.programs.address, "programs")
+        count = len(self.names)
+        *read, supply, totals, program_count = self.deployment.gateway.read_many(
             [
                 *((token, "balanceOf", (address,)) for address in self.names),
+                *((classes, "generalBalanceOf", (address,)) for address in self.names),
+                *((classes, "programMoneyOf", (address,)) for address in self.names),
                 (token, "totalSupply", ()),
                 (treasury, "totals", ()),
+                (classes, "programCount", ()),
             ]
         )
-        for (address, name), balance in zip(self.names.items(), balances, strict=True):
-            table.add_row(name, address, f"{balance:,}")
+        balances, general, program_money = read[:count], read[count : 2 * count], read[2 * count :]
+        for (address, name), balance, in_general, in_programs in zip(
+            self.names.items(), balances, general, program_money, strict=True
+        ):
+            table.add_row(name, address, f"{balance:,}", f"{in_general:,}", f"{in_programs:,}")
         self.console.print(table)
-        assert supply == totals.issued - totals.burned + totals.returned, (
-            "supply != issued - burned + returned"
+        records = self.deployment.gateway.read_many(
+            [(classes, "program", (n,)) for n in range(1, program_count + 1)]
         )
+        paid_out = sum(r.paidOut for r in records)
+        expired = sum(r.expired for r in records)
+        difference = supply - (totals.issued - totals.burned + totals.returned + paid_out - expired)
+        assert difference == 0, "supply != issued - burned + returned + paid out - expired"
         self.console.print(
             f"supply {supply:,} KRW == issued {totals.issued:,} (incentive {totals.incentive:,}) "
-            f"- burned {totals.burned:,} + returned {totals.returned:,}: checked on chain"
+            f"- burned {totals.burned:,} + returned {totals.returned:,} + paid out by programs "
+            f"{paid_out:,} - expired {expired:,}: checked on chain"
         )
         refused = self.http.get(
             f"/v1/cities/{CITY}/deposits",
