@@ -16,6 +16,7 @@ from citypay.api.routes import (
     admin,
     alerts,
     auth,
+    balances,
     cards,
     cashouts,
     cities,
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documented(alerts.router))
     app.include_router(documented(office.router))
     app.include_router(documented(reserve.router))
+    app.include_router(documented(balances.router))
     serve_openapi(app)
     return app
 

@@ -9,8 +9,11 @@
     python -m citypay.wallet merchant-application --business-id-hash H --payout-account-hash H
         --annual-revenue N --category N --region N --key-file FILE --api URL [--city gimpo]
     python -m citypay.wallet cash-out --amount N --key-file FILE --api URL [--city gimpo]
+    python -m citypay.wallet balance --key-file FILE --api URL [--city gimpo]
 
-`new` makes a wallet: a new key in an encrypted keystore file; it prints the address. The other
+`new` makes a wallet: a new key in an encrypted keystore file; it prints the address. `balance`
+prints the wallet's balance as JSON with what it is made of: general money by expiry, each policy
+program's money with its code and expiry, and expired money awaiting the sweep. The other
 commands are a merchant's: `qr` prints its static QR code's EIP-681 URI (what a payer's wallet
 reads); `merchant-application` prints the body the city's registrar posts to register it
 (POST /v1/cities/{city}/merchants), with the wallet's own PayoutAccount signature naming
@@ -99,6 +102,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     refund.add_argument("--payment-id", required=True, help="its invoice id or nonce (0x...)")
     refund.add_argument("--value", type=int, required=True, help="KRW to refund")
     qr = commands.add_parser("qr", help="print the merchant's static QR code's URI")
+    balance = commands.add_parser(
+        "balance", help="the balance by class: general money by expiry, programs, expired"
+    )
     application = commands.add_parser(
         "merchant-application", help="print the merchant's signed registration, for the registrar"
     )
@@ -111,9 +117,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     application.add_argument("--region", type=int, required=True, help="the city's region code")
     cash_out = commands.add_parser("cash-out", help="cash out to the merchant's payout account")
     cash_out.add_argument("--amount", type=int, required=True, help="KRW to cash out")
-    for command in (new, address, pay, refund, qr, application, cash_out):
+    for command in (new, address, pay, refund, qr, application, cash_out, balance):
         command.add_argument("--key-file", type=Path, required=True)
-    for command in (pay, refund, qr, application, cash_out):
+    for command in (pay, refund, qr, application, cash_out, balance):
         command.add_argument("--api", required=True, help="the backend's URL")
         command.add_argument("--city", default="gimpo")
     for command in (pay, refund, cash_out):
@@ -126,6 +132,8 @@ def _run(args: argparse.Namespace, client: WalletClient):
     """What the command prints: a URI, or a record as JSON."""
     if args.command == "qr":
         return client.qr_uri()
+    if args.command == "balance":
+        return client.balance()
     if args.command == "merchant-application":
         return client.merchant_application(
             business_id_hash=parse_bytes32(args.business_id_hash, "business id hash"),

@@ -174,6 +174,13 @@ class WalletClient:
             )
         return record
 
+    def balance(self, account: str | None = None) -> dict:
+        """The account's balance and what it is made of: general money by expiry, each
+        program's money, expired money awaiting the sweep (this wallet's by default)."""
+        address = account or self.account.address
+        response = self.http.get(f"/v1/cities/{self.city}/accounts/{address}/balance")
+        return self._json(response, "reading the balance")
+
     def pay(self, uri: str, amount: int | None = None, *, wait: bool = True, timeout: float = 60):
         """Pays the QR's URI; returns the payment, included or failed unless wait is False."""
         payment = self.post(self.sign(uri, amount))
