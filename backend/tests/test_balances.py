@@ -56,6 +56,34 @@ def test_the_balance_is_shown_by_class_and_adds_up(chain, api, city, resident, t
     assert json.loads(done.stdout)["programs"][0]["amount"] == 40_000
 
 
+def test_the_programs_are_listed_with_their_figures(chain, api, city):
+    roles, programs = city.roles, city.programs
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    code = f"LISTED-{time.time_ns() % 10**6}".encode().ljust(32, b"\0")
+    terms = (code, 500_000, 50_000, 0, now + 30 * 86_400, 2**64 - 1, [], [])
+    chain.send(roles["program_manager"], programs.functions.createProgram(terms))
+    number = programs.functions.programOfCode(code).call()
+    chain.send(roles["program_funder"], programs.functions.fundProgram(number, 200_000, code))
+    listed = api.get(f"/v1/cities/{CITY}/programs")
+    assert listed.status_code == 200, listed.text
+    (program,) = [p for p in listed.json()["programs"] if p["program"] == number]
+    assert program | {"spendFrom": 0} == {
+        "program": number,
+        "code": code.rstrip(b"\0").decode(),
+        "budget": 500_000,
+        "funded": 200_000,
+        "paidOut": 0,
+        "spent": 0,
+        "refunded": 0,
+        "expired": 0,
+        "outstanding": 0,
+        "maxPerRecipient": 50_000,
+        "spendFrom": 0,
+        "expiresAt": terms[4],
+        "closed": False,
+    }
+
+
 def test_a_bad_account_is_a_422_naming_it(api):
     response = api.get(f"/v1/cities/{CITY}/accounts/0x123/balance")
     assert response.status_code == 422

@@ -1,5 +1,5 @@
-"""An account's balance and what it is made of (money classes): what a wallet shows a resident,
-with what expires when."""
+"""Money classes over HTTP: an account's balance and what it is made of (what a wallet shows a
+resident, with what expires when), and the city's policy programs with their figures."""
 
 from __future__ import annotations
 
@@ -76,4 +76,65 @@ def account_balance(city: CityDep, account: Address, platform: PlatformDep):
             if h.program != 0
         ],
         expired=expired,
+    )
+
+
+class ProgramPublic(BaseModel):
+    program: int
+    code: str
+    budget: int
+    funded: int
+    paidOut: int
+    spent: int = Field(description="paid to merchants")
+    refunded: int = Field(description="back from merchants' refunds")
+    expired: int = Field(description="gone back to the city at expiry")
+    outstanding: int = Field(
+        description="what residents hold of it: paidOut - spent + refunded - expired"
+    )
+    maxPerRecipient: int
+    spendFrom: int = Field(description="unix seconds")
+    expiresAt: int = Field(description="unix seconds")
+    closed: bool
+
+
+class ProgramsPublic(BaseModel):
+    city: str
+    block: int
+    programs: list[ProgramPublic]
+
+
+@router.get("/v1/cities/{city}/programs", response_model=ProgramsPublic)
+def city_programs(city: CityDep, platform: PlatformDep):
+    """Public, as the chain is: every policy program of the city with its figures, read at one
+    block."""
+    if city.programs is None:
+        raise NotFound("no_money_classes", f"{city.name} runs no money classes")
+    gateway = platform.gateway
+    classes = gateway.contract(city.programs.address, "programs")
+    block = int(gateway.rpc.request("eth_blockNumber"), 16)
+    (count,) = gateway.read_many([(classes, "programCount", ())], block=block)
+    records = gateway.read_many(
+        [(classes, "program", (n,)) for n in range(1, count + 1)], block=block
+    )
+    return ProgramsPublic(
+        city=city.code,
+        block=block,
+        programs=[
+            ProgramPublic(
+                program=number,
+                code=_code(r.code),
+                budget=r.budget,
+                funded=r.funded,
+                paidOut=r.paidOut,
+                spent=r.spent,
+                refunded=r.refunded,
+                expired=r.expired,
+                outstanding=r.paidOut - r.spent + r.refunded - r.expired,
+                maxPerRecipient=r.maxPerRecipient,
+                spendFrom=r.spendFrom,
+                expiresAt=r.expiry,
+                closed=r.closed,
+            )
+            for number, r in enumerate(records, start=1)
+        ],
     )
