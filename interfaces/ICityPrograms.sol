@@ -115,9 +115,11 @@ interface ICityPrograms {
     /// @notice A refund of `value` of the payment recorded under `paymentKey`: its program money
     /// back to its programs first, the rest general money.
     /// @return expired The part whose program has expired: it goes back to the city.
+    /// @return state As creditGeneral's.
+    /// @return general The part credited as general money.
     function creditRefund(address payer, address origin, bytes32 paymentKey, uint256 value, uint256 balance)
         external
-        returns (uint256 expired, uint256 state);
+        returns (uint256 expired, uint256 state, uint256 general);
     /// @notice An account's balance leaves the city (closed or confiscated): its program money and
     /// expired general money go back to the city (`returned`, for the token to burn); the treasury
     /// takes the rest, its unexpired general money.

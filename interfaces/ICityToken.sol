@@ -80,6 +80,8 @@ interface ICityToken is IERC20, IERC3009 {
     error CityTokenZeroNonce();
     error CityTokenSupplyCapExceeded(uint256 supply, uint256 value, uint256 cap);
     error CityTokenReplacementInUse(address replacement);
+    /// @notice The money classes ran out of gas deciding a payment: send it with more gas.
+    error CityTokenClassesOutOfGas();
 
     /// @notice Pays `merchant` with an invoice id. An EIP-681 URI names this function with its
     /// three parameters (address, uint256, bytes32), so any EIP-681 wallet can pay an invoice QR.

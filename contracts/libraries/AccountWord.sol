@@ -22,6 +22,8 @@ library AccountWord {
     uint256 internal constant GENERAL_EXCLUDED = 1 << 87;
     /// @dev What a resident's word says of its money classes; moves with it on a recovery.
     uint256 internal constant CLASS_BITS = EXPIRY_MASK | CLASSED;
+    /// @dev Everything of the word about classes, a merchant's exclusion too: what a recovery moves.
+    uint256 internal constant CLASS_BITS_ALL = CLASS_BITS | GENERAL_EXCLUDED;
     uint256 internal constant FLAGS_MASK = 0xFF << 88;
     uint256 internal constant KIND_MASK = 0x3 << 88;
     uint256 internal constant KIND_SHIFT = 88;

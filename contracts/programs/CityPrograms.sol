@@ -31,7 +31,9 @@ contract CityPrograms is ICityPrograms, AccessControl {
 
     /// @notice Programs a resident may hold at once: a payment looks at each.
     uint256 public constant MAX_HELD = 8;
-    uint256 public constant MAX_PAYOUT_BATCH = 500;
+    /// @notice At about 110,000 gas a recipient, a batch stays under 25 million gas (a Besu
+    /// network's block gas limit is commonly 30 million or more).
+    uint256 public constant MAX_PAYOUT_BATCH = 200;
     uint256 public constant MAX_PLACES = 64;
     /// @notice General money expires at the end of the week (UTC days since 1970, in sevens) in
     /// which its validity ends: never before the date the city's rule gives, at most 7 days
@@ -56,7 +58,10 @@ contract CityPrograms is ICityPrograms, AccessControl {
     mapping(bytes32 code => uint32 program) private _programOfCode;
     mapping(uint32 program => mapping(uint16 category => bool)) private _categories;
     mapping(uint32 program => mapping(uint32 region => bool)) private _regions;
-    mapping(uint32 program => mapping(address origin => bool)) private _paid;
+    /// @dev By the recipient's identity (the registry's identity hash): a person is paid once per
+    /// program whatever wallet it holds, a recovered or a newly registered one.
+    mapping(uint32 program => mapping(bytes32 person => bool)) private _paid;
+    mapping(bytes32 bankReference => bool) private _fundingReferenceUsed;
 
     /// @dev By the holder's first wallet (the token's originOf), so a recovery moves nothing here.
     /// Up to MAX_HELD program ids, 32 bits each, soonest expiry first, zero-terminated.
@@ -70,6 +75,9 @@ contract CityPrograms is ICityPrograms, AccessControl {
     /// @dev The program money a payment drew on, by program, for its refunds.
     mapping(bytes32 paymentKey => uint256 ids) private _spentIds;
     mapping(bytes32 paymentKey => mapping(uint32 program => uint256)) private _spent;
+    /// @dev Program money a payment key drew on whose program has expired since and gave its
+    /// place up in the key's list: a refund of it goes back to the city.
+    mapping(bytes32 paymentKey => uint256) private _spentExpired;
 
     /// @dev What a draw takes: worked out by `_plan` (a view, also behind `drawRefusal`), done by
     /// `_apply`.
@@ -113,7 +121,11 @@ contract CityPrograms is ICityPrograms, AccessControl {
     /// @inheritdoc ICityPrograms
     function creditGeneral(address origin, uint256 value, uint256 balance) external onlyToken returns (uint256) {
         _creditGeneral(origin, value);
-        return _state(origin, balance - _programMoney[origin]);
+        uint256 general = balance - _programMoney[origin];
+        // Payments of general money alone never come here: the look for money starts past what
+        // they spent, so it stays short whatever the account's history.
+        _advanceLotHead(origin, general);
+        return _state(origin, general);
     }
 
     /// @inheritdoc ICityPrograms
@@ -142,10 +154,33 @@ contract CityPrograms is ICityPrograms, AccessControl {
     function creditRefund(address payer, address origin, bytes32 paymentKey, uint256 value, uint256 balance)
         external
         onlyToken
-        returns (uint256 expired, uint256 state)
+        returns (uint256 expired, uint256 state, uint256 general)
+    {
+        (general, expired) = _refundPrograms(payer, origin, paymentKey, value);
+        uint256 gone = _spentExpired[paymentKey];
+        if (general != 0 && gone != 0) {
+            // Program money of programs that expired and left the key's list: back to the city,
+            // as general money's Expired (its program is no longer named).
+            uint256 back = gone < general ? gone : general;
+            _spentExpired[paymentKey] = gone - back;
+            general -= back;
+            expired += back;
+            emit Expired(payer, 0, back);
+        }
+        if (general != 0) _creditGeneral(origin, general);
+        uint256 held = balance - expired - _programMoney[origin];
+        _advanceLotHead(origin, held);
+        state = _state(origin, held);
+    }
+
+    /// @dev A refund's program money, back to the programs the payment drew on (to the city for
+    /// those expired since): what is left of `value`, and what went to the city.
+    function _refundPrograms(address payer, address origin, bytes32 paymentKey, uint256 value)
+        private
+        returns (uint256 left, uint256 expired)
     {
         uint256 ids = _spentIds[paymentKey];
-        uint256 left = value;
+        left = value;
         for (uint256 i; i < MAX_HELD && left != 0; ++i) {
             uint32 id = uint32(ids >> (32 * i));
             if (id == 0) break;
@@ -165,8 +200,6 @@ contract CityPrograms is ICityPrograms, AccessControl {
                 _addHolding(origin, payer, id, back);
             }
         }
-        if (left != 0) _creditGeneral(origin, left);
-        state = _state(origin, balance - expired - _programMoney[origin]);
     }
 
     /// @inheritdoc ICityPrograms
@@ -245,7 +278,10 @@ contract CityPrograms is ICityPrograms, AccessControl {
         Program storage p = _program(id);
         if (p.closed) revert CityProgramsClosed(id);
         if (block.timestamp >= p.expiry) revert CityProgramsExpired(id, p.expiry);
-        if (bankReference == bytes32(0)) revert CityProgramsInvalidTerms("bankReference");
+        if (bankReference == bytes32(0) || _fundingReferenceUsed[bankReference]) {
+            revert CityProgramsInvalidTerms("bankReference");
+        }
+        _fundingReferenceUsed[bankReference] = true;
         uint256 left = p.budget - p.funded;
         if (amount == 0 || amount > left) revert CityProgramsOverBudget(id, left, amount);
         p.funded += uint88(amount);
@@ -288,14 +324,15 @@ contract CityPrograms is ICityPrograms, AccessControl {
         uint256 left = p.funded - p.paidOut;
         if (amount > left) return abi.encodeWithSelector(CityProgramsOverFunds.selector, id, left, amount);
         address origin = token.originOf(recipient);
-        if (_paid[id][origin]) return abi.encodeWithSelector(CityProgramsAlreadyPaid.selector, id, recipient);
+        bytes32 person = _person(recipient, origin);
+        if (_paid[id][person]) return abi.encodeWithSelector(CityProgramsAlreadyPaid.selector, id, recipient);
         if (_holding[origin][id] == 0 && _heldCount(_held[origin]) == MAX_HELD) {
             // Expired programs free their places at the holder's next sweep.
             return abi.encodeWithSelector(CityProgramsTooManyHeld.selector, recipient, MAX_HELD);
         }
         bytes memory refusal = token.issueProgram(recipient, amount);
         if (refusal.length != 0) return refusal;
-        _paid[id][origin] = true;
+        _paid[id][person] = true;
         p.paidOut += uint88(amount);
         _addHolding(origin, recipient, id, amount);
         return "";
@@ -329,7 +366,14 @@ contract CityPrograms is ICityPrograms, AccessControl {
 
     /// @inheritdoc ICityPrograms
     function paidTo(uint32 id, address recipient) external view returns (bool) {
-        return _paid[id][token.originOf(recipient)];
+        return _paid[id][_person(recipient, token.originOf(recipient))];
+    }
+
+    /// @dev Who a recipient is: its identity hash, or for a wallet that is no resident (refused
+    /// by the token anyway) its first wallet.
+    function _person(address recipient, address origin) private view returns (bytes32) {
+        bytes32 identity = registry.residentOf(recipient).identityHash;
+        return identity != bytes32(0) ? identity : bytes32(uint256(uint160(origin)));
     }
 
     /// @inheritdoc ICityPrograms
@@ -368,7 +412,10 @@ contract CityPrograms is ICityPrograms, AccessControl {
             left -= amount < left ? amount : left;
             ++count;
         }
-        holdings = new Holding[](count + _heldCount(plan.keptIds));
+        // General money without lots: a merchant's (merchants' money has no classes).
+        bool unclassed = count == 0 && plan.general != 0;
+        holdings = new Holding[](count + _heldCount(plan.keptIds) + (unclassed ? 1 : 0));
+        if (unclassed) holdings[holdings.length - 1] = Holding(0, 0, plan.general);
         left = plan.general;
         for (uint256 i; i < count; ++i) {
             uint256 index = lots.length - count + i;
@@ -378,7 +425,7 @@ contract CityPrograms is ICityPrograms, AccessControl {
             uint256 held = left - newer;
             holdings[i] = Holding(0, uint64((lots[index] >> 128) * 1 days), held < amount ? held : amount);
         }
-        for (uint256 i; i < holdings.length - count; ++i) {
+        for (uint256 i; i < _heldCount(plan.keptIds); ++i) {
             uint32 id = uint32(plan.keptIds >> (32 * i));
             holdings[count + i] = Holding(id, _programs[id - 1].expiry, _holding[origin][id]);
         }
@@ -497,7 +544,7 @@ contract CityPrograms is ICityPrograms, AccessControl {
                 _holding[origin][id] -= take;
                 _programs[id - 1].spent += uint88(take);
                 taken += take;
-                spentIds = _withSpentId(paymentKey, spentIds, id, payer);
+                spentIds = _withSpentId(paymentKey, spentIds, id, payer, plan.today);
                 _spent[paymentKey][id] += take;
                 emit ProgramSpent(id, payer, merchant, take);
             }
@@ -533,15 +580,27 @@ contract CityPrograms is ICityPrograms, AccessControl {
 
     /// @dev `ids` with `id` among the programs a payment key drew on. The running total of plain
     /// transfers between two holders can name more programs over time than a word holds: those
-    /// whose money was all refunded give their places up.
-    function _withSpentId(bytes32 paymentKey, uint256 ids, uint32 id, address payer) private view returns (uint256) {
+    /// whose money was all refunded give their places up, and so do those that have expired
+    /// (what they drew is kept as one amount a refund sends back to the city). Nine programs
+    /// alive at once, all drawn on at one merchant by plain transfers, are refused.
+    function _withSpentId(bytes32 paymentKey, uint256 ids, uint32 id, address payer, uint256 today)
+        private
+        returns (uint256)
+    {
         if (_hasId(ids, id)) return ids;
         uint256 count = _heldCount(ids);
         if (count == MAX_HELD) {
             uint256 kept;
             for (uint256 i; i < MAX_HELD; ++i) {
                 uint32 spent = uint32(ids >> (32 * i));
-                if (_spent[paymentKey][spent] != 0) kept |= uint256(spent) << (32 * _heldCount(kept));
+                uint256 amount = _spent[paymentKey][spent];
+                if (amount == 0) continue;
+                if (today * 1 days >= _programs[spent - 1].expiry) {
+                    _spentExpired[paymentKey] += amount;
+                    delete _spent[paymentKey][spent];
+                } else {
+                    kept |= uint256(spent) << (32 * _heldCount(kept));
+                }
             }
             ids = kept;
             count = _heldCount(ids);

@@ -233,9 +233,10 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         }
         address resident = currentWallet(payer);
         _move(merchant, resident, value, Movement.Refund);
-        _creditRefund(resident, _paymentKey(payer, resident, merchant, paymentId), value);
-        // The refunded payment no longer counts as the resident's use of its charge.
-        ICityTreasury(treasury).recordMerchantRefund(resident, value);
+        uint256 general = _creditRefund(resident, _paymentKey(payer, resident, merchant, paymentId), value);
+        // The refunded payment no longer counts as the resident's use of its charge: its general
+        // money only (program money goes back to its program, never to a charge).
+        if (general != 0) ICityTreasury(treasury).recordMerchantRefund(resident, general);
         emit Refunded(merchant, payer, paymentId, value);
     }
 
@@ -469,7 +470,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         // The status moves too, frozen bit included (a recovery does not lift a freeze); the hold
         // of the pending recovery ends with it.
         _accounts[replacement] =
-            (_accounts[replacement] | (word.flags() & ~AccountWord.HELD) | (word & AccountWord.CLASS_BITS)).withOrigin(first);
+            (_accounts[replacement] | (word.flags() & ~AccountWord.HELD) | (word & AccountWord.CLASS_BITS_ALL))
+                .withOrigin(first);
         _accounts[lost] = AccountWord.withOrigin(AccountWord.RETIRED, first);
         _currentOf[first] = replacement;
         emit AccountRecovered(lost, replacement, word.balance());
@@ -554,15 +556,19 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         ) returns (uint256 expired, uint256 state) {
             return ("", _burnExpired(from, fromWord, expired).withClasses(state));
         } catch (bytes memory refusal) {
+            // Every refusal of the classes is an error with its data: none means the call ran out
+            // of gas, and the payment must not go on as if its classes had agreed.
+            if (refusal.length == 0) revert CityTokenClassesOutOfGas();
             return (refusal, fromWord);
         }
     }
 
-    /// @dev Refunded money goes back to the classes it was paid from.
-    function _creditRefund(address resident, bytes32 key, uint256 value) private {
+    /// @dev Refunded money goes back to the classes it was paid from; returns the general part.
+    function _creditRefund(address resident, bytes32 key, uint256 value) private returns (uint256 general) {
         uint256 word = _accounts[resident];
-        (uint256 expired, uint256 state) =
-            programs.creditRefund(resident, word.origin(resident), key, value, word.balance());
+        uint256 expired;
+        uint256 state;
+        (expired, state, general) = programs.creditRefund(resident, word.origin(resident), key, value, word.balance());
         _accounts[resident] = _burnExpired(resident, word, expired).withClasses(state);
     }
 
@@ -573,8 +579,9 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         view
         returns (bytes32)
     {
-        if (paymentId != bytes32(0)) return keccak256(abi.encode(payer, paymentId));
-        return keccak256(abi.encode(_accounts[resident].origin(resident), _accounts[merchant].origin(merchant)));
+        // Tagged: an invoice id can never name a pair's running total.
+        if (paymentId != bytes32(0)) return keccak256(abi.encode(1, payer, paymentId));
+        return keccak256(abi.encode(2, _accounts[resident].origin(resident), _accounts[merchant].origin(merchant)));
     }
 
     /// @dev Burns money that went back to the city (expired, or returned on a closing) from a

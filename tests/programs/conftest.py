@@ -86,7 +86,8 @@ def create_program(programs, manager, funder):
         t = terms(**kwargs)
         tx = programs.createProgram(t, {"from": manager})
         program_id = tx.return_value
-        programs.fundProgram(program_id, fund or t[1], keccak(text="city-budget"), {"from": funder})
+        # Each funding is its own bank transfer: its reference once.
+        programs.fundProgram(program_id, fund or t[1], t[0], {"from": funder})
         return program_id
 
     return create

@@ -133,7 +133,7 @@ class ClassesMachine:
             self.programs.fundProgram,
             program_id,
             AMOUNTS[amount] * 5,
-            keccak(text="city-budget"),
+            keccak(text=f"machine-budget:{program_id}:{chain.time()}:{amount}"),
             self.roles["PROGRAM_FUNDER_ROLE"],
         )
 

@@ -431,3 +431,105 @@ def test_only_the_token_changes_classes_and_only_programs_mint_policy_money(
     ):
         with brownie.reverts():
             call()
+
+
+# --- What a review found, kept fixed -----------------------------------------------------------
+
+
+def test_a_payment_never_goes_through_without_its_classes_whatever_its_gas(
+    programs, token, holder, youth, shops
+):
+    """Out of gas inside the classes is no refusal to step over: the payment fails whole."""
+    restaurant = shops[0]
+    for gas in range(60_000, 240_000, 6_000):
+        held = programs.holdingOf(holder, youth)
+        try:
+            tx = token.transfer(restaurant, 1_000, {"from": holder, "gas_limit": gas})
+        except (brownie.exceptions.VirtualMachineError, ValueError):
+            assert programs.holdingOf(holder, youth) == held
+            continue
+        assert tx.status == 1
+        assert programs.holdingOf(holder, youth) == held - 1_000, gas
+
+
+def test_a_refund_of_program_money_is_no_charge_for_the_usage_rule(
+    programs, token, treasury, holder, youth, shops
+):
+    restaurant = shops[0]
+    general = programs.generalBalanceOf(holder)
+    token.transfer(shops[2], general * 7 // 10, {"from": holder})
+    treasury.requestResidentRefund(keccak(text="holder-bank"), {"from": holder})
+    charged = treasury.residentTally(holder)["chargedValue"]
+    invoice = keccak(text="program-only")
+    token.pay(restaurant, 50_000, invoice, {"from": holder})
+    token.refund(holder, invoice, 50_000, {"from": restaurant})
+    assert programs.holdingOf(holder, youth) == 50_000
+    assert treasury.residentTally(holder)["chargedValue"] == charged
+
+
+def test_a_recovered_merchant_stays_above_the_general_cap(
+    token, registry, city_admin, holder, register_merchant, recover_wallet
+):
+    big = wallet("big-store-recovered")
+    register_merchant(big, revenue=1_000_000_000)
+    registry.setGeneralRevenueCap(500_000_000, {"from": city_admin})
+    registry.refreshGeneralExclusion(big, {"from": holder})
+    replacement = wallet("big-store-replacement")
+    recover_wallet(big, replacement)
+    assert not token.canTransfer(holder, replacement, 1_000)
+    with brownie.reverts():
+        token.transfer(replacement, 1_000, {"from": holder})
+
+
+def test_expired_programs_give_their_places_up_in_a_merchants_running_total(
+    programs, token, holder, create_program, pay_out, shops
+):
+    """Nine programs spent at one shop by plain transfers: the expired ones make room, and a
+    refund of their money goes back to the city."""
+    restaurant = shops[0]
+    for n in range(8):
+        short = create_program(days=3, label=f"short-{n}")
+        pay_out(short, (holder, 1_000))
+        token.transfer(restaurant, 1_000, {"from": holder})
+    chain.sleep(4 * 86_400)
+    ninth = create_program(label="ninth")
+    pay_out(ninth, (holder, 1_000))
+    assert token.canTransfer(holder, restaurant, 1_000)
+    tx = token.transfer(restaurant, 1_000, {"from": holder})
+    assert _events(tx, "ProgramSpent")[0]["program"] == ninth
+    supply = token.totalSupply()
+    tx = token.refund(holder, b"\x00" * 32, 9_000, {"from": restaurant})
+    assert programs.holdingOf(holder, ninth) == 1_000
+    assert sum(e["amount"] for e in _events(tx, "Expired")) == 8_000
+    assert token.totalSupply() == supply - 8_000
+
+
+def test_a_person_is_paid_once_per_program_whatever_wallet_it_holds(
+    programs, token, registry, registrar, register_resident, create_program, pay_out
+):
+    first = wallet("once-per-person")
+    register_resident(first)
+    program_id = create_program(label="once")
+    pay_out(program_id, (first, 10_000))
+    identity = registry.residentOf(first)["identityHash"]
+    registry.revoke(first, False, {"from": registrar})
+    second = wallet("once-per-person-again")
+    registry.registerResident(second, identity, GIMPO, {"from": registrar})
+    tx = pay_out(program_id, (second, 10_000))
+    assert tx.return_value == 0
+    assert programs.paidTo(program_id, second)
+    assert token.balanceOf(second) == 0
+
+
+def test_a_funding_reference_is_used_once(programs, manager, funder):
+    program_id = programs.createProgram(terms(), {"from": manager}).return_value
+    reference = keccak(text="budget-transfer-1")
+    programs.fundProgram(program_id, 1_000, reference, {"from": funder})
+    with brownie.reverts():
+        programs.fundProgram(program_id, 1_000, reference, {"from": funder})
+
+
+def test_a_merchants_breakdown_adds_up_to_its_balance(programs, token, holder, shops):
+    restaurant = shops[0]
+    token.transfer(restaurant, 5_000, {"from": holder})
+    assert _breakdown_sum(programs, restaurant) == token.balanceOf(restaurant) == 5_000

@@ -16,10 +16,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from eth_abi import decode
 from eth_utils import keccak
 
 from citypay.chain.codec import decode_revert
+from citypay.chain.events import decode_log
 from citypay.chain.keys import development_account
 from citypay.day.processes import ROOT
 from citypay.wallet.client import WalletClient
@@ -45,35 +45,45 @@ def _code(text: str, run: str) -> bytes:
     return f"{text}-{run[-6:]}".encode().ljust(32, b"\0")
 
 
-def _send(day: Day, address: str, call) -> dict:
-    """A city office's own transaction, signed with its key."""
+def _programs(day: Day):
+    return day.deployment.gateway.contract(day.city.programs.address, "programs")
+
+
+def _send(day: Day, address: str, contract, function: str, *args) -> dict:
+    """A city office's own transaction, signed with its key; its receipt once mined."""
+    rpc = day.deployment.gateway.rpc
     account = development_account(address)
-    transaction = call.build_transaction(
+    signed = account.sign_transaction(
         {
-            "from": account.address,
-            "nonce": day.w3.eth.get_transaction_count(account.address, "pending"),
+            "to": contract.address,
+            "data": contract.calldata(function, *args),
+            "value": 0,
+            "nonce": int(rpc.request("eth_getTransactionCount", account.address, "pending"), 16),
             "gas": 2_000_000,
             "gasPrice": 0,
             "chainId": day.deployment.chain_id,
         }
     )
-    signed = account.sign_transaction(transaction)
-    tx_hash = day.w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = day.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.1)
-    if receipt["status"] != 1:
-        raise RuntimeError(f"{call.fn_name} reverted")
+    tx_hash = rpc.request("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
+    deadline = time.monotonic() + 60
+    while (receipt := rpc.request("eth_getTransactionReceipt", tx_hash)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{function} not mined within 60 s")
+        time.sleep(0.1)
+    if int(receipt["status"], 16) != 1:
+        raise RuntimeError(f"{function} reverted")
     return receipt
 
 
 def _create(day: Day, label: str, terms: tuple, budget: int) -> int:
-    programs, roles = day.city.programs, day.city.roles
-    _send(day, roles["program_manager"], programs.functions.createProgram(terms))
-    number = programs.functions.programOfCode(terms[0]).call()
+    programs, roles = _programs(day), day.city.roles
+    _send(day, roles["program_manager"], programs, "createProgram", terms)
+    number = programs.call("programOfCode", terms[0])
     reference = keccak(text=f"city budget transfer:{label}:{day.run_id}")
     # The finance office moves the budget into the custody account, then records the funding:
     # the program's tokens are backed as charged ones are.
     day._credit_custody(f"{label}-{day.run_id}", budget)
-    _send(day, roles["program_funder"], programs.functions.fundProgram(number, budget, reference))
+    _send(day, roles["program_funder"], programs, "fundProgram", number, budget, reference)
     return number
 
 
@@ -96,18 +106,21 @@ def _pay_out(day: Day, code: str, rows: list[tuple[str, int]]) -> str:
 
 
 def _figures(day: Day, number: int) -> str:
-    p = day.city.programs.functions.program(number).call()
-    # ICityPrograms.Program: code, budget, funded, spendFrom, expiry, paidOut, spent, revenueCap,
-    # anyCategory, anyRegion, closed, refunded, expired, maxPerRecipient
+    p = _programs(day).call("program", number)
+    outstanding = p.paidOut - p.spent + p.refunded - p.expired
     return (
-        f"budget {p[1]:,}, funded {p[2]:,}, paid out {p[5]:,}, spent {p[6]:,}, refunded "
-        f"{p[11]:,}, expired {p[12]:,}, outstanding {p[5] - p[6] + p[11] - p[12]:,} KRW"
+        f"budget {p.budget:,}, funded {p.funded:,}, paid out {p.paidOut:,}, spent {p.spent:,}, "
+        f"refunded {p.refunded:,}, expired {p.expired:,}, outstanding {outstanding:,} KRW"
     )
+
+
+def _now(day: Day) -> int:
+    return int(day.deployment.gateway.block("latest")["timestamp"], 16)
 
 
 def allowance(day: Day) -> None:
     """The youth allowance: created, funded and paid to minji and junho from a CSV."""
-    now = day.w3.eth.get_block("latest")["timestamp"]
+    now = _now(day)
     code = _code(YOUTH, day.run_id)
     expires = now + 90 * 86_400
     terms = (code, 1_000_000, ALLOWANCE, 0, expires, ANY_MERCHANT, [BAKERY, RESTAURANT], [REGION])
@@ -122,20 +135,19 @@ def allowance(day: Day) -> None:
 
 def spend(day: Day) -> None:
     """Where the allowance pays, where it does not and why, and a payment drawing on both."""
-    programs, token = day.city.programs.functions, day.city.token.functions
+    programs, token = _programs(day), day.city.chain.token
     minji, junho = day.residents["minji"], day.residents["junho"]
     with WalletClient(day.backend.url, minji, city=CITY) as wallet:
         paid = wallet.pay(day._qr("Haneul Bakery"), 12_000)
-    left = programs.holdingOf(minji.address, day.youth).call()
+    left = programs.call("holdingOf", minji.address, day.youth)
     day.say(
         f"minji pays Haneul Bakery 12,000 KRW: {paid['status']}, from her allowance "
         f"({left:,} KRW of it left)"
     )
     books = day.merchants["Riverside Books"].address
-    general = programs.generalBalanceOf(minji.address).call()
+    general = programs.call("generalBalanceOf", minji.address)
     value = general + 5_000
-    refusal = bytes(token.paymentRefusal(minji.address, books, value).call())
-    revert = decode_revert(refusal)
+    revert = decode_revert(token.call("paymentRefusal", minji.address, books, value))
     held, eligible, reasons = (revert.args.get(k) for k in ("held", "eligible", "reasons"))
     day.say(
         f"minji asks before paying Riverside Books {value:,} KRW: {revert.name}, she holds "
@@ -145,7 +157,7 @@ def spend(day: Day) -> None:
     with WalletClient(day.backend.url, minji, city=CITY) as wallet:
         refused = wallet.pay(day._qr("Riverside Books"), value)
     day.say(f"she pays anyway: {refused['status']} ({refused.get('failureReason')})")
-    before = programs.holdingOf(junho.address, day.youth).call()
+    before = programs.call("holdingOf", junho.address, day.youth)
     with WalletClient(day.backend.url, junho, city=CITY) as wallet:
         mixed = wallet.pay(day._qr("Gimpo Noodle House"), before + 10_000)
     day.say(
@@ -156,27 +168,28 @@ def spend(day: Day) -> None:
 
 def expiry(day: Day) -> None:
     """A relief program that ends in under a minute: its money goes back to the city."""
-    now = day.w3.eth.get_block("latest")["timestamp"]
+    now = _now(day)
     code = _code(RELIEF, day.run_id)
     terms = (code, 100_000, RELIEF_AMOUNT, 0, now + RELIEF_SECONDS, ANY_MERCHANT, [], [])
     number = _create(day, RELIEF, terms, 100_000)
     text = code.rstrip(b"\0").decode()
     day.say(_pay_out(day, text, [("seoyeon", RELIEF_AMOUNT)]))
     seoyeon = day.residents["seoyeon"].address
-    supply = day.city.token.functions.totalSupply().call()
+    token, rpc = day.city.chain.token, day.deployment.gateway.rpc
+    supply = token.call("totalSupply")
     # The embedded chain moves its clock past the program's end (a city's network never does).
-    expires = day.city.programs.functions.program(number).call()[4]
-    ahead = max(0, expires - day.w3.eth.get_block("latest")["timestamp"]) + 1
-    day.w3.provider.make_request("evm_increaseTime", [ahead])
-    day.w3.provider.make_request("evm_mine", [])
-    time.sleep(0.1)
-    receipt = _send(day, day.city.roles["program_manager"], day.city.token.functions.sweep(seoyeon))
-    expired = sum(
-        decode(["uint256"], bytes(log["data"]))[0]
+    expires = _programs(day).call("program", number).expiry
+    ahead = max(0, expires - _now(day)) + 1
+    rpc.request("evm_increaseTime", ahead)
+    rpc.request("evm_mine")
+    receipt = _send(day, day.city.roles["program_manager"], token, "sweep", seoyeon)
+    events = [
+        decode_log(log, CITY, "programs", 0)
         for log in receipt["logs"]
-        if log["topics"][0] == keccak(text="Expired(address,uint32,uint256)")
-    )
-    after = day.city.token.functions.totalSupply().call()
+        if log["address"].lower() == day.city.programs.address.lower()
+    ]
+    expired = sum(e.args["amount"] for e in events if e.event == "Expired")
+    after = token.call("totalSupply")
     day.say(
         f"{text} ended; the chain's clock moved {ahead} s: {expired:,} KRW of seoyeon's relief "
         f"money swept back to the city (supply {supply:,} -> {after:,} KRW)"
