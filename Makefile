@@ -122,8 +122,11 @@ chain-status: setup
 	.venv/bin/python -m scripts.chain status
 
 # Stops the chain and deletes its state and its deployment manifest: the next deploy starts over.
+# The day's backend and sandbox bank databases describe that chain (its blocks, nonces, the
+# listener's checkpoint): they go with it.
 chain-reset: setup
 	.venv/bin/python -m scripts.chain reset
+	rm -f data/backend/citypay.sqlite3* data/bank/sandbox.sqlite3*
 
 # Deploys config/cities.yaml to the embedded chain; DEPLOY_ARGS for another network, e.g.
 # DEPLOY_ARGS="--network permissioned --rpc-url http://node:8545 --chain-id 1337".
