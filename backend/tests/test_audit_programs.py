@@ -6,6 +6,7 @@ won, the supply by class, and `check` finds the supply equation whole with payou
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import CITY
@@ -91,3 +92,27 @@ def test_the_report_lists_the_program_with_every_figure(allowance):
 def test_check_holds_with_payouts_and_expiry(allowance):
     chain, _, _ = allowance
     assert audit(chain, "check", "--city", CITY)["violations"] == []
+
+
+def test_the_statutory_report_counts_policy_issue_by_program(allowance):
+    chain, _, number = allowance
+    city = chain.deployment.city(CITY)
+    moment = datetime.fromtimestamp(chain.w3.eth.get_block("latest")["timestamp"], UTC)
+    moment += timedelta(hours=9)  # KST
+    period = f"{moment.year}H{1 if moment.month <= 6 else 2}"
+    report = audit(chain, "report", "--period", period, "--city", CITY)["cities"][CITY]
+    figures = report["figures"]
+    assert figures["policy_issued"] == 150_000
+    assert figures["expired"] == figures["returned_to_city"] == 50_000
+    assert figures["outstanding_at_end"] == city.token.functions.totalSupply().call()
+    (program,) = [p for p in report["programs"] if p["program"] == number]
+    assert program == {
+        "program": number,
+        "code": CODE,
+        "paid_out": 150_000,
+        "recipients": 2,
+        "spent": 30_000,
+        "refunded": 0,
+        "expired": 50_000,
+        "returned_to_city": 50_000,
+    }

@@ -5,13 +5,14 @@ Periods are calendar halves and years in Korean time (KST), as the ministry coun
 belongs to the period its block's time falls in. Per city:
 
 - issuance by kind: general issue (charges with their incentive), the sales (the KRW residents
-  paid in) and the incentive given; policy issue by program once the city runs programs;
+  paid in) and the incentive given; policy issue (정책발행), in all and by program (paid out,
+  recipients, spent at merchants, refunded, expired, returned to the city);
 - use: payments, and merchants' refunds of payments;
 - redemption: merchants' cash-outs (requested, paid, returned by the bank), residents' refunds
   (tokens burned and KRW paid out), balances confiscated after illegal exchange;
 - outstanding: the tokens in circulation at the start and end of the period, the payouts still
-  pending at its end, and what expired and went back to the city (none while every won is
-  general money, which the platform does not expire);
+  pending at its end, and what expired and went back to the city (expired tokens, and the
+  funding a closed program never paid out);
 - merchants registered and revoked (for illegal exchange among them), residents registered, and
   the active users: residents who paid and merchants paid in the period.
 
@@ -141,6 +142,10 @@ class _CityPeriod:
     # Registered, less revoked, up to the period's end.
     merchants: int = 0
     residents: int = 0
+    # (block time, won) of every program payout (+) and expiry (-): the circulation they change.
+    program_flows: list[tuple[int, int]] = field(default_factory=list)
+    # Each program's figures in the period, by its number.
+    programs: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class StatutoryTally:
@@ -178,6 +183,9 @@ class StatutoryTally:
             figures["merchant_refunded"] += movement.value
 
     def _event(self, books: CityBooks, event: ChainEvent) -> None:
+        if event.contract == "programs":
+            self._program_event(books, event)
+            return
         if event.contract != "registry" or event.block_time >= self.period.end:
             return
         city = self._city(books.code)
@@ -197,6 +205,50 @@ class StatutoryTally:
                 figures["merchants_revoked_illegal"] += during and event.args["illegalExchange"]
             elif kind == "resident":
                 city.residents -= 1
+
+    def _program_event(self, books: CityBooks, event: ChainEvent) -> None:
+        city = self._city(books.code)
+        amount = event.args.get("amount", 0)
+        if event.event == "ProgramPaid":
+            city.program_flows.append((event.block_time, amount))
+        elif event.event == "Expired":
+            city.program_flows.append((event.block_time, -amount))
+        if not self.period.holds(event.block_time):
+            return
+        number = event.args.get("program", 0)
+        figures = city.figures
+        if event.event == "Expired":
+            figures["expired"] += amount
+            figures["returned_to_city"] += amount
+        elif event.event == "ProgramClosed":
+            figures["returned_to_city"] += event.args["unpaidBudget"]
+        if number == 0 or number not in books.programs:
+            return  # general money's expiry: the city's figures only
+        program = city.programs.get(number)
+        if program is None:
+            program = city.programs[number] = {
+                "program": number,
+                "code": books.programs[number].code,
+                "paid_out": 0,
+                "recipients": 0,
+                "spent": 0,
+                "refunded": 0,
+                "expired": 0,
+                "returned_to_city": 0,
+            }
+        if event.event == "ProgramPaid":
+            figures["policy_issued"] += amount
+            program["paid_out"] += amount
+            program["recipients"] += 1
+        elif event.event == "ProgramSpent":
+            program["spent"] += amount
+        elif event.event == "ProgramRefunded":
+            program["refunded"] += amount
+        elif event.event == "Expired":
+            program["expired"] += amount
+            program["returned_to_city"] += amount
+        elif event.event == "ProgramClosed":
+            program["returned_to_city"] += event.args["unpaidBudget"]
 
     # --- after the fold: what the books keep with its time ---------------------------------------
 
@@ -248,6 +300,10 @@ class StatutoryTally:
                     figures["resident_refund_paid"] += redemption.payout
                 elif redemption.status == "returned" and redemption.kind == "cash_out":
                     figures["cash_outs_returned"] += redemption.restored
+        for moment, won in city.program_flows:
+            for edge, edge_moment in (("start", period.start), ("end", period.end)):
+                if moment < edge_moment:
+                    supply[edge] += won
         figures["outstanding_at_start"] = supply["start"]
         figures["outstanding_at_end"] = supply["end"]
         figures["merchants_at_end"] = city.merchants
@@ -258,9 +314,8 @@ class StatutoryTally:
             "city": code,
             "name": books.name,
             "figures": figures,
-            # Policy issue by program, once the city runs programs: none while every won is
-            # general money.
-            "programs": [],
+            # Policy issue by program: each program active in the period, by its number.
+            "programs": [city.programs[n] for n in sorted(city.programs)],
         }
 
 
