@@ -25,6 +25,7 @@ from citypay.api.routes import (
     metrics,
     office,
     payments,
+    programs,
     qr,
     refunds,
     reserve,
@@ -56,6 +57,7 @@ from citypay.office.service import OfficeService
 from citypay.payments.models import Payment, PaymentStatus
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
+from citypay.programs.jobs import PayoutJobs
 from citypay.refund.service import RefundService
 from citypay.reserve.attester import ReserveAttester
 
@@ -63,6 +65,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between two rounds of the outbox's follower (chain/outbox.py).
 FOLLOW_INTERVAL = 1.0
+# Seconds between two looks for a program payout to run (a new one wakes the worker at once).
+PAYOUT_INTERVAL = 2.0
 
 
 def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
@@ -91,6 +95,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     bank = HttpBank(settings.BANK_URL, timeout=settings.BANK_TIMEOUT)
     intake = PaymentIntake(lambda: waiting_payments(db), settings.PAYMENT_INTAKE_LIMIT)
     reserve = ReserveAttester(deployment, bank, duties)
+    payouts = PayoutJobs(db, deployment, outbox, duties)
     return Platform(
         settings=settings,
         db=db,
@@ -122,6 +127,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         fraud=fraud_engine_for(settings, db, deployment) if settings.LISTENER_IN_API else None,
         reserve=reserve,
         intake=intake,
+        payouts=payouts,
+        payouts_worker=Worker("program-payouts", payouts.run_pending, PAYOUT_INTERVAL),
         reserve_worker=(
             Worker(
                 "reserve-attester",
@@ -211,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documented(office.router))
     app.include_router(documented(reserve.router))
     app.include_router(documented(balances.router))
+    app.include_router(documented(programs.router))
     serve_openapi(app)
     return app
 

@@ -59,11 +59,13 @@ _MEANING = {
     409: "It conflicts with what is recorded or on chain: a nonce or invoice already used, "
     "the same id with other terms, a paused city.",
     410: "Gone: the invoice expired.",
-    413: "The body is larger than the server takes (MAX_REQUEST_BODY_BYTES, 64 KiB by default).",
+    413: "The body is larger than the server takes (MAX_REQUEST_BODY_BYTES, 64 KiB by default; "
+    "8 MiB for a program payout's recipient list).",
     422: "A field, parameter or the body as a whole is invalid, or the chain would refuse it: "
     "`field`, `value` and `accepted` say which and what is accepted. A body that is not JSON "
     "is code malformed_json; a body that is not an object, or breaks a rule across fields, is "
     "code invalid_body.",
+    415: "The body's media type is not the one the operation takes (`accepted` names it).",
     423: "The card is locked after too many wrong PINs: an operator unlocks it.",
     429: "Too many requests (code rate_limited: more than RATE_LIMIT_PER_KEY from one API key "
     "or session, RATE_LIMIT_PER_ADDRESS from one client address, or RATE_LIMIT_PER_WALLET "

@@ -106,6 +106,8 @@ class ReplicaDuties:
         platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
         if platform.reserve_worker is not None:
             platform.reserve_worker.start()  # the bank's statements, on the schedule
+        if platform.payouts_worker is not None:
+            platform.payouts_worker.start()  # program payouts, a restart's running one too
         if platform.listener is not None:
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
             if dashboard_follows_listener:
@@ -127,6 +129,8 @@ class ReplicaDuties:
                 platform.listener.stop()
             if platform.reserve_worker is not None:
                 platform.reserve_worker.stop()
+            if platform.payouts_worker is not None:
+                platform.payouts_worker.stop()
             platform.cashouts.worker.stop()
             platform.charging.worker.stop()
             platform.follower.stop()

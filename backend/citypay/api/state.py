@@ -22,6 +22,7 @@ from citypay.listener.indexer import Listener
 from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
+from citypay.programs.jobs import PayoutJobs
 from citypay.refund.service import RefundService
 from citypay.reserve.attester import ReserveAttester
 
@@ -52,6 +53,9 @@ class Platform:
     reserve: ReserveAttester | None = None
     rate_limits: RateLimits | None = None
     intake: PaymentIntake | None = None
+    # Policy programs' payouts the operators posted, and the worker that pays them.
+    payouts: PayoutJobs | None = None
+    payouts_worker: Worker | None = None
     # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
     reserve_worker: Worker | None = None
     # Whether this replica runs the sending and following duties or stands by (api/replica.py).

@@ -14,6 +14,7 @@ import citypay.fraud.alerts
 import citypay.listener.models
 import citypay.office.models
 import citypay.payments.models
+import citypay.programs.models
 import citypay.refund.models  # noqa: F401 - imported for their tables
 from citypay.db.models import Base
 

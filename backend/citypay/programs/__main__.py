@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
             total = len(recipients)
             task = progress.add_task(f"{args.program} to {total:,}", total=total)
-            outcomes = payout.run(recipients, lambda n: progress.advance(task, n))
+            outcomes = payout.run(recipients, lambda done: progress.advance(task, len(done)))
     except PayoutStopped as stopped:
         _say(f"stopped: {stopped}")
         return 2

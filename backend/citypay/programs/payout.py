@@ -152,10 +152,12 @@ class Payout:
         return paid
 
     def run(
-        self, recipients: list[Recipient], progress: Callable[[int], None] | None = None
+        self,
+        recipients: list[Recipient],
+        progress: Callable[[list[Outcome]], None] | None = None,
     ) -> list[Outcome]:
         """Pays every recipient not yet paid; one outcome a recipient, in the list's order.
-        `progress(n)` after each batch with how many it settled."""
+        `progress(outcomes)` with the outcomes of those found paid, then of each batch."""
         self.settle_earlier_runs()
         already = self.paid(recipients)
         outcomes = {
@@ -164,7 +166,7 @@ class Payout:
             if r.wallet in already
         }
         if progress is not None and outcomes:
-            progress(len(outcomes))
+            progress(list(outcomes.values()))
         todo = [r for r in recipients if r.wallet not in already]
         for batch in _chunks(todo, self.batch_size):
             payouts = [(r.wallet, r.amount) for r in batch]
@@ -187,7 +189,7 @@ class Payout:
                     r.wallet, r.amount, "refused", "no event for this recipient", record.tx_hash
                 )
             if progress is not None:
-                progress(len(batch))
+                progress([outcomes[r.wallet] for r in batch])
         return [outcomes[r.wallet] for r in recipients]
 
     def _outcomes(self, record: ChainTransaction) -> dict[str, Outcome]:
