@@ -1,5 +1,6 @@
 """The day's policy programs (정책발행): a youth allowance for bakeries and restaurants, paid out
-from a recipient list by the operators' payout command, spent where it may be, refused where it
+from a recipient list by the operators' payout command (and posted again over HTTP: nobody is
+paid twice), spent where it may be, refused where it
 may not with the reason a wallet shows before signing, drawn on together with general money; and
 a short relief program that expires (the embedded chain's clock moved a minute forward) with its
 money returned to the city.
@@ -105,6 +106,31 @@ def _pay_out(day: Day, code: str, rows: list[tuple[str, int]]) -> str:
     return done.stdout.strip()
 
 
+def _pay_out_over_http(day: Day, code: str, rows: list[tuple[str, int]]) -> str:
+    """The same list posted by an operator to the backend, followed to its end."""
+    body = "wallet,amount\n" + "".join(
+        f"{day.residents[name].address},{amount}\n" for name, amount in rows
+    )
+    headers = {"Authorization": f"Bearer {day.operator}"}
+    path = f"/v1/cities/{CITY}/programs/{code}/payouts"
+    posted = day.http.post(
+        path, content=body.encode(), headers=headers | {"Content-Type": "text/csv"}
+    )
+    if posted.status_code != 202:
+        raise RuntimeError(f"the payout of {code} was refused: {posted.text}")
+    payout = posted.json()
+    deadline = time.monotonic() + 60
+    while payout["status"] not in ("done", "stopped"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"payout {payout['id']} still {payout['status']}")
+        time.sleep(0.3)
+        payout = day.http.get(f"{path}/{payout['id']}", headers=headers).json()
+    return (
+        f"POST {path}: payout {payout['id']} {payout['status']}, {payout['paid']} paid now, "
+        f"{payout['alreadyPaid']} paid before, {payout['refused']} refused"
+    )
+
+
 def _figures(day: Day, number: int) -> str:
     p = _programs(day).call("program", number)
     outstanding = p.paidOut - p.spent + p.refunded - p.expired
@@ -128,8 +154,8 @@ def allowance(day: Day) -> None:
     text = code.rstrip(b"\0").decode()
     day.say(f"{text}: youth allowance of {ALLOWANCE:,} KRW for bakeries and restaurants in Gimpo")
     day.say(_pay_out(day, text, [("minji", ALLOWANCE), ("junho", ALLOWANCE)]))
-    again = _pay_out(day, text, [("minji", ALLOWANCE), ("junho", ALLOWANCE)])
-    day.say(f"the same list run again: {again}")
+    again = _pay_out_over_http(day, text, [("minji", ALLOWANCE), ("junho", ALLOWANCE)])
+    day.say(f"the same list posted again by the office's operator key: {again}")
     day.say(f"{text}: {_figures(day, day.youth)}")
 
 
