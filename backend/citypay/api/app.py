@@ -58,6 +58,7 @@ from citypay.payments.models import Payment, PaymentStatus
 from citypay.payments.relayer import Relayer
 from citypay.payments.service import PaymentService
 from citypay.programs.jobs import PayoutJobs
+from citypay.programs.sweeper import ExpirySweeper
 from citypay.refund.service import RefundService
 from citypay.reserve.attester import ReserveAttester
 
@@ -129,6 +130,16 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         intake=intake,
         payouts=payouts,
         payouts_worker=Worker("program-payouts", payouts.run_pending, PAYOUT_INTERVAL),
+        sweep_worker=(
+            Worker(
+                "expiry-sweeper",
+                ExpirySweeper(db, deployment, duties).sweep_all,
+                settings.EXPIRY_SWEEP_INTERVAL,
+                first_after_interval=True,
+            )
+            if settings.EXPIRY_SWEEP_INTERVAL
+            else None
+        ),
         reserve_worker=(
             Worker(
                 "reserve-attester",

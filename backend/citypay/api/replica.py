@@ -108,6 +108,8 @@ class ReplicaDuties:
             platform.reserve_worker.start()  # the bank's statements, on the schedule
         if platform.payouts_worker is not None:
             platform.payouts_worker.start()  # program payouts, a restart's running one too
+        if platform.sweep_worker is not None:
+            platform.sweep_worker.start()  # expired money back to the city, on the schedule
         if platform.listener is not None:
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
             if dashboard_follows_listener:
@@ -131,6 +133,8 @@ class ReplicaDuties:
                 platform.reserve_worker.stop()
             if platform.payouts_worker is not None:
                 platform.payouts_worker.stop()
+            if platform.sweep_worker is not None:
+                platform.sweep_worker.stop()
             platform.cashouts.worker.stop()
             platform.charging.worker.stop()
             platform.follower.stop()

@@ -56,6 +56,8 @@ class Platform:
     # Policy programs' payouts the operators posted, and the worker that pays them.
     payouts: PayoutJobs | None = None
     payouts_worker: Worker | None = None
+    # Sends expired money back to the city every EXPIRY_SWEEP_INTERVAL seconds.
+    sweep_worker: Worker | None = None
     # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
     reserve_worker: Worker | None = None
     # Whether this replica runs the sending and following duties or stands by (api/replica.py).

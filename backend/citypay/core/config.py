@@ -116,6 +116,10 @@ class Settings(LogSettings):
     # Proof of reserve: how often each city's bank statement of its custody account is recorded
     # on chain (seconds; the first an interval after start; 0: only when an operator asks).
     RESERVE_ATTEST_INTERVAL: float = Field(default=3600.0, ge=0)
+    # Money classes: how often the active replica sends every account's expired money back to the
+    # city (seconds; the first an interval after start; 0: never, payments still sweep their
+    # payers).
+    EXPIRY_SWEEP_INTERVAL: float = Field(default=3600.0, ge=0, allow_inf_nan=False)
 
     # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
     # how long a session lasts, in seconds.
