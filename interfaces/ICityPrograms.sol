@@ -71,6 +71,8 @@ interface ICityPrograms {
     /// @notice Money of `account` expired and went back to the city: general money (`program` 0)
     /// or a program's.
     event Expired(address indexed account, uint32 indexed program, uint256 amount);
+    /// @notice The city's gifts contract, linked once: the only caller of `moveGeneral`.
+    event GiftsLinked(address gifts);
 
     error CityProgramsUnauthorized(address caller);
     error CityProgramsZeroAddress();
@@ -93,6 +95,7 @@ interface ICityPrograms {
     );
     /// @notice A redemption (a resident's refund) asks more than its unexpired general money.
     error CityProgramsGeneralShort(address account, uint256 general, uint256 requested);
+    error CityProgramsGiftsAlreadyLinked(address gifts);
 
     // Token only: the classes of every balance change of a resident.
 
@@ -124,6 +127,14 @@ interface ICityPrograms {
     /// expired general money go back to the city (`returned`, for the token to burn); the treasury
     /// takes the rest, its unexpired general money.
     function clear(address account, address origin, uint256 balance) external returns (uint256 returned);
+
+    // The city's gifts contract only.
+
+    /// @notice Moves `value` of `from`'s oldest unexpired general money to `to`, each part keeping
+    /// its expiry (both accounts' expired money swept first), records it with the treasury (the
+    /// money was bought with KRW: the receiver's charged money now) and moves the balance in the
+    /// token. Reverts with the refusal.
+    function moveGeneral(address from, address to, uint256 value) external;
 
     // Anyone.
 
@@ -162,4 +173,8 @@ interface ICityPrograms {
         view
         returns (bytes memory);
     function generalValidity() external view returns (uint64);
+    /// @notice The city's gifts contract (zero until linked).
+    function gifts() external view returns (address);
+    /// @notice The city's admin, once: links the gifts contract.
+    function linkGifts(address gifts) external;
 }

@@ -180,6 +180,9 @@ interface ICityToken is IERC20, IERC3009 {
     /// @notice The city's CityPrograms only: mints a program's payout to a resident, or returns
     /// the refusal (revert data) and mints nothing.
     function issueProgram(address resident, uint256 value) external returns (bytes memory refusal);
+    /// @notice The city's CityPrograms only: a gift of general money between two active residents,
+    /// whose lots CityPrograms has moved; `toState` is the receiver's class state after it.
+    function gift(address from, address to, uint256 value, uint256 toState) external;
 
     /// @notice Treasury only: mints a charge (충전) to a resident.
     function issue(address resident, uint256 value) external;

@@ -117,6 +117,7 @@ interface ICityTreasury {
     error CityTreasuryInvalidMonth(uint8 month);
     error CityTreasuryOnlyRegistry(address caller);
     error CityTreasuryOnlyToken(address caller);
+    error CityTreasuryOnlyPrograms(address caller);
     error CityTreasuryAuthorizationNotYetValid(address merchant, uint256 validAfter, uint256 blockTimestamp);
     error CityTreasuryAuthorizationExpired(address merchant, uint256 validBefore, uint256 blockTimestamp);
     error CityTreasuryAuthorizationWindowTooLong(address merchant, uint256 validAfter, uint256 validBefore, uint256 maxValidity);
@@ -186,6 +187,10 @@ interface ICityTreasury {
     /// before it may ask for a refund; 6,000 until the city sets its ordinance's.
     function refundMinUsedBps() external view returns (uint256);
     function setRefundMinUsedBps(uint256 bps) external;
+    /// @notice The city's CityPrograms only, for a gift: `value` of charged money moves from the
+    /// giver's tally to the receiver's, so a gift counts as neither's use toward a refund and
+    /// the receiver's refund counts it as bought (the incentive stays with the giver).
+    function recordGift(address from, address to, uint256 value) external;
     /// @notice Registry only: moves a resident's charge history to its replacement wallet.
     function moveResidentTally(address lost, address replacement) external;
 

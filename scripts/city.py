@@ -50,7 +50,7 @@ def city_view(
         kind: _contract(w3, manifest, folder, kind, r.address)
         for kind, r in [("directory", manifest.directory), *record.contracts.items()]
     }
-    token, treasury, registry, _ = (contracts[kind] for kind in SUITE)
+    token, treasury, registry = (contracts[kind] for kind in SUITE[:3])
     names = {address: name for name, address in manifest.accounts.items()}
 
     def who(address: str) -> dict:

@@ -1,4 +1,4 @@
-"""Deploys and wires one city's suite (token, registry, treasury, programs) with Brownie."""
+"""Deploys and wires one city's suite (token, registry, treasury, programs, gifts) with Brownie."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ class CityPolicy:
     general_revenue_cap: int | None = None
     # The share of its charges a resident must have used to ask for a refund (6,000 to 8,000).
     refund_min_used_bps: int = 6_000
+    # What a resident may send, and receive, in gifts (선물하기) a month (Seoul receives at most
+    # 1.5 million KRW a month, a control against illegal exchange).
+    gift_monthly_send_cap: int = 500_000
+    gift_monthly_receive_cap: int = 1_500_000
 
     def treasury_policy(self) -> tuple:
         """The ICityTreasury.Policy struct, in field order."""
@@ -64,6 +68,10 @@ class City:
     def programs_args(self, token, registry, admin) -> tuple:
         return (token, registry, admin, self.policy.general_validity)
 
+    def gifts_args(self, token, admin) -> tuple:
+        policy = self.policy
+        return (token, admin, policy.gift_monthly_send_cap, policy.gift_monthly_receive_cap)
+
     def registry_args(self, token, treasury, admin) -> tuple:
         policy = self.policy
         return (
@@ -84,6 +92,7 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("registry", "DEFAULT_ADMIN_ROLE"),
         ("treasury", "DEFAULT_ADMIN_ROLE"),
         ("programs", "DEFAULT_ADMIN_ROLE"),
+        ("gifts", "DEFAULT_ADMIN_ROLE"),
     ),
     "issuer_admin": (("treasury", "ISSUER_ADMIN_ROLE"),),
     "registrar": (("registry", "REGISTRAR_ROLE"),),
@@ -105,24 +114,27 @@ class CitySuite:
     registry: object
     treasury: object
     programs: object
+    gifts: object
     deployment_blocks: dict = field(default_factory=dict)
 
 
 def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CitySuite:
-    """Deploys the four contracts with `admin` as city admin and links them.
+    """Deploys the five contracts with `admin` as city admin and links them.
 
     `admin` must be able to send transactions: it links the suite, then grants the other roles.
     """
     # The project's containers exist once Brownie has loaded the project; the deployment command
     # imports this module before that.
-    from brownie import CityPrograms, CityRegistry, CityToken, CityTreasury
+    from brownie import CityGifts, CityPrograms, CityRegistry, CityToken, CityTreasury
 
     params = {"from": admin, **(tx_params or {})}
     token = CityToken.deploy(*city.token_args(admin), params)
     treasury = CityTreasury.deploy(*city.treasury_args(token, admin), params)
     registry = CityRegistry.deploy(*city.registry_args(token, treasury, admin), params)
     programs = CityPrograms.deploy(*city.programs_args(token, registry, admin), params)
+    gifts = CityGifts.deploy(*city.gifts_args(token, admin), params)
     token.linkSuite(registry, treasury, programs, params)
+    programs.linkGifts(gifts, params)
     policy = city.policy
     if policy.general_revenue_cap not in (None, registry.generalRevenueCap()):
         registry.setGeneralRevenueCap(policy.general_revenue_cap, params)
@@ -133,11 +145,13 @@ def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CityS
         registry=registry,
         treasury=treasury,
         programs=programs,
+        gifts=gifts,
         deployment_blocks={
             "token": token.tx.block_number,
             "treasury": treasury.tx.block_number,
             "registry": registry.tx.block_number,
             "programs": programs.tx.block_number,
+            "gifts": gifts.tx.block_number,
         },
     )
 

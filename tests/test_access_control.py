@@ -1,4 +1,4 @@
-"""Every role-gated function of the five contracts refuses a caller without the role.
+"""Every role-gated function of the six contracts refuses a caller without the role.
 
 GATES is the table: each row names a function, arguments that would change state if the gate let
 the call through, what it requires (an AccessControl role, or the suite-only error of a function
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import brownie
 import pytest
-from brownie import CityDirectory, CityPrograms
+from brownie import CityDirectory, CityGifts, CityPrograms
 from citypay.cashout.authorization import sign_cash_out, treasury_domain_for
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -30,6 +30,7 @@ FIXTURE_OF = {
     "CityTreasury": "treasury",
     "CityDirectory": "directory",
     "CityPrograms": "programs",
+    "CityGifts": "gifts",
 }
 # Gates other than an AccessControl role: the error each raises with the caller.
 SUITE_ONLY_ERRORS = {
@@ -37,6 +38,7 @@ SUITE_ONLY_ERRORS = {
     "CityTreasuryOnlyRegistry",
     "CityTreasuryOnlyToken",
     "CityProgramsUnauthorized",
+    "CityTreasuryOnlyPrograms",
 }
 REFERENCE = keccak(text="access-control:reference")
 
@@ -199,6 +201,13 @@ GATES = [
         lambda f: [f.resident, 1_000],
         "CityTokenUnauthorizedSuiteCall",
         state=lambda f: f.token.balanceOf(f.resident),
+    ),
+    Gate(
+        "CityToken",
+        "gift",
+        lambda f: [f.resident, f.resident2, 1_000, 0],
+        "CityTokenUnauthorizedSuiteCall",
+        state=lambda f: (f.token.balanceOf(f.resident), f.token.balanceOf(f.resident2)),
     ),
     Gate("CityToken", "pause", lambda f: [], "PAUSER_ROLE", state=lambda f: f.token.paused()),
     Gate(
@@ -548,8 +557,33 @@ GATES = [
                 _classes_of_resident,
             ),
             ("clear", lambda f: [f.resident, f.resident, 1_000], _classes_of_resident),
+            ("moveGeneral", lambda f: [f.resident, f.resident2, 1_000], _classes_of_resident),
         )
     ),
+    Gate(
+        "CityPrograms",
+        "linkGifts",
+        lambda f: [f.outsider],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: f.programs.gifts(),
+    ),
+    Gate(
+        "CityTreasury",
+        "recordGift",
+        lambda f: [f.resident, f.resident2, 1_000],
+        "CityTreasuryOnlyPrograms",
+        state=lambda f: [f.treasury.residentTally(r) for r in (f.resident, f.resident2)],
+    ),
+    # --- CityGifts ---
+    Gate(
+        "CityGifts",
+        "setMonthlyCaps",
+        lambda f: [10**9, 10**9],
+        "DEFAULT_ADMIN_ROLE",
+        state=lambda f: (f.gifts.monthlySendCap(), f.gifts.monthlyReceiveCap()),
+    ),
+    _grant("CityGifts", "DEFAULT_ADMIN_ROLE", "DEFAULT_ADMIN_ROLE"),
+    _revoke("CityGifts", "DEFAULT_ADMIN_ROLE", "city_admin", "DEFAULT_ADMIN_ROLE"),
     _grant("CityPrograms", "PROGRAM_PAYER_ROLE", "DEFAULT_ADMIN_ROLE"),
     _revoke("CityPrograms", "PROGRAM_MANAGER_ROLE", "city_admin", "DEFAULT_ADMIN_ROLE"),
     # --- CityDirectory ---
@@ -588,6 +622,7 @@ def f(city, token, registry, treasury, directory, request):
     """The contracts and accounts the table's lambdas use."""
     names = [
         "resident",
+        "resident2",
         "merchant",
         "outsider",
         "issuer",
@@ -603,6 +638,7 @@ def f(city, token, registry, treasury, directory, request):
         treasury=treasury,
         directory=directory,
         programs=CityPrograms.at(programs),
+        gifts=CityGifts.at(CityPrograms.at(programs).gifts()),
         **{name: request.getfixturevalue(name) for name in names},
     )
 
@@ -641,8 +677,10 @@ def test_outsider_holds_none_of_the_roles(f, contract, role):
 
 _FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
 _GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token|Programs)\b")
+# A check of the caller against a linked contract counts too (the gifts contract, the programs).
 _SELF_CALL_GATE = re.compile(
-    r"msg\.sender\s*!=\s*address\(this\)|hasRole\(DEFAULT_ADMIN_ROLE,\s*msg\.sender\)"
+    r"msg\.sender\s*!=\s*(?:address\(this\)|gifts\b|address\(token\.programs\(\)\))"
+    r"|hasRole\(DEFAULT_ADMIN_ROLE,\s*msg\.sender\)"
 )
 _CONTRACT = re.compile(r"^(?:abstract\s+)?contract\s+(\w+)", re.M)
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
@@ -696,6 +734,8 @@ def test_source_parser_finds_the_known_gates():
         ("CityRegistry", "executeRecovery"),
         ("CityTreasury", "recordMerchantRefund"),
         ("CityTreasury", "moveResidentTally"),
+        ("CityTreasury", "recordGift"),
+        ("CityPrograms", "moveGeneral"),
         ("CityDirectory", "registerCity"),
         ("CityDirectory", "setCustody"),
     } <= found

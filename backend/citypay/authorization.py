@@ -1,5 +1,5 @@
-"""EIP-712 messages a wallet signs for a city token: EIP-3009 authorizations, EIP-2612 permits
-and a merchant's refund authorization.
+"""EIP-712 messages a wallet signs for a city token: EIP-3009 authorizations, EIP-2612 permits,
+a merchant's refund authorization and a resident's gift.
 
 The type strings and domain fields are USDC FiatTokenV2's, so a message built here is exactly what
 a USDC-compatible wallet signs; the tests, the relay and the wallet client all sign through it.
@@ -23,6 +23,8 @@ from eth_utils import keccak
 TRANSFER_WITH_AUTHORIZATION = "TransferWithAuthorization"
 RECEIVE_WITH_AUTHORIZATION = "ReceiveWithAuthorization"
 REFUND_WITH_AUTHORIZATION = "RefundWithAuthorization"
+# CityGifts' own type, in its domain ("<token name> Gifts"): EIP-3009's fields.
+GIFT_AUTHORIZATION = "GiftAuthorization"
 
 _AUTHORIZATION_FIELDS = [
     {"name": "from", "type": "address"},
@@ -366,6 +368,20 @@ def sign_cancellation(private_key: str | bytes, domain: TokenDomain, nonce: byte
         "CancelAuthorization",
         _CANCEL_FIELDS,
         {"authorizer": authorizer, "nonce": nonce},
+    )
+    return bytes(signed.signature)
+
+
+def sign_gift_cancellation(private_key: str | bytes, domain: TokenDomain, nonce: bytes) -> bytes:
+    """Signs CancelGiftAuthorization(from, nonce) in a city's gifts domain; returns the 65-byte
+    signature (r, s, v)."""
+    giver = Account.from_key(private_key).address
+    signed = _sign(
+        private_key,
+        domain,
+        "CancelGiftAuthorization",
+        [{"name": "from", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
+        {"from": giver, "nonce": nonce},
     )
     return bytes(signed.signature)
 

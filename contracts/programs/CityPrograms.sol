@@ -6,6 +6,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ICityPrograms} from "../../interfaces/ICityPrograms.sol";
 import {ICityRegistry} from "../../interfaces/ICityRegistry.sol";
 import {ICityToken} from "../../interfaces/ICityToken.sol";
+import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
 
 /// @title A city's money classes: general money by expiry, and policy programs (정책발행)
 /// @notice The token keeps every balance; this contract keeps what a resident's balance is made
@@ -53,6 +54,8 @@ contract CityPrograms is ICityPrograms, AccessControl {
     ICityRegistry public immutable registry;
     /// @inheritdoc ICityPrograms
     uint64 public immutable generalValidity;
+    /// @inheritdoc ICityPrograms
+    address public gifts;
 
     Program[] private _programs;
     mapping(bytes32 code => uint32 program) private _programOfCode;
@@ -222,6 +225,105 @@ contract CityPrograms is ICityPrograms, AccessControl {
         // The treasury takes the unexpired general money (generalBalanceOf): the lots are done with.
         uint256 length = _lots[origin].length;
         if (length != 0) _lotHead[origin] = length;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 GIFTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityPrograms
+    function linkGifts(address gifts_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (gifts_ == address(0)) revert CityProgramsZeroAddress();
+        // Once: whoever is linked may move residents' general money between them.
+        if (gifts != address(0)) revert CityProgramsGiftsAlreadyLinked(gifts);
+        gifts = gifts_;
+        emit GiftsLinked(gifts_);
+    }
+
+    /// @inheritdoc ICityPrograms
+    function moveGeneral(address from, address to, uint256 value) external {
+        if (msg.sender != gifts || gifts == address(0)) revert CityProgramsUnauthorized(msg.sender);
+        // Expired money is never gifted, nor counted as the receiver's.
+        token.sweep(from);
+        token.sweep(to);
+        address fromOrigin = token.originOf(from);
+        address toOrigin = token.originOf(to);
+        uint256 general = token.balanceOf(from) - _programMoney[fromOrigin];
+        if (general < value || value == 0) revert CityProgramsGeneralShort(from, general, value);
+        uint256 received = token.balanceOf(to) - _programMoney[toOrigin];
+        uint256[] memory parts = _takeOldest(fromOrigin, general, value);
+        _advanceLotHead(fromOrigin, general - value);
+        _advanceLotHead(toOrigin, received);
+        _insertLots(toOrigin, received, parts);
+        ICityTreasury(token.treasury()).recordGift(from, to, value);
+        token.gift(from, to, value, _state(toOrigin, received + value));
+    }
+
+    /// @dev The oldest `value` of the `general` money held, as lots (expiry day << 128 | amount).
+    function _takeOldest(address origin, uint256 general, uint256 value) private view returns (uint256[] memory parts) {
+        uint256[] storage lots = _lots[origin];
+        uint256 length = lots.length;
+        uint256 spentUpTo = _cumulative(lots[length - 1]) - general;
+        uint256 i = _lotHead[origin];
+        while (_cumulative(lots[i]) <= spentUpTo) ++i;
+        parts = new uint256[](length - i);
+        uint256 count;
+        for (uint256 left = value; left != 0; ++i) {
+            uint256 start = i == 0 ? 0 : _cumulative(lots[i - 1]);
+            uint256 amount = _cumulative(lots[i]) - (start > spentUpTo ? start : spentUpTo);
+            if (amount > left) amount = left;
+            parts[count++] = ((lots[i] >> 128) << 128) | amount;
+            left -= amount;
+        }
+        assembly ("memory-safe") {
+            mstore(parts, count)
+        }
+    }
+
+    /// @dev Adds `parts` (oldest first) to the lots of an account holding `received` general
+    /// money, keeping its held lots in order of expiry: the held lots expiring after the oldest
+    /// part are laid again, merged with the parts. The head must be past every spent lot.
+    function _insertLots(address origin, uint256 received, uint256[] memory parts) private {
+        uint256[] storage lots = _lots[origin];
+        uint256 length = lots.length;
+        uint256 head = _lotHead[origin];
+        uint256 spentUpTo = length == 0 ? 0 : _cumulative(lots[length - 1]) - received;
+        uint256 oldest = parts[0] >> 128;
+        uint256 k = length;
+        while (k > head && lots[k - 1] >> 128 > oldest) --k;
+        uint256 cumulative = k == head ? spentUpTo : _cumulative(lots[k - 1]);
+        // The relaid lots, as parts: what each still holds (the head's may be partly spent).
+        uint256[] memory kept = new uint256[](length - k);
+        for (uint256 j = k; j < length; ++j) {
+            uint256 start = j == 0 ? 0 : _cumulative(lots[j - 1]);
+            kept[j - k] = ((lots[j] >> 128) << 128) | (_cumulative(lots[j]) - (start > spentUpTo ? start : spentUpTo));
+        }
+        uint256 position = k;
+        uint256 a;
+        uint256 b;
+        while (a < parts.length || b < kept.length) {
+            uint256 day;
+            uint256 amount;
+            if (b == kept.length || (a < parts.length && parts[a] >> 128 <= kept[b] >> 128)) {
+                day = parts[a] >> 128;
+                amount = _cumulative(parts[a++]);
+            } else {
+                day = kept[b] >> 128;
+                amount = _cumulative(kept[b++]);
+            }
+            // One lot a day: a part joins a held lot of the same expiry.
+            if (position > head && lots[position - 1] >> 128 == day) {
+                lots[position - 1] += amount;
+                cumulative += amount;
+                continue;
+            }
+            cumulative += amount;
+            if (position < length) lots[position] = (day << 128) | cumulative;
+            else lots.push((day << 128) | cumulative);
+            ++position;
+        }
+        // Relaid lots of one expiry joined: fewer than before.
+        while (lots.length > position) lots.pop();
     }
 
     /*//////////////////////////////////////////////////////////////

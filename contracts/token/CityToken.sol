@@ -490,6 +490,19 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
     }
 
     /// @inheritdoc ICityToken
+    function gift(address from, address to, uint256 value, uint256 toState) external onlyPrograms {
+        uint256 fromWord = _accounts[from];
+        uint256 toWord = _accounts[to];
+        // Between two active, unlocked residents: a recovery's movement (the money's lots are
+        // moved in CityPrograms already, `toState` is the receiver's) with a gift's checks.
+        if (from == to || (fromWord | toWord).flags() != AccountWord.PAYER || (fromWord & toWord).flags() != AccountWord.PAYER) {
+            revert CityTokenTransferNotAllowed(from, to);
+        }
+        _move(from, to, value, Movement.Recovery);
+        _accounts[to] = _accounts[to].withClasses(toState);
+    }
+
+    /// @inheritdoc ICityToken
     function redeem(address account, uint256 value) external onlyTreasury {
         _move(account, address(0), value, Movement.Redeem);
     }

@@ -409,6 +409,18 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
+    function recordGift(address from, address to, uint256 value) external {
+        if (msg.sender != address(token.programs())) revert CityTreasuryOnlyPrograms(msg.sender);
+        ResidentTally memory tally = _currentTally(from);
+        // A balance lifted by merchant refunds may give more than its tally counts.
+        tally.chargedValue = tally.chargedValue > value ? tally.chargedValue - uint48(value) : 0;
+        _tallies[from] = tally;
+        tally = _currentTally(to);
+        tally.chargedValue += value.toUint48();
+        _tallies[to] = tally;
+    }
+
+    /// @inheritdoc ICityTreasury
     function moveResidentTally(address lost, address replacement) external onlyRegistry {
         _tallies[replacement] = _tallies[lost];
         _reversible[replacement] = _reversible[lost];

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CONTRACTS = ("CityDirectory", "CityToken", "CityTreasury", "CityRegistry", "CityPrograms")
+CONTRACTS = (
+    "CityDirectory",
+    "CityToken",
+    "CityTreasury",
+    "CityRegistry",
+    "CityPrograms",
+    "CityGifts",
+)
 # The interfaces a wallet or the backend may want alone: the contracts' ABIs include them.
 INTERFACES = (
     "ICityDirectory",
@@ -15,6 +22,7 @@ INTERFACES = (
     "ICityTreasury",
     "ICityRegistry",
     "ICityPrograms",
+    "ICityGifts",
     "IERC3009",
 )
 

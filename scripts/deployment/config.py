@@ -57,6 +57,9 @@ class PolicyConfig(StrictSection):
     general_revenue_cap: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)] | None = None
     # A resident may ask for a refund once it used this share of its charges (60 to 80 by law).
     refund_min_used_percent: Annotated[int, Field(strict=True, ge=60, le=80)] = 60
+    # What a resident may send, and receive, in gifts (선물하기) a month; 0 turns gifts off.
+    gift_monthly_send_cap: KrwOrZero = 500_000
+    gift_monthly_receive_cap: KrwOrZero = 1_500_000
 
     @field_validator("incentive_percent", mode="before")
     @classmethod
@@ -187,6 +190,8 @@ class CityConfig(StrictSection):
                 general_validity=policy.general_validity_days * DAY,
                 general_revenue_cap=policy.general_revenue_cap or policy.merchant_revenue_cap,
                 refund_min_used_bps=policy.refund_min_used_percent * 100,
+                gift_monthly_send_cap=policy.gift_monthly_send_cap,
+                gift_monthly_receive_cap=policy.gift_monthly_receive_cap,
             ),
         )
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from scripts.deployment import DeploymentError
 
 FORMAT = 1
-SUITE = ("token", "treasury", "registry", "programs")
+SUITE = ("token", "treasury", "registry", "programs", "gifts")
 
 
 class _Record(BaseModel):

@@ -1,18 +1,19 @@
 """Brings a chain to what the configuration says, sending only what differs.
 
 The run reads the manifest and the chain, checks that every recorded contract still has the
-recorded code, then plans the transactions in six steps (each step's transactions are
+recorded code, then plans the transactions in seven steps (each step's transactions are
 independent of each other and depend only on earlier steps):
 
 1. create the directory and each new city's token
 2. create the new cities' treasuries (they take the token's address)
 3. create the new cities' registries (token and treasury)
-4. link new suites; grant the roles the configuration names; apply changed policy values
-5. give new issuers their allowance; register new cities in the directory
-6. set each city's custody account and bank key in the directory (the city admin, once the city
+4. create the new cities' money classes (CityPrograms) and gifts (CityGifts)
+5. link new suites (the token to its registry, treasury and programs; the programs to the
+   gifts, once); grant the roles the configuration names; apply changed policy values
+6. give new issuers their allowance; register new cities in the directory
+7. set each city's custody account and bank key in the directory (the city admin, once the city
    is listed); remove issuers and revoke roles the configuration no longer names; the deployer
-   renounces
-   every role it does not keep
+   renounces every role it does not keep
 
 Nothing is sent until the whole plan is built and every key it needs is unlocked: an invalid
 configuration, a wrong key or password, a chain that does not match the manifest send nothing.
@@ -56,12 +57,13 @@ ARTIFACT_OF = {
     "treasury": "CityTreasury",
     "registry": "CityRegistry",
     "programs": "CityPrograms",
+    "gifts": "CityGifts",
 }
 STEPS = (
     "create the directory and tokens",
     "create treasuries",
     "create registries",
-    "create money classes",
+    "create money classes and gifts",
     "link suites, grant roles, apply policy",
     "configure issuers, register cities",
     "revoke roles, renounce the deployer's",
@@ -301,8 +303,8 @@ class Deployment:
         record = self.manifest.cities.get(city.code)
         recorded = record.contracts if record else {}
         suite = city.to_city()
-        token, treasury, registry, programs = (Ref(city.code, kind) for kind in SUITE)
-        for ref in (token, treasury, registry, programs):
+        token, treasury, registry, programs, gifts = (Ref(city.code, kind) for kind in SUITE)
+        for ref in (token, treasury, registry, programs, gifts):
             if ref.kind in recorded:
                 self._existing(ref, recorded[ref.kind])
         if token.kind not in recorded:
@@ -317,6 +319,17 @@ class Deployment:
         if programs.kind not in recorded:
             self._create(plan, 4, programs, suite.programs_args(token, registry, self.deployer))
             self._created_holders(programs, DEFAULT_ADMIN_ROLE)
+        if gifts.kind not in recorded:
+            self._create(plan, 4, gifts, suite.gifts_args(token, self.deployer))
+            self._created_holders(gifts, DEFAULT_ADMIN_ROLE)
+        linked_gifts = None if programs in self.new else self._read(programs, "gifts")
+        if linked_gifts is None or int(linked_gifts, 16) == 0:
+            self._call(plan, 5, programs, DEFAULT_ADMIN_ROLE, "linkGifts", (gifts,))
+        elif linked_gifts != self.address.get(gifts):
+            raise DeploymentError(
+                f"{programs} at {self.address[programs]} is linked to gifts {linked_gifts}, not "
+                "to the manifest's: refusing to continue; nothing was sent"
+            )
 
         if token not in self.new:
             self._check_fixed(city, "name", self._read(token, "name"), city.name)
@@ -338,6 +351,8 @@ class Deployment:
             self._plan_treasury_policy(plan, city, treasury)
         if registry not in self.new:
             self._plan_registry_policy(plan, city, registry)
+        if gifts not in self.new:
+            self._plan_gift_caps(plan, city, gifts)
         self._plan_classes_policy(plan, city, treasury, registry)
         if programs not in self.new:
             self._check_fixed(
@@ -372,6 +387,14 @@ class Deployment:
             if now != wanted:
                 label = f"{setter}({wanted}) (was {now})"
                 self._call(plan, 5, ref, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
+
+    def _plan_gift_caps(self, plan: Plan, city: CityConfig, gifts: Ref) -> None:
+        policy = city.to_city().policy
+        now = (self._read(gifts, "monthlySendCap"), self._read(gifts, "monthlyReceiveCap"))
+        wanted = (policy.gift_monthly_send_cap, policy.gift_monthly_receive_cap)
+        if now != wanted:
+            label = f"setMonthlyCaps{wanted} (was {now})"
+            self._call(plan, 5, gifts, DEFAULT_ADMIN_ROLE, "setMonthlyCaps", wanted, label)
 
     def _plan_treasury_policy(self, plan: Plan, city: CityConfig, treasury: Ref) -> None:
         policy = city.to_city().policy
@@ -475,7 +498,7 @@ class Deployment:
             )
 
     def _plan_listing(self, plan: Plan, city: CityConfig) -> None:
-        token, treasury, registry, _ = (Ref(city.code, kind) for kind in SUITE)
+        token, treasury, registry = (Ref(city.code, kind) for kind in SUITE[:3])
         if DIRECTORY not in self.new:
             self._is_listed(city.code)
             listed = [entry for entry in self._listed if entry[0] == city.code]

@@ -12,14 +12,9 @@ from eth_utils import keccak
 from scripts.city_suite import SUITE_ROLES
 from scripts.deploy import deploy_platform
 from scripts.deployment.config import load_config
-from scripts.deployment.plan import role_id
+from scripts.deployment.plan import ARTIFACT_OF, role_id
 
-CITY_CONTRACTS = {
-    "token": "CityToken",
-    "treasury": "CityTreasury",
-    "registry": "CityRegistry",
-    "programs": "CityPrograms",
-}
+CITY_CONTRACTS = {kind: name for kind, name in ARTIFACT_OF.items() if kind != "directory"}
 
 
 def deploy(chain, config) -> str:
@@ -109,6 +104,10 @@ def test_first_run_applies_each_citys_policy(chain, deployed):
     assert gongju["registry"].functions.merchantRevenueCap().call() == 3_000_000_000
     assert gongju["registry"].functions.isCategoryExcluded(4712).call()
     assert gongju["token"].functions.symbol().call() == "GONGJU"
+    # Gifts: linked once to the city's programs, under the default monthly caps.
+    assert gongju["programs"].functions.gifts().call() == gongju["gifts"].address
+    assert gongju["gifts"].functions.monthlySendCap().call() == 500_000
+    assert gongju["gifts"].functions.monthlyReceiveCap().call() == 1_500_000
 
 
 def test_second_run_sends_no_transaction(chain, deployed):
@@ -202,7 +201,9 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
 ):
     def raise_gimpo_limits(raw):
         policy = raw["cities"][0]["policy"]
-        policy.update(incentive_percent=8, monthly_purchase_limit=600_000)
+        policy.update(
+            incentive_percent=8, monthly_purchase_limit=600_000, gift_monthly_receive_cap=1_000_000
+        )
         policy["excluded_categories"].append(5813)
 
     config = city_config(
@@ -225,6 +226,7 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
         50_000,
     ]
     assert gimpo["registry"].functions.isCategoryExcluded(5813).call()
+    assert gimpo["gifts"].functions.monthlyReceiveCap().call() == 1_000_000
     calls = set()
     for tx in chain.transactions_since(since):
         assert tx["from"] == shipped_accounts["gimpo-admin"]  # the deployer renounced its roles
@@ -234,6 +236,7 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
         ("treasury", "setMonthlyPurchaseLimit"),
         ("treasury", "setIncentiveBps"),
         ("registry", "setCategoryExcluded"),
+        ("gifts", "setMonthlyCaps"),
     }
 
 

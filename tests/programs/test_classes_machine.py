@@ -12,7 +12,10 @@ program and general expiries. After every step, what users depend on:
 - every payment went through exactly when `canTransfer` said it would, took no program money
   outside the program's categories, regions, revenue cap and window, and left nothing expired
   with its payer (expired money is swept before anything is spent);
-- a recipient is paid once per program.
+- a recipient is paid once per program;
+- a gift (the giver's own or relayed from its signature) went through exactly when
+  `giftRefusal` said it would, moved exactly its value, never moved expired money, left the
+  receiver's general money in order of expiry, and no month's gifts passed the caps.
 """
 
 from __future__ import annotations
@@ -23,9 +26,15 @@ from pathlib import Path
 
 import brownie
 import pytest
-from brownie import CityPrograms, chain
+from brownie import CityGifts, CityPrograms, chain
 from brownie.exceptions import TransactionError, VirtualMachineError
 from brownie.test import state_machine, strategy
+from citypay.authorization import (
+    GIFT_AUTHORIZATION,
+    TokenDomain,
+    sign_authorization,
+    sign_gift_cancellation,
+)
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO
@@ -54,6 +63,8 @@ PROGRAM_TERMS = (
 )
 DURATIONS = (3_600, DAY, 4 * DAY, 16 * DAY)
 AMOUNTS = (1, 5_000, 20_000, 60_000)
+# (send, receive) caps a month the city's admin moves between.
+GIFT_CAPS = ((500_000, 1_500_000), (30_000, 50_000), (0, 0))
 ZERO_ID = b"\x00" * 32
 
 
@@ -73,7 +84,9 @@ class ClassesMachine:
 
     def __init__(cls, suite, roles):
         cls.token, cls.registry, cls.treasury = suite.token, suite.registry, suite.treasury
-        cls.programs = suite.programs
+        cls.programs, cls.gifts = suite.programs, suite.gifts
+        _, name, version, chain_id, contract, _, _ = cls.gifts.eip712Domain()
+        cls.gifts_domain = TokenDomain(name, version, chain_id, contract)
         cls.roles = roles
         admin = roles["city_admin"]
         for role in ("PROGRAM_MANAGER_ROLE", "PROGRAM_FUNDER_ROLE", "PROGRAM_PAYER_ROLE"):
@@ -95,6 +108,8 @@ class ClassesMachine:
         self.paid: set[tuple[int, str]] = set()
         self.general_expired = 0
         self.invoices = 0
+        self.gift_caps = GIFT_CAPS[0]
+        self.gifts.setMonthlyCaps(*self.gift_caps, self.roles["city_admin"])
 
     # --- Rules ----------------------------------------------------------------------------------
 
@@ -203,6 +218,71 @@ class ClassesMachine:
             assert self.token.balanceOf(resident) == self.programs.programMoneyOf(resident)
             assert self.programs.programMoneyOf(resident) <= program_money
 
+    def rule_gift(self, who="st_resident", to="st_resident", amount="st_amount", relayed="st_flag"):
+        giver, receiver = self.residents[who], self.residents[to]
+        value = AMOUNTS[amount]
+        before = (self.token.balanceOf(giver), self.token.balanceOf(receiver))
+        expired = (self.programs.expiredOf(giver), self.programs.expiredOf(receiver))
+        refusal = self.gifts.giftRefusal(giver, receiver, value)
+        if relayed:
+            now = chain.time()
+            signed = sign_authorization(
+                giver.private_key, self.gifts_domain, to=receiver.address, value=value,
+                valid_after=now - 60, valid_before=now + 3_600, primary_type=GIFT_AUTHORIZATION,
+            )  # fmt: skip
+            tx = self._try(
+                self.gifts.giftWithAuthorization, giver, receiver, value, signed.valid_after,
+                signed.valid_before, signed.nonce, signed.signature, {"from": self.merchants[0]},
+            )  # fmt: skip
+        else:
+            tx = self._try(self.gifts.gift, receiver, value, {"from": giver})
+        assert (tx is not None) == (refusal == "0x"), (refusal, who, to, value)
+        if tx is None:
+            return
+        self._count_expired(tx)
+        assert self.token.balanceOf(giver) == before[0] - value - expired[0]
+        assert self.token.balanceOf(receiver) == before[1] + value - expired[1]
+        assert self.programs.expiredOf(giver) == self.programs.expiredOf(receiver) == 0
+        expiries = [h[1] for h in self.programs.breakdownOf(receiver)[0] if h[0] == 0]
+        assert expiries == sorted(expiries) and len(set(expiries)) == len(expiries)
+        assert self.gifts.giftTallyOf(giver)["sent"] <= self.gift_caps[0]
+        assert self.gifts.giftTallyOf(receiver)["received"] <= self.gift_caps[1]
+
+    def rule_cancel_gift(self, who="st_resident", amount="st_amount"):
+        """A signed gift canceled by its giver is never relayed."""
+        giver, receiver = self.residents[who], self.residents[(who + 1) % RESIDENTS]
+        now = chain.time()
+        signed = sign_authorization(
+            giver.private_key, self.gifts_domain, to=receiver.address, value=AMOUNTS[amount],
+            valid_after=now - 60, valid_before=now + 3_600, primary_type=GIFT_AUTHORIZATION,
+        )  # fmt: skip
+        cancellation = sign_gift_cancellation(giver.private_key, self.gifts_domain, signed.nonce)
+        self.gifts.cancelGiftAuthorization(giver, signed.nonce, cancellation, {"from": receiver})
+        with brownie.reverts():
+            self.gifts.giftWithAuthorization(
+                giver, receiver, signed.value, signed.valid_after, signed.valid_before,
+                signed.nonce, signed.signature, {"from": receiver},
+            )  # fmt: skip
+
+    def rule_gift_caps(self, choice="st_choice", delegate="st_flag"):
+        """The city's admin (or an admin it names, then drops) moves the monthly caps."""
+        admin = self.roles["city_admin"]
+        caps = GIFT_CAPS[choice % len(GIFT_CAPS)]
+        role = self.gifts.DEFAULT_ADMIN_ROLE()
+        if delegate:
+            deputy = self.merchants[1]
+            self.gifts.grantRole(role, deputy, admin)
+            self.gifts.setMonthlyCaps(*caps, {"from": deputy})
+            if choice % 2:
+                self.gifts.renounceRole(role, deputy, {"from": deputy})
+            else:
+                self.gifts.revokeRole(role, deputy, admin)
+        else:
+            self.gifts.setMonthlyCaps(*caps, admin)
+        with brownie.reverts():
+            self.gifts.setMonthlyCaps(10**9, 10**9, {"from": self.merchants[1]})
+        self.gift_caps = caps
+
     def rule_time_passes(self, duration="st_duration"):
         chain.sleep(DURATIONS[duration])
         chain.mine()
@@ -230,6 +310,10 @@ class ClassesMachine:
             (self.programs.draw, resident, resident, self.merchants[0], True, 1, 1, ZERO_ID),
             (self.programs.creditRefund, resident, resident, ZERO_ID, 1, 1),
             (self.programs.clear, resident, resident, 1),
+            (self.programs.moveGeneral, resident, self.residents[1], 1),
+            (self.programs.linkGifts, self.merchants[0]),
+            (self.token.gift, resident, self.residents[1], 1, 0),
+            (self.treasury.recordGift, resident, self.residents[1], 1),
             (self.token.issueProgram, resident, 1),
             (self.token.setGeneralExcluded, self.merchants[0], False),
         )
@@ -318,6 +402,14 @@ def test_every_state_changing_function_of_the_classes_has_a_rule():
         if item["type"] == "function" and item["stateMutability"] == "nonpayable"
     }
     assert changing - sent == set()
-    assert {"sweep", "issueProgram", "setGeneralExcluded"} <= set(
+    assert {"sweep", "issueProgram", "setGeneralExcluded", "gift"} <= set(
         re.findall(r"self\.token\.(\w+)", source)
     )
+    gifts_sent = set(re.findall(r"self\.gifts\.(\w+)", source))
+    gifts_changing = {
+        item["name"]
+        for item in CityGifts.abi
+        if item["type"] == "function" and item["stateMutability"] == "nonpayable"
+    }
+    assert gifts_changing - gifts_sent == set()
+    assert "recordGift" in set(re.findall(r"self\.treasury\.(\w+)", source))

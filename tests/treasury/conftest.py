@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 import brownie
 import pytest
-from brownie import CityDirectory, CityPrograms, CityRegistry, CityToken, CityTreasury, chain
+from brownie import (
+    CityDirectory,
+    CityGifts,
+    CityPrograms,
+    CityRegistry,
+    CityToken,
+    CityTreasury,
+    chain,
+)
 from citypay.cashout.authorization import (
     sign_cash_out,
     sign_cash_out_cancellation,
@@ -37,7 +45,8 @@ _cash_out_nonces = itertools.count(1)
 
 
 def _error_types(name: str) -> list[str]:
-    for container in (CityToken, CityRegistry, CityTreasury, CityDirectory, CityPrograms):
+    contracts = (CityToken, CityRegistry, CityTreasury, CityDirectory, CityPrograms, CityGifts)
+    for container in contracts:
         for item in container.abi:
             if item["type"] == "error" and item["name"] == name:
                 return [i["type"] for i in item["inputs"]]

@@ -7,6 +7,12 @@ its members in upper case (CashOut is CASH_OUT); ENUMS maps the ABI's internalTy
 from enum import IntEnum
 
 
+class AuthorizationState(IntEnum):
+    UNUSED = 0
+    USED = 1
+    CANCELED = 2
+
+
 class Status(IntEnum):
     NONE = 0
     ACTIVE = 1
@@ -40,6 +46,7 @@ class AuthorizationState(IntEnum):
 
 
 ENUMS: dict[str, type[IntEnum]] = {
+    "enum ICityGifts.AuthorizationState": AuthorizationState,
     "enum ICityRegistry.Status": Status,
     "enum ICityToken.AccountKind": AccountKind,
     "enum ICityTreasury.RedemptionKind": RedemptionKind,
