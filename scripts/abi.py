@@ -52,9 +52,17 @@ def enums_module() -> str:
         "",
     ]
     names = {}
+    written: dict[str, list[str]] = {}
     for qualified, members in interface_enums().items():
         name = qualified.split(".")[1]
         names[qualified] = name
+        # Interfaces may declare the same enum (ICityTreasury's and ICityGifts'
+        # AuthorizationState): one class for both, and never two meanings under one name.
+        if name in written:
+            if written[name] != members:
+                raise SystemExit(f"enum {name} differs between interfaces: rename one")
+            continue
+        written[name] = members
         lines += ["", f"class {name}(IntEnum):"]
         lines += [f"    {_upper(member)} = {value}" for value, member in enumerate(members)]
         lines.append("")

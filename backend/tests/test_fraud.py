@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from citypay.authorization import TokenDomain
-from citypay.chain.events import ChainEvent
+from citypay.chain.events import ChainEvent, packaged_abi
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.activity import CityActivity, kst_minute_of_day
@@ -28,6 +28,7 @@ from citypay.fraud.judge import Judge
 from citypay.fraud.rules import (
     EVIDENCE_CAP,
     FreshWalletFeed,
+    GiftChain,
     IncentiveSpendAll,
     OutsideBusinessHours,
     RoundUnderLimit,
@@ -296,6 +297,28 @@ def test_a_wallet_spending_its_charge_and_incentive_at_one_merchant(
     assert _charges(evidence) == [(wallet.address, 100_000, 10_000)]
 
 
+def test_money_passed_on_by_gifts_hand_to_hand(chain, city, watch, auditor):
+    """A gives B, who gives C, who gives D: three gifts in a row, each giver given the money just
+    before (a gift moves only money bought with KRW: B and C pass on what they were given)."""
+    giver = _resident(chain, "gift-chain-a", 100_000)
+    hands = [new_wallet(f"fraud-resident:gift-chain-{n}:{time.time_ns()}") for n in "bcd"]
+    for wallet in hands:
+        chain.register_resident(CITY, wallet)
+    gifts = chain.w3.eth.contract(
+        address=city.programs.functions.gifts().call(), abi=packaged_abi("CityGifts")
+    )
+    for sender, receiver, value in zip(
+        (giver, *hands[:2]), hands, (90_000, 80_000, 70_000), strict=True
+    ):
+        _send_as(chain, sender, gifts.functions.gift(receiver.address, value))
+
+    alert = _alert(watch, auditor, "gift_chain", hands[2].address)
+    assert alert["subjectKind"] == "wallet"
+    assert alert["observed"]["wallets"] == [giver.address, *(w.address for w in hands)]
+    assert alert["observed"]["values"] == [90_000, 80_000, 70_000]
+    assert [role for role, _ in _evidence(watch, auditor, alert)] == ["gift"] * 3
+
+
 def test_an_ordinary_day_at_a_shop_raises_no_alert(chain, backend, api, watcher, watch, auditor):
     shop = _merchant(chain, "ordinary")
     customers = [_resident(chain, f"ordinary-{i}", 100_000) for i in range(4)]
@@ -536,6 +559,43 @@ def test_a_charge_without_incentive_or_spread_over_merchants_is_no_spend_all():
     assert finding.observed["share_percent"] == 100.0
     assert [e.role for e in finding.evidence] == ["charge", "payment", "payment"]
     assert rule.judge(events.pay(RESIDENT_A, 200, 1), events.activity) is None  # past the window
+
+
+def _gift(events: _Events, giver: str, receiver: str, minute: float, value: int):
+    return events.add(
+        "gifts", "Gifted", minute, **{"from": giver, "to": receiver, "value": value},
+        nonce="0x" + "00" * 32,
+    )  # fmt: skip
+
+
+def test_a_gift_chain_needs_its_gifts_in_a_row_within_the_window_and_above_the_amount():
+    rule = GiftChain(FraudConfig().defaults.gift_chain)
+    a, b, c, d = RESIDENT_A, RESIDENT_B, "0x" + "c" * 40, "0x" + "d" * 40
+    events = _Events().registered(a, b, c, d)
+    _gift(events, a, b, 0, 60_000)
+    assert rule.judge(_gift(events, b, c, 10, 60_000), events.activity) is None  # two gifts
+    assert rule.judge(_gift(events, c, d, 20, 49_999), events.activity) is None  # under the amount
+    finding = rule.judge(_gift(events, c, d, 30, 50_000), events.activity)
+    assert finding.subject == d
+    assert finding.observed["wallets"] == [a, b, c, d]
+    assert finding.observed["minutes"] == 30
+    # A day later B's gift is too old to count: C giving again is no chain.
+    late = _gift(events, b, c, 24 * 60 + 11, 1)
+    assert rule.judge(late, events.activity) is None  # under the amount
+    events2 = _Events().registered(a, b, c, d)
+    _gift(events2, a, b, 0, 60_000)
+    _gift(events2, b, c, 10, 60_000)
+    assert rule.judge(_gift(events2, c, d, 24 * 60 + 1, 60_000), events2.activity) is None
+
+
+def test_a_gift_cycle_ends_the_walk_back():
+    rule = GiftChain(FraudConfig().defaults.gift_chain.model_copy(update={"min_gifts": 4}))
+    a, b = RESIDENT_A, RESIDENT_B
+    events = _Events().registered(a, b)
+    _gift(events, a, b, 0, 60_000)
+    _gift(events, b, a, 1, 60_000)
+    # A -> B -> A -> B: the walk back meets A again after three gifts and stops there.
+    assert rule.judge(_gift(events, a, b, 2, 60_000), events.activity) is None
 
 
 def _hours(hours: str, **more):

@@ -1,8 +1,8 @@
 """The half-yearly statutory report, from the chain alone, against a ledger this test keeps: a
-city's second half of 2026 (charges, payments, a refund, cash-outs paid and pending, a merchant
-revoked for illegal exchange), then the chain's clock moved into 2027 and more done there. Each
-period's figures must be what the test did in it, to the won. A chain of this module's own,
-whose clock it moves."""
+city's second half of 2026 (charges, payments, a refund, a gift between residents, cash-outs paid
+and pending, a merchant revoked for illegal exchange), then the chain's clock moved into 2027 and
+more done there. Each period's figures must be what the test did in it, to the won. A chain of
+this module's own, whose clock it moves."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from citypay.audit.statutory import ITEMS, Period
+from citypay.chain.events import packaged_abi
 from eth_utils import keccak
 from platform_harness import ROOT, deployed_chain, new_wallet
 from test_audit_any_node import audit, directory_of, refused, run_audit
@@ -57,6 +58,10 @@ def history(chain):
     _send_as(chain, residents[1], token.pay(merchants[1].address, 20_000, keccak(text="s:2")))
     _send_as(chain, residents[0], token.pay(merchants[1].address, 5_000, keccak(text="s:3")))
     _send_as(chain, merchants[0], token.refund(residents[0].address, invoice, 4_000))
+    gifts = chain.w3.eth.contract(
+        address=city.programs.functions.gifts().call(), abi=packaged_abi("CityGifts")
+    )
+    _send_as(chain, residents[0], gifts.functions.gift(residents[1].address, 10_000))
     settler = city.roles["settler"]
     _send_as(chain, merchants[0], treasury.cashOut(20_000))
     paid_id = treasury.redemptionCount().call() - 1
@@ -86,6 +91,8 @@ SECOND_HALF_2026 = _expected(
     paid=55_000,
     merchant_refunds=1,
     merchant_refunded=4_000,
+    gifts=1,
+    gifted=10_000,
     cash_outs=2,
     cashed_out=30_000,
     cash_outs_paid=20_000,

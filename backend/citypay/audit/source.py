@@ -57,9 +57,10 @@ class CityContracts:
     token: str
     registry: str
     treasury: str
-    # The city's money classes (CityPrograms), as its token names them; None for a token from
-    # before money classes.
+    # The city's money classes (CityPrograms), as its token names them, and its gifts (CityGifts),
+    # as the programs name them; None for a city from before them.
     programs: str | None = None
+    gifts: str | None = None
 
 
 def connect(rpc_url: str, *, timeout: float = 60) -> ChainGateway:
@@ -211,24 +212,23 @@ class ChainSource:
                 f"{self.directory_address} does not answer cities() as a CityDirectory "
                 f"({refused}): check the directory address"
             ) from None
-        return {
-            city.code: CityContracts(
-                city.code,
-                city.name,
-                city.token,
-                city.registry,
-                city.treasury,
-                self._programs_of(city.token, block),
+        cities = {}
+        for city in listed:
+            programs = self._linked(city.token, "token", "programs", block)
+            gifts = None if programs is None else self._linked(programs, "programs", "gifts", block)
+            cities[city.code] = CityContracts(
+                city.code, city.name, city.token, city.registry, city.treasury, programs, gifts
             )
-            for city in listed
-        }
+        return cities
 
-    def _programs_of(self, token: str, block: int) -> str | None:
+    def _linked(self, address: str, kind: str, getter: str, block: int) -> str | None:
+        """The contract `address` names by `getter` (the token's programs, the programs' gifts),
+        or None for one from before it was added."""
         try:
-            programs = self.gateway.contract(token, "token").call("programs", block=block)
+            linked = self.gateway.contract(address, kind).call(getter, block=block)
         except (ChainRefused, DecodingError):
             return None
-        return None if int(programs, 16) == 0 else to_checksum_address(programs)
+        return None if int(linked, 16) == 0 else to_checksum_address(linked)
 
     def head(self) -> int:
         return max(0, self.gateway.block_number() - self.confirmations)
@@ -291,7 +291,7 @@ class ChainSource:
         """Starts the books over from the first block of every contract's history."""
         watched = {self.directory_address: ("", "directory")}
         for city in cities.values():
-            for kind in ("token", "registry", "treasury", "programs"):
+            for kind in ("token", "registry", "treasury", "programs", "gifts"):
                 if getattr(city, kind) is not None:
                     watched[to_checksum_address(getattr(city, kind))] = (city.code, kind)
         self.first_block, self.first_block_from = self._start(list(watched), head)
@@ -376,7 +376,7 @@ class ChainSource:
             # What the books would only count is counted, not decoded (see Books.unread).
             unread = {
                 kind: topics_of(kind, books.unread(kind))
-                for kind in ("token", "registry", "treasury", "directory", "programs")
+                for kind in ("token", "registry", "treasury", "directory", "programs", "gifts")
             }
             for chunk in read_ahead(reader.read(first, head)):
                 for raw in chunk.logs:

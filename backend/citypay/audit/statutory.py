@@ -7,7 +7,7 @@ belongs to the period its block's time falls in. Per city:
 - issuance by kind: general issue (charges with their incentive), the sales (the KRW residents
   paid in) and the incentive given; policy issue (정책발행), in all and by program (paid out,
   recipients, spent at merchants, refunded, expired, returned to the city);
-- use: payments, and merchants' refunds of payments;
+- use: payments, merchants' refunds of payments, and gifts between residents (선물하기);
 - redemption: merchants' cash-outs (requested, paid, returned by the bank), residents' refunds
   (tokens burned and KRW paid out), balances confiscated after illegal exchange;
 - outstanding: the tokens in circulation at the start and end of the period, the payouts still
@@ -99,6 +99,8 @@ SECTIONS: tuple[tuple[str, str, str, tuple[Item, ...]], ...] = (
         Item("paid", "결제액", "Paid at merchants", "won"),
         Item("merchant_refunds", "가맹점 결제 환불 건수", "Merchant refunds", "count"),
         Item("merchant_refunded", "가맹점 결제 환불액", "Refunded by merchants", "won"),
+        Item("gifts", "선물하기 건수", "Gifts between residents", "count"),
+        Item("gifted", "선물하기 금액", "Gifted", "won"),
     )),
     ("redemption", "환전·환불", "Redemption", (
         Item("cash_outs", "환전 신청 건수", "Cash-outs requested", "count"),
@@ -181,6 +183,9 @@ class StatutoryTally:
         elif movement.kind == "refund":
             figures["merchant_refunds"] += 1
             figures["merchant_refunded"] += movement.value
+        elif movement.kind == "gift":
+            figures["gifts"] += 1
+            figures["gifted"] += movement.value
 
     def _event(self, books: CityBooks, event: ChainEvent) -> None:
         if event.contract == "programs":

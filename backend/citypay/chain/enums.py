@@ -39,12 +39,6 @@ class RedemptionStatus(IntEnum):
     RETURNED = 3
 
 
-class AuthorizationState(IntEnum):
-    UNUSED = 0
-    USED = 1
-    CANCELED = 2
-
-
 ENUMS: dict[str, type[IntEnum]] = {
     "enum ICityGifts.AuthorizationState": AuthorizationState,
     "enum ICityRegistry.Status": Status,

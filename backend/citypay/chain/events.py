@@ -26,6 +26,7 @@ CONTRACT_ABI = {
     "treasury": "CityTreasury",
     "directory": "CityDirectory",
     "programs": "CityPrograms",
+    "gifts": "CityGifts",
 }
 
 

@@ -2,8 +2,8 @@
 
 The city's books (citypay.ledger) say who is a resident or a merchant, a merchant's category and
 every balance. On top of them, each event becomes a fact the rules understand (a payment, a
-refund, a charge, a cash-out, a policy change), and the facts of the last `horizon` seconds are
-kept by merchant and by wallet.
+refund, a charge, a cash-out, a gift, a policy change), and the facts of the last `horizon`
+seconds are kept by merchant and by wallet.
 """
 
 from __future__ import annotations
@@ -76,11 +76,25 @@ class CashOut:
 
 
 @dataclass(frozen=True)
+class Gift:
+    """A resident's gift to another (선물하기), as the city's gifts contract events it."""
+
+    event: ChainEvent
+    giver: str
+    receiver: str
+    value: int
+
+    @property
+    def time(self) -> int:
+        return self.event.block_time
+
+
+@dataclass(frozen=True)
 class PolicyChange:
     event: ChainEvent
 
 
-Fact = Payment | Refund | Charge | CashOut | PolicyChange
+Fact = Payment | Refund | Charge | CashOut | Gift | PolicyChange
 
 
 @dataclass
@@ -92,6 +106,7 @@ class CityActivity:
     payments_by: dict[str, deque[Payment]] = field(default_factory=lambda: defaultdict(deque))
     refunds_by: dict[str, deque[Refund]] = field(default_factory=lambda: defaultdict(deque))
     charges_of: dict[str, deque[Charge]] = field(default_factory=lambda: defaultdict(deque))
+    gifts_to: dict[str, deque[Gift]] = field(default_factory=lambda: defaultdict(deque))
     # The rules' running windows over these facts (citypay.fraud.window), by rule and key.
     windows: dict[tuple, Any] = field(default_factory=dict)
 
@@ -107,6 +122,10 @@ class CityActivity:
                 return charge
             case "RedemptionRequested" if args["kind"] == RedemptionKind.CASH_OUT:
                 return CashOut(event, args["account"], args["burned"])
+            case "Gifted":
+                gift = Gift(event, args["from"], args["to"], args["value"])
+                self._keep(self.gifts_to[gift.receiver], gift)
+                return gift
             case "PolicyChanged":
                 return PolicyChange(event)
         return None
@@ -147,6 +166,14 @@ class CityActivity:
     def balance(self, address: str) -> int:
         account = self.books.accounts.get(address)
         return account.balance if account else 0
+
+    def latest_gift_to(self, wallet: str, before: ChainEvent, since: int) -> Gift | None:
+        """The last gift `wallet` received before `before` in chain order, if at or after
+        `since`."""
+        for gift in reversed(self.gifts_to.get(wallet, ())):
+            if position(gift.event) < position(before):
+                return gift if gift.time >= since else None
+        return None
 
     def latest_charge(
         self, wallet: str, before: ChainEvent, since: int, *, with_incentive: bool = False

@@ -162,12 +162,21 @@ class IncentiveSpendAllConfig(_Rule):
     min_amount: Krw = 100_000  # charges smaller than this are not worth an alert
 
 
+class GiftChainConfig(_Rule):
+    """Money passed on from resident to resident by gifts (A gives B, who gives C, ...)."""
+
+    window_minutes: Minutes = 24 * 60  # every gift of the chain this long before the newest
+    min_gifts: Annotated[int, Field(strict=True, ge=2, le=20)] = 3  # gifts in a row, at least
+    min_amount: Krw = 50_000  # the newest gift, at least
+
+
 class RulesConfig(StrictSection):
     quick_cash_out: QuickCashOutConfig = QuickCashOutConfig()
     fresh_wallet_feed: FreshWalletFeedConfig = FreshWalletFeedConfig()
     round_under_limit: RoundUnderLimitConfig = RoundUnderLimitConfig()
     outside_business_hours: OutsideBusinessHoursConfig = OutsideBusinessHoursConfig()
     incentive_spend_all: IncentiveSpendAllConfig = IncentiveSpendAllConfig()
+    gift_chain: GiftChainConfig = GiftChainConfig()
 
 
 class FraudConfig(StrictSection):

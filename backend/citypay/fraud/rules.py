@@ -28,12 +28,14 @@ from citypay.fraud.activity import (
     Charge,
     CityActivity,
     Fact,
+    Gift,
     Payment,
     kst_minute_of_day,
     position,
 )
 from citypay.fraud.config import (
     FreshWalletFeedConfig,
+    GiftChainConfig,
     IncentiveSpendAllConfig,
     OutsideBusinessHoursConfig,
     QuickCashOutConfig,
@@ -49,7 +51,7 @@ EVIDENCE_CAP = 50  # events an alert carries at most: the newest of its evidence
 @dataclass(frozen=True)
 class Evidence:
     event: ChainEvent
-    role: str  # payment, refund, charge, cash-out
+    role: str  # payment, refund, charge, cash-out, gift
 
 
 @dataclass(frozen=True)
@@ -499,12 +501,71 @@ class IncentiveSpendAll(Rule):
         return self._crossing(activity, wallet, payment.event, charge.event, describe)
 
 
+class GiftChain(Rule):
+    """Money passed on by gifts, from resident to resident: a gift whose giver had itself been
+    given money shortly before, and that one's giver too, back `min_gifts` gifts in a row. The
+    pattern of vouchers bought at a discount and collected, hand to hand, for someone who turns
+    them into cash (부정유통); a gift is limited to money bought with KRW, so each hop's giver had
+    paid for what it passes on, or been given it."""
+
+    name = "gift_chain"
+    fact = Gift
+    config: GiftChainConfig
+
+    def cross(self, gift: Gift, activity: CityActivity) -> Crossing | None:
+        c = self.config
+        if gift.value < c.min_amount:
+            return None
+        since = gift.time - c.window_minutes * MINUTE
+        links = [gift]
+        # Back along the givers: each one's last gift received before it gave (a cycle ends it).
+        seen = {gift.receiver, gift.giver}
+        while len(links) < c.min_gifts:
+            earlier = activity.latest_gift_to(links[-1].giver, links[-1].event, since)
+            if earlier is None:
+                return None
+            links.append(earlier)
+            if earlier.giver in seen:
+                break
+            seen.add(earlier.giver)
+        if len(links) < c.min_gifts:
+            return None
+        chain_links = list(reversed(links))  # oldest first
+        wallets = [chain_links[0].giver, *(link.receiver for link in chain_links)]
+        minutes = (gift.time - chain_links[0].time) // MINUTE
+
+        def describe() -> Finding:
+            evidence = tuple(Evidence(link.event, "gift") for link in chain_links)
+            observed = {
+                "gifts": len(chain_links),
+                "wallets": wallets,
+                "values": [link.value for link in chain_links],
+                "minutes": minutes,
+            }
+            return self._finding(
+                activity,
+                gift.receiver,
+                "wallet",
+                gift.event,
+                evidence=evidence,
+                thresholds=self.thresholds,
+                observed=observed,
+                message=(
+                    f"money passed on by {len(chain_links)} gifts in a row in {minutes} min: "
+                    f"{' -> '.join(wallets)} (the last {gift.value:,} KRW)"
+                ),
+            )
+
+        return self._crossing(activity, gift.receiver, gift.event, chain_links[0].event, describe)
+
+
 RULES: tuple[type[Rule], ...] = (
     QuickCashOut,
     FreshWalletFeed,
     RoundUnderLimit,
     OutsideBusinessHours,
     IncentiveSpendAll,
+    GiftChain,
 )
 RULE_NAMES = tuple(rule.name for rule in RULES)
 
@@ -525,4 +586,5 @@ def horizon(config: RulesConfig) -> int:
         c.round_under_limit.window_minutes * MINUTE,
         c.outside_business_hours.window_minutes * MINUTE,
         c.incentive_spend_all.window_minutes * MINUTE,
+        c.gift_chain.window_minutes * MINUTE,
     )

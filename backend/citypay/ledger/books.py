@@ -87,6 +87,9 @@ class Figures:
     returned: int = 0  # tokens restored by redemptions whose bank transfer failed
     outstanding: int = 0  # payout of redemptions still pending
     clawed_back: int = 0  # unused incentive kept back from residents' refunds not returned
+    gifted: int = 0  # gifts (선물하기) given by residents
+    gifts_received: int = 0  # gifts received by residents
+    gifts: int = 0  # how many gifts (given or received)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -269,11 +272,12 @@ class Anomaly:
 class Movement(NamedTuple):
     """One money movement, for those who break the books down further (by hour, category...).
 
-    kind: charge, payment, refund, redemption, settlement or return; `account` is the resident
-    or merchant whose money it is, `counterparty` the other side (the merchant of a payment or
-    refund), `value` the won (a charge's amount + incentive, a redemption's burned tokens, a
-    settlement's payout, a return's restored tokens). `reference` is a gasless payment's id (its
-    EIP-3009 nonce), a redemption's id as text, or None.
+    kind: charge, payment, refund, gift, redemption, settlement or return; `account` is the
+    resident or merchant whose money it is, `counterparty` the other side (the merchant of a
+    payment or refund, the receiver of a gift), `value` the won (a charge's amount + incentive, a
+    redemption's burned tokens, a settlement's payout, a return's restored tokens). `reference`
+    is a gasless payment's or a relayed gift's id (its authorization's nonce), a redemption's id
+    as text, or None.
     """
 
     kind: str
@@ -456,6 +460,7 @@ class Books:
             ("programs", "ProgramRefunded"): self._program_refunded,
             ("programs", "ProgramClosed"): self._program_closed,
             ("programs", "Expired"): self._expired,
+            ("gifts", "Gifted"): self._gifted,
         }
 
     # --- folding ------------------------------------------------------------------------------
@@ -895,6 +900,22 @@ class Books:
         program = self._program(books, event)
         if program is not None:
             program.expired += event.args["amount"]
+
+    # --- gifts --------------------------------------------------------------------------------
+
+    def _gifted(self, books: CityBooks, event: ChainEvent) -> None:
+        """A gift's balances move by its Transfer between the two residents; here its figures."""
+        giver, receiver, value = event.args["from"], event.args["to"], event.args["value"]
+        for figures in (books.account(giver).figures, books.figures):
+            figures.gifted += value
+            figures.gifts += 1
+        for figures in (books.account(receiver).figures, books.figures):
+            figures.gifts_received += value
+        books.account(receiver).figures.gifts += 1
+        if self._subscribers:
+            nonce = event.args["nonce"]
+            reference = None if int(nonce, 16) == 0 else nonce
+            self._emit("gift", books, giver, receiver, value, event, reference)
 
 
 def _code_text(raw: str) -> str:
