@@ -297,26 +297,29 @@ def test_a_wallet_spending_its_charge_and_incentive_at_one_merchant(
     assert _charges(evidence) == [(wallet.address, 100_000, 10_000)]
 
 
-def test_money_passed_on_by_gifts_hand_to_hand(chain, city, watch, auditor):
-    """A gives B, who gives C, who gives D: three gifts in a row, each giver given the money just
-    before (a gift moves only money bought with KRW: B and C pass on what they were given)."""
-    giver = _resident(chain, "gift-chain-a", 100_000)
-    hands = [new_wallet(f"fraud-resident:gift-chain-{n}:{time.time_ns()}") for n in "bcd"]
-    for wallet in hands:
+def test_gifts_gathered_from_several_residents_and_spent_at_one_shop(chain, city, watch, auditor):
+    """A gives B, who passes it on to D; C and E give D directly; D spends it at one shop."""
+    shop = _merchant(chain, "gift-chain")
+    a, c, e = (_resident(chain, f"gift-chain-{n}", 100_000) for n in "ace")
+    b, d = (new_wallet(f"fraud-resident:gift-chain-{n}:{time.time_ns()}") for n in "bd")
+    for wallet in (b, d):
         chain.register_resident(CITY, wallet)
     gifts = chain.w3.eth.contract(
         address=city.programs.functions.gifts().call(), abi=packaged_abi("CityGifts")
     )
-    for sender, receiver, value in zip(
-        (giver, *hands[:2]), hands, (90_000, 80_000, 70_000), strict=True
-    ):
-        _send_as(chain, sender, gifts.functions.gift(receiver.address, value))
+    for giver, receiver, value in ((a, b, 50_000), (b, d, 50_000), (c, d, 40_000), (e, d, 30_000)):
+        _send_as(chain, giver, gifts.functions.gift(receiver.address, value))
+    invoice = b"gift-chain".ljust(32, b"\0")
+    _send_as(chain, d, city.token.functions.pay(shop.address, 110_000, invoice))
 
-    alert = _alert(watch, auditor, "gift_chain", hands[2].address)
+    alert = _alert(watch, auditor, "gift_chain", d.address)
     assert alert["subjectKind"] == "wallet"
-    assert alert["observed"]["wallets"] == [giver.address, *(w.address for w in hands)]
-    assert alert["observed"]["values"] == [90_000, 80_000, 70_000]
-    assert [role for role, _ in _evidence(watch, auditor, alert)] == ["gift"] * 3
+    assert alert["observed"]["wallets"] == sorted(w.address for w in (a, b, c, e))
+    assert alert["observed"]["given"] == 120_000
+    assert alert["observed"]["spent_at_merchant"] == 110_000
+    assert alert["observed"]["merchant"] == shop.address
+    roles = [role for role, _ in _evidence(watch, auditor, alert)]
+    assert roles == ["gift"] * 4 + ["payment"]
 
 
 def test_an_ordinary_day_at_a_shop_raises_no_alert(chain, backend, api, watcher, watch, auditor):
@@ -568,34 +571,32 @@ def _gift(events: _Events, giver: str, receiver: str, minute: float, value: int)
     )  # fmt: skip
 
 
-def test_a_gift_chain_needs_its_gifts_in_a_row_within_the_window_and_above_the_amount():
+def test_gifts_converging_on_a_wallet_need_enough_givers_amount_and_one_merchant():
     rule = GiftChain(FraudConfig().defaults.gift_chain)
     a, b, c, d = RESIDENT_A, RESIDENT_B, "0x" + "c" * 40, "0x" + "d" * 40
     events = _Events().registered(a, b, c, d)
     _gift(events, a, b, 0, 60_000)
-    assert rule.judge(_gift(events, b, c, 10, 60_000), events.activity) is None  # two gifts
-    assert rule.judge(_gift(events, c, d, 20, 49_999), events.activity) is None  # under the amount
-    finding = rule.judge(_gift(events, c, d, 30, 50_000), events.activity)
+    _gift(events, b, d, 1, 60_000)  # A's money, passed on by B
+    _gift(events, c, d, 2, 50_000)
+    # Under 80% of the 110,000 given is spent here yet.
+    assert rule.judge(events.pay(d, 3, 50_000), events.activity) is None
+    finding = rule.judge(events.pay(d, 4, 40_000), events.activity)  # 90,000: 82%
     assert finding.subject == d
-    assert finding.observed["wallets"] == [a, b, c, d]
-    assert finding.observed["minutes"] == 30
-    # A day later B's gift is too old to count: C giving again is no chain.
-    late = _gift(events, b, c, 24 * 60 + 11, 1)
-    assert rule.judge(late, events.activity) is None  # under the amount
-    events2 = _Events().registered(a, b, c, d)
-    _gift(events2, a, b, 0, 60_000)
-    _gift(events2, b, c, 10, 60_000)
-    assert rule.judge(_gift(events2, c, d, 24 * 60 + 1, 60_000), events2.activity) is None
-
-
-def test_a_gift_cycle_ends_the_walk_back():
-    rule = GiftChain(FraudConfig().defaults.gift_chain.model_copy(update={"min_gifts": 4}))
-    a, b = RESIDENT_A, RESIDENT_B
-    events = _Events().registered(a, b)
-    _gift(events, a, b, 0, 60_000)
-    _gift(events, b, a, 1, 60_000)
-    # A -> B -> A -> B: the walk back meets A again after three gifts and stops there.
-    assert rule.judge(_gift(events, a, b, 2, 60_000), events.activity) is None
+    assert finding.observed["wallets"] == sorted([a, b, c])
+    assert [e.role for e in finding.evidence] == ["gift"] * 3 + ["payment"] * 2
+    # Two givers only, or too little given, or gifts older than the window: nothing.
+    fewer = _Events().registered(a, b, d)
+    _gift(fewer, a, d, 0, 60_000)
+    _gift(fewer, b, d, 1, 60_000)
+    assert rule.judge(fewer.pay(d, 2, 120_000), fewer.activity) is None
+    small = _Events().registered(a, b, c, d)
+    for giver in (a, b, c):
+        _gift(small, giver, d, 0, 30_000)
+    assert rule.judge(small.pay(d, 1, 90_000), small.activity) is None
+    old = _Events().registered(a, b, c, d)
+    for giver in (a, b, c):
+        _gift(old, giver, d, 0, 50_000)
+    assert rule.judge(old.pay(d, 24 * 60 + 1, 150_000), old.activity) is None
 
 
 def _hours(hours: str, **more):

@@ -17,7 +17,7 @@ RULES = {
     "round_under_limit": Label("한도 아래 반복 결제", "Round payments under a limit"),
     "outside_business_hours": Label("영업시간 외 결제", "Paid outside business hours"),
     "incentive_spend_all": Label("충전 즉시 전액 사용", "Charge spent at once at one shop"),
-    "gift_chain": Label("선물하기 연쇄 전달", "Money passed on by gifts"),
+    "gift_chain": Label("선물 모아 한 가맹점 결제", "Gifts gathered, spent at one shop"),
 }
 SUBJECT_KINDS = {"merchant": Label("가맹점", "Merchant"), "wallet": Label("지갑", "Wallet")}
 

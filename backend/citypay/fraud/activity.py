@@ -167,14 +167,6 @@ class CityActivity:
         account = self.books.accounts.get(address)
         return account.balance if account else 0
 
-    def latest_gift_to(self, wallet: str, before: ChainEvent, since: int) -> Gift | None:
-        """The last gift `wallet` received before `before` in chain order, if at or after
-        `since`."""
-        for gift in reversed(self.gifts_to.get(wallet, ())):
-            if position(gift.event) < position(before):
-                return gift if gift.time >= since else None
-        return None
-
     def latest_charge(
         self, wallet: str, before: ChainEvent, since: int, *, with_incentive: bool = False
     ) -> Charge | None:

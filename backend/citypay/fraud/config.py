@@ -163,11 +163,13 @@ class IncentiveSpendAllConfig(_Rule):
 
 
 class GiftChainConfig(_Rule):
-    """Money passed on from resident to resident by gifts (A gives B, who gives C, ...)."""
+    """Gifts from several residents converge on one wallet (directly or hand to hand), which
+    then spends them at one merchant."""
 
-    window_minutes: Minutes = 24 * 60  # every gift of the chain this long before the newest
-    min_gifts: Annotated[int, Field(strict=True, ge=2, le=20)] = 3  # gifts in a row, at least
-    min_amount: Krw = 50_000  # the newest gift, at least
+    window_minutes: Minutes = 24 * 60  # the gifts this long before the payment
+    min_wallets: Count = 3  # residents the money came from, directly or through others
+    min_amount: Krw = 100_000  # given to the wallet in the window
+    min_share_percent: Percent = 80.0  # of what it was given, spent at the one merchant
 
 
 class RulesConfig(StrictSection):

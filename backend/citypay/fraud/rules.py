@@ -502,61 +502,94 @@ class IncentiveSpendAll(Rule):
 
 
 class GiftChain(Rule):
-    """Money passed on by gifts, from resident to resident: a gift whose giver had itself been
-    given money shortly before, and that one's giver too, back `min_gifts` gifts in a row. The
-    pattern of vouchers bought at a discount and collected, hand to hand, for someone who turns
-    them into cash (부정유통); a gift is limited to money bought with KRW, so each hop's giver had
-    paid for what it passes on, or been given it."""
+    """Gift chains that converge on one wallet, which then pays one merchant: money from several
+    residents, given to the wallet directly or passed on hand to hand, spent at a single shop
+    (vouchers bought at a discount, collected for a merchant who turns them into cash,
+    부정유통). Judged at each payment of a wallet given money in the window."""
 
     name = "gift_chain"
-    fact = Gift
+    fact = Payment
     config: GiftChainConfig
+    # How far back along the givers the money is followed: A gives B gives C gives the wallet.
+    depth: ClassVar[int] = 3
 
-    def cross(self, gift: Gift, activity: CityActivity) -> Crossing | None:
-        c = self.config
-        if gift.value < c.min_amount:
+    def _given(self, activity: CityActivity, wallet: str, before: ChainEvent, since: int):
+        """The gifts `wallet` received in the window before `before`, oldest first."""
+        return [
+            gift
+            for gift in activity.gifts_to.get(wallet, ())
+            if gift.time >= since and position(gift.event) < position(before)
+        ]
+
+    def _upstream(self, activity: CityActivity, payment: Payment, since: int) -> list[Gift]:
+        """The gifts through which money reached the payer: its own, and back along each giver's
+        gifts received before it gave, `depth` gifts deep."""
+        found, frontier, seen = [], [(payment.payer, payment.event)], {payment.payer}
+        for _ in range(self.depth):
+            reached = []
+            for receiver, before in frontier:
+                for gift in self._given(activity, receiver, before, since):
+                    found.append(gift)
+                    if gift.giver not in seen:
+                        seen.add(gift.giver)
+                        reached.append((gift.giver, gift.event))
+            frontier = reached
+        return sorted(found, key=lambda gift: position(gift.event))
+
+    def cross(self, payment: Payment, activity: CityActivity) -> Crossing | None:
+        c, wallet, merchant = self.config, payment.payer, payment.merchant
+        since = payment.time - c.window_minutes * MINUTE
+        given = self._given(activity, wallet, payment.event, since)
+        received = sum(gift.value for gift in given)
+        if not given or received < c.min_amount:
             return None
-        since = gift.time - c.window_minutes * MINUTE
-        links = [gift]
-        # Back along the givers: each one's last gift received before it gave (a cycle ends it).
-        seen = {gift.receiver, gift.giver}
-        while len(links) < c.min_gifts:
-            earlier = activity.latest_gift_to(links[-1].giver, links[-1].event, since)
-            if earlier is None:
-                return None
-            links.append(earlier)
-            if earlier.giver in seen:
-                break
-            seen.add(earlier.giver)
-        if len(links) < c.min_gifts:
+        first = position(given[0].event)
+        paid = [
+            p
+            for p in activity.payments_by.get(wallet, ())
+            if p.merchant == merchant and first < position(p.event) <= position(payment.event)
+        ]
+        spent = sum(p.value for p in paid)
+        if spent * 100 < received * c.min_share_percent:
             return None
-        chain_links = list(reversed(links))  # oldest first
-        wallets = [chain_links[0].giver, *(link.receiver for link in chain_links)]
-        minutes = (gift.time - chain_links[0].time) // MINUTE
+        gifts = self._upstream(activity, payment, since)
+        sources = sorted({gift.giver for gift in gifts} - {wallet})
+        if len(sources) < c.min_wallets:
+            return None
+        share = round(100 * spent / received, 1)
 
         def describe() -> Finding:
-            evidence = tuple(Evidence(link.event, "gift") for link in chain_links)
+            groups = sorted(
+                [(Evidence(g.event, "gift"),) for g in gifts]
+                + [(Evidence(p.event, "payment"),) for p in paid],
+                key=lambda group: position(group[0].event),
+                reverse=True,
+            )
+            evidence, attached = _attach(groups)
             observed = {
-                "gifts": len(chain_links),
-                "wallets": wallets,
-                "values": [link.value for link in chain_links],
-                "minutes": minutes,
+                "wallets": sources,
+                "gifts": len(gifts),
+                "given": received,
+                "spent_at_merchant": spent,
+                "merchant": merchant,
+                "share_percent": share,
             }
             return self._finding(
                 activity,
-                gift.receiver,
+                wallet,
                 "wallet",
-                gift.event,
+                payment.event,
                 evidence=evidence,
                 thresholds=self.thresholds,
-                observed=observed,
+                observed=_observed(observed, evidence, attached, len(groups)),
                 message=(
-                    f"money passed on by {len(chain_links)} gifts in a row in {minutes} min: "
-                    f"{' -> '.join(wallets)} (the last {gift.value:,} KRW)"
+                    f"wallet {wallet} was given {received:,} KRW by gifts from "
+                    f"{len(sources)} residents (directly or hand to hand) and spent {spent:,} "
+                    f"KRW ({share:g}%) of it at merchant {merchant}"
                 ),
             )
 
-        return self._crossing(activity, gift.receiver, gift.event, chain_links[0].event, describe)
+        return self._crossing(activity, wallet, payment.event, gifts[0].event, describe)
 
 
 RULES: tuple[type[Rule], ...] = (
