@@ -226,3 +226,43 @@ def test_a_block_costs_the_dashboard_its_own_events_not_the_history():
         "(40 payments folded and the summary built again)"
     )
     assert per_block < folded / 20
+
+
+def test_money_by_class_policy_money_by_place_and_gifts():
+    """A youth allowance paid to a resident who spends part of it at the noodle shop; its expiry
+    sends the rest back to the city; some general money expires too; a gift between residents."""
+    chain = _new_year()
+    code = "0x" + b"YOUTH-2026".ljust(32, b"\0").hex()
+    expiry = at("2026-03-31 00:00")
+    chain.block()
+    chain("programs", "ProgramCreated", program=1, code=code,
+          terms=(code, 1_000_000, 300_000, 0, expiry, 2**64 - 1, [], []))  # fmt: skip
+    chain("programs", "ProgramFunded", program=1, amount=1_000_000, bankReference="0x06", by="0x07")
+    chain("token", "Transfer", **{"from": ZERO_ADDRESS, "to": OTHER, "value": 300_000})
+    chain("programs", "ProgramPaid", program=1, recipient=OTHER, amount=300_000)
+    chain.block()
+    chain("programs", "ProgramSpent", program=1, payer=OTHER, merchant=NOODLES, amount=20_000)
+    chain.pay(OTHER, NOODLES, 20_000)
+    chain("gifts", "Gifted", **{"from": RESIDENT, "to": OTHER, "value": 5_000, "nonce": "0x00"})
+    chain("token", "Transfer", **{"from": RESIDENT, "to": OTHER, "value": 5_000})
+    chain.block(at("2026-04-01 00:00") - chain.time)
+    chain("programs", "Expired", account=OTHER, program=1, amount=280_000)
+    chain("programs", "Expired", account=OTHER, program=0, amount=1_000)
+    chain("token", "Transfer", **{"from": OTHER, "to": ZERO_ADDRESS, "value": 281_000})
+
+    s = summary(chain.events, now=at("2026-04-01 12:00"))
+    classes = {row["class"]["en"]: row for row in s["tables"]["classes"]["rows"]}
+    youth = classes["Program YOUTH-2026"]
+    assert (youth["issued"], youth["spent"], youth["expired"]) == (300_000, 20_000, 280_000)
+    # Not closed: what was funded and never paid out is not returned yet.
+    assert (youth["returned"], youth["outstanding"], youth["expiry"]) == (280_000, 0, expiry)
+    general = classes["General issue"]
+    assert (general["issued"], general["spent"], general["expired"]) == (165_000, 28_500, 1_000)
+    # Merchants' balances are general money too: all that is left in circulation.
+    assert general["outstanding"] == s["kpis"]["circulation"] == 165_000 + 300_000 - 281_000
+    spending = s["tables"]["programSpending"]["rows"]
+    assert [(r["program"], r["category"]["en"], r["amount"]) for r in spending] == [
+        ("YOUTH-2026", s["tables"]["categories"]["rows"][0]["category"]["en"], 20_000)
+    ]
+    kpis = s["kpis"]
+    assert (kpis["programMoney"], kpis["expiredTotal"], kpis["giftedTotal"]) == (0, 281_000, 5_000)

@@ -75,6 +75,10 @@ class YearFigures:
     redemptions: dict[str, RedemptionFigures] = field(
         default_factory=lambda: defaultdict(RedemptionFigures)
     )
+    # Policy money (정책발행) spent at merchants, by (program, category, region).
+    program_spending: dict[tuple[int, int | None, int | None], Tally] = field(
+        default_factory=lambda: defaultdict(Tally)
+    )
 
 
 class Distinct:
@@ -258,6 +262,12 @@ class CityFigures:
         year.charged += amount
         year.incentive += incentive
 
+    def program_spent(self, event: ChainEvent) -> None:
+        merchant = self.books.accounts.get(event.args["merchant"])
+        category, region = (merchant.category, merchant.region) if merchant else (None, None)
+        year = self.year_of(event.block_time)
+        year.program_spending[(event.args["program"], category, region)].add(event.args["amount"])
+
     def redemption_requested(self, event: ChainEvent) -> None:
         redemption = self._redemption(event)
         if redemption is not None:
@@ -304,6 +314,7 @@ class DashboardFigures:
             ("treasury", "RedemptionSettled"): CityFigures.redemption_closed,
             ("treasury", "RedemptionReturned"): CityFigures.redemption_closed,
             ("treasury", "PolicyChanged"): CityFigures.policy_changed,
+            ("programs", "ProgramSpent"): CityFigures.program_spent,
         }
 
     def city(self, code: str) -> CityFigures:

@@ -143,6 +143,32 @@ TABLES = {
             ),
         ),
         TableShape(
+            "classes",
+            "종류별 발행·사용·소멸 (일반발행·정책발행)",
+            "Money by class: issued, spent, expired, returned (general and each program)",
+            (
+                Column("class", "구분", "Class", "label"),
+                Column("issued", "발행액", "Issued", "won"),
+                Column("spent", "가맹점 사용액", "Spent at merchants", "won"),
+                Column("expired", "유효기간 경과 소멸", "Expired", "won"),
+                Column("returned", "지자체 환수", "Returned to the city", "won"),
+                Column("outstanding", "잔액", "Outstanding", "won"),
+                Column("expiry", "유효기간", "Valid until", "time"),
+            ),
+        ),
+        TableShape(
+            "programSpending",
+            "정책발행 업종·지역별 사용 (올해)",
+            "Policy money spent by category and region (this fiscal year)",
+            (
+                Column("program", "정책", "Program", "text"),
+                _CATEGORY,
+                _REGION,
+                _PAYMENTS,
+                _AMOUNT,
+            ),
+        ),
+        TableShape(
             "redemptions",
             "최근 환전·환불 지급",
             "Recent cash-outs and resident refunds",
@@ -224,6 +250,9 @@ OVERVIEW = (
         Label("올해 이용자 환불액", "Resident refunds (burned)"),
         "won",
     ),
+    ("programMoney", Label("정책발행 잔액", "Policy money outstanding"), "won"),
+    ("expiredTotal", Label("유효기간 경과 소멸 (누적)", "Expired, all time"), "won"),
+    ("giftedTotal", Label("선물하기 (누적)", "Gifted between residents, all time"), "won"),
     ("reserveBalance", Label("예치 잔액 (은행 증명)", "Custody balance (bank statement)"), "won"),
     ("reserveOwed", Label("지급 의무 (증명 시점)", "Owed at the statement"), "won"),
     ("reserveMargin", Label("지급준비금 여유", "Reserve margin"), "won"),
@@ -272,6 +301,7 @@ def build_summary(
     resident_refunds = year.redemptions.get("resident_refund") or RedemptionFigures()
     settle = cash_outs.settle_seconds
     reserve = books.reserve[-1] if books.reserve else None
+    classes = books.classes()
 
     kpis = {
         "issuedThisYear": year.charges.amount,
@@ -305,6 +335,9 @@ def build_summary(
         "refundAmountThisYear": year.refunds.amount,
         "residentRefundsThisYear": resident_refunds.requested.count,
         "residentRefundAmountThisYear": resident_refunds.requested.amount,
+        "programMoney": books.program_money,
+        "expiredTotal": classes["general_expired"] + classes["programs_expired"],
+        "giftedTotal": books.figures.gifted,
         # The latest bank statement of the custody account, against what the city owed then.
         "reserveBalance": reserve.balance if reserve else None,
         "reserveOwed": reserve.owed if reserve else None,
@@ -349,6 +382,19 @@ def build_summary(
             }
             for rank, (address, tally) in enumerate(top, start=1)
         ],
+        "classes": _class_rows(books, classes),
+        "programSpending": [
+            {
+                "program": books.programs[program].code if program in books.programs else program,
+                "category": category_label(category).as_dict(),
+                "region": region_label(region).as_dict(),
+                "payments": tally.count,
+                "amount": tally.amount,
+            }
+            for (program, category, region), tally in sorted(
+                year.program_spending.items(), key=lambda item: -item[1].amount
+            )
+        ],
         "redemptions": [
             {
                 "id": r.id,
@@ -386,6 +432,41 @@ def build_summary(
         "tables": {key: TABLES[key].of(table_rows) for key, table_rows in rows.items()},
         "lastPayment": figures.payments_seen,
     }
+
+
+def _class_rows(books, classes: dict[str, int]) -> list[dict[str, Any]]:
+    """General money (charges with their incentive, less what programs account for), then each
+    program: what was issued, spent at merchants, expired and returned, what is left and when
+    it expires. General money expires by purchase date, lot by lot: no one date."""
+    general_spent = (
+        books.figures.paid
+        - books.figures.refunded
+        - sum(p.spent - p.refunded for p in books.programs.values())
+    )
+    rows = [
+        {
+            "class": Label("일반발행", "General issue").as_dict(),
+            "issued": books.figures.issued,
+            "spent": general_spent,
+            "expired": classes["general_expired"],
+            "returned": classes["general_expired"],
+            "outstanding": classes["general"],
+            "expiry": None,
+        }
+    ]
+    for program in sorted(books.programs.values(), key=lambda p: p.program):
+        rows.append(
+            {
+                "class": Label(f"정책발행 {program.code}", f"Program {program.code}").as_dict(),
+                "issued": program.paid_out,
+                "spent": program.spent - program.refunded,
+                "expired": program.expired,
+                "returned": program.returned_to_city,
+                "outstanding": program.outstanding,
+                "expiry": program.expiry,
+            }
+        )
+    return rows
 
 
 def payment_row(payment) -> dict[str, Any]:
