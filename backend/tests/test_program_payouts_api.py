@@ -1,7 +1,7 @@
 """Program payouts over HTTP: an operator posts a recipient list as CSV, follows the payout to its
 end and reads each recipient's result; the same list again pays nobody twice; a bad list, a wrong
 media type, an unknown or closed program and a key without the operator role are refused before
-anything is recorded."""
+anything is recorded; the auditor's reconcile matches each recipient's result with the chain."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import io
 import time
 
 import pytest
+from citypay.db.session import Database
+from citypay.programs.models import PayoutRecipient
 from conftest import CITY, bearer, poll_status
 from eth_utils import keccak
 from platform_harness import new_wallet
+from sqlalchemy import select, update
+from test_audit_any_node import audit
 from test_program_payout import _send_all
 
 RECIPIENTS = 30
@@ -89,6 +93,49 @@ def test_a_posted_list_is_paid_and_each_result_read(api, keys, city, program):
     assert (repeated["paid"], repeated["alreadyPaid"]) == (0, RECIPIENTS)
     for wallet in wallets:
         assert city.programs.functions.holdingOf(wallet, number).call() == AMOUNT
+
+
+def test_reconcile_matches_each_recipient_with_the_chain(chain, backend, api, keys, program):
+    code, _, wallets = program
+
+    def differences() -> list[dict]:
+        found = audit(
+            chain, "reconcile", "--database-url", backend.database_url, "--city", CITY, expect=None
+        )  # fmt: skip
+        return [d for d in found["differences"] if d["record"] == "program_payout"]
+
+    accepted = _post(api, keys, code, _csv([(w, AMOUNT) for w in wallets]))
+    _follow(api, keys, code, accepted.json())
+    assert [d for d in differences() if d["key"].startswith(code)] == []
+    # One recipient's amount altered by a won in the database: named, with both values.
+    db = Database(backend.database_url)
+    try:
+        with db.session() as session:
+            row = session.scalars(
+                select(PayoutRecipient).where(
+                    PayoutRecipient.wallet == wallets[0], PayoutRecipient.status == "paid"
+                )
+            ).one()
+            same = update(PayoutRecipient).where(PayoutRecipient.id == row.id)
+            session.execute(same.values(amount=AMOUNT + 1))
+        try:
+            altered = [d for d in differences() if d["key"].startswith(code)]
+        finally:
+            with db.session() as session:
+                session.execute(same.values(amount=AMOUNT))
+    finally:
+        db.engine.dispose()
+    assert altered == [
+        {
+            "city": CITY,
+            "record": "program_payout",
+            "key": f"{code}/{wallets[0]}",
+            "account": wallets[0],
+            "field": "amount",
+            "database": AMOUNT + 1,
+            "chain": AMOUNT,
+        }
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-"""The backend's database against the chain: every payment, deposit and cash-out, to the won.
+"""The backend's database against the chain: every payment, deposit, cash-out and program
+payout recipient, to the won.
 
 Each record is matched by the identity both sides share: a payment by (payer, authorization
 nonce), a deposit by its bank reference, a cash-out by (merchant, authorization nonce) or its
-redemption id. A difference names the record, the field, and both values.
+redemption id, a payout's recipient by (program, wallet). A difference names the record, the
+field, and both values.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 from sqlalchemy import select
 
 from citypay.cashout.models import CashOut, CashOutStatus
+from citypay.chain.events import ChainEvent
 from citypay.charging.models import Deposit, DepositStatus
 from citypay.db.session import Database
 from citypay.ledger import Books, Movement
 from citypay.ledger.books import CityBooks
 from citypay.payments.models import Payment, PaymentStatus
+from citypay.programs.models import PayoutRecipient, ProgramPayout
 
 # What the chain shows of a cash-out the database has at each step.
 CASH_OUT_ON_CHAIN = {
@@ -35,8 +39,8 @@ CASH_OUT_ON_CHAIN = {
 @dataclass(frozen=True)
 class Difference:
     city: str
-    record: str  # payment, deposit or cash_out
-    key: str  # payer/nonce, the deposit reference, merchant/nonce
+    record: str  # payment, deposit, cash_out or program_payout
+    key: str  # payer/nonce, the deposit reference, merchant/nonce, program code/wallet
     account: str  # the payer, resident or merchant
     field: str
     database: Any
@@ -103,10 +107,12 @@ class ChainPayment:
 
 
 class PaymentIndex:
-    """Gasless payments by (city, payer, nonce), collected while the books fold."""
+    """Gasless payments by (city, payer, nonce), and program payouts by (city, program,
+    recipient), collected while the books fold."""
 
     def __init__(self) -> None:
         self.payments: dict[tuple[str, str, str], ChainPayment] = {}
+        self.program_paid: dict[tuple[str, int, str], tuple[int, str]] = {}
 
     def __call__(self, movement: Movement) -> None:
         if movement.kind == "payment" and movement.reference is not None:
@@ -115,10 +121,17 @@ class PaymentIndex:
                 movement.counterparty or "", movement.value, movement.tx_hash.lower()
             )
 
+    def _observe(self, books: CityBooks, event: ChainEvent) -> None:
+        if event.contract == "programs" and event.event == "ProgramPaid":
+            key = (books.code, event.args["program"], event.args["recipient"].lower())
+            self.program_paid[key] = (event.args["amount"], event.tx_hash.lower())
+
     def attach(self, books: Books) -> None:
         """Follows `books` from its first event (ChainSource's on_new_books)."""
         self.payments.clear()
+        self.program_paid.clear()
         books.subscribe(self)
+        books.observe(self._observe)
 
 
 def _payments(rows: list[Payment], index: PaymentIndex, cities: set[str]) -> list[Difference]:
@@ -221,6 +234,35 @@ def _cash_outs(rows: list[CashOut], books: dict[str, CityBooks]) -> list[Differe
     return _match(database, chain)
 
 
+def _program_payouts(
+    rows: list[tuple[PayoutRecipient, ProgramPayout]], index: PaymentIndex
+) -> list[Difference]:
+    """Each recipient of the payouts the operators posted: paid (now or before) on the chain as
+    the database says, for the amount it recorded when it paid it, and refused ones unpaid."""
+    database, chain = {}, {}
+    for recipient, payout in rows:
+        identity = (payout.city, payout.program, recipient.wallet.lower())
+        # A list posted again finds its recipients paid before: the payout that paid one speaks.
+        if identity in database and recipient.status != "paid":
+            continue
+        key = f"{payout.code}/{recipient.wallet}"
+        # Paid by this payout: its amount must be the chain's; paid before: only that it was.
+        fields = {"amount": recipient.amount} if recipient.status == "paid" else {}
+        paid = recipient.status in ("paid", "already_paid")
+        database[identity] = Entry(
+            payout.city, "program_payout", key, recipient.wallet,
+            "paid" if paid else "absent", recipient.status, fields,
+        )  # fmt: skip
+        on_chain = index.program_paid.get(identity)
+        if on_chain is not None:
+            amount, tx_hash = on_chain
+            chain[identity] = Entry(
+                payout.city, "program_payout", key, recipient.wallet, "paid",
+                f"paid ({amount:,} won in {tx_hash})", {"amount": amount} if fields else {},
+            )  # fmt: skip
+    return _match(database, chain)
+
+
 def reconcile(
     database_url: str, books: Books, payments: PaymentIndex, city: str | None = None
 ) -> list[Difference]:
@@ -236,10 +278,16 @@ def reconcile(
                     query = query.where(model.city == city)
                 return list(session.scalars(query))
 
+            recipients = select(PayoutRecipient, ProgramPayout).join(
+                ProgramPayout, PayoutRecipient.payout_id == ProgramPayout.id
+            )
+            if city is not None:
+                recipients = recipients.where(ProgramPayout.city == city)
             return (
                 _payments(rows(Payment), payments, set(cities))
                 + _deposits(rows(Deposit), cities)
                 + _cash_outs(rows(CashOut), cities)
+                + _program_payouts([tuple(row) for row in session.execute(recipients)], payments)
             )
     finally:
         db.engine.dispose()
