@@ -21,6 +21,7 @@ from citypay.api.routes import (
     cashouts,
     cities,
     deposits,
+    gifts,
     health,
     metrics,
     office,
@@ -48,6 +49,7 @@ from citypay.core.worker import Worker
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
+from citypay.gifts.service import GiftService
 from citypay.listener.indexer import listener_for
 from citypay.metrics import new_registry
 from citypay.metrics.http import HttpMetrics
@@ -79,7 +81,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     outbox = Outbox(db, gateway, confirmations=settings.CHAIN_CONFIRMATIONS)
     duties = DutySenders(keys, outbox)
     # Each city's batches go out from its own relayers, the holders of its token's RELAYER_ROLE;
-    # its refunds from the first of them.
+    # its refunds and gifts from the first of them.
     relayer_pools = {code: keys.pool(code, "relayer") for code in deployment.cities}
     relayers = {code: pool[0] for code, pool in relayer_pools.items()}
     relayer = None
@@ -112,6 +114,8 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         refunds=RefundService(
             db, deployment, settings, outbox, domain=payments.domain, relayers=relayers
         ),
+        # So do its residents' gifts (gifts/sender.py).
+        gifts=GiftService(db, deployment, settings, outbox, relayers=relayers),
         charging=ChargingService(db, deployment, settings, outbox, duties),
         office=OfficeService(db, deployment, duties),
         cashouts=CashOutService(
@@ -225,6 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, metrics, auth, qr, payments, cards, cities, deposits, cashouts, admin):
         app.include_router(documented(module.router))
     app.include_router(documented(refunds.router))
+    app.include_router(documented(gifts.router))
     app.include_router(documented(alerts.router))
     app.include_router(documented(office.router))
     app.include_router(documented(reserve.router))

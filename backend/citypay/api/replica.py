@@ -3,8 +3,8 @@
 Every replica serves every request: what must be exact across them is kept by the database
 (unique keys, and the locks of db/locks.py). The duties that work through the database on their
 own run in one replica at a time, the holder of the database's `backend` lease (db/lease.py): the
-relayer and the refunds' sender, the outbox's follower, the charging, cash-out and reserve
-workers, and, when the listener runs in the API, the listener and the fraud rules (under the
+relayer and the refunds' and gifts' senders, the outbox's follower, the charging, cash-out and
+reserve workers, and, when the listener runs in the API, the listener and the fraud rules (under the
 `listener` lease too). Transactions a request sends itself (an office action, a deposit issued
 at once) go out from any replica through the outbox, whose unique (sender, nonce) keeps each
 account's nonces single.
@@ -101,6 +101,7 @@ class ReplicaDuties:
         if platform.relayer is not None:
             platform.relayer.start()
             platform.refunds.worker.start()  # sends refunds a restart left accepted or submitted
+            platform.gifts.worker.start()  # and gifts
         platform.follower.start()  # what the chain kept or lost of every account's transactions
         platform.charging.worker.start()  # issues deposits left pending, e.g. by a crash
         platform.cashouts.worker.start()  # finishes cash-outs a crash or the bank left halfway
@@ -139,6 +140,7 @@ class ReplicaDuties:
             platform.charging.worker.stop()
             platform.follower.stop()
             if platform.relayer is not None:
+                platform.gifts.worker.stop()
                 platform.refunds.worker.stop()
                 platform.relayer.stop()
         platform.dashboard.stop()

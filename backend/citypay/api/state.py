@@ -18,6 +18,7 @@ from citypay.core.config import Settings
 from citypay.core.worker import Worker
 from citypay.db.session import Database
 from citypay.fraud.engine import FraudEngine
+from citypay.gifts.service import GiftService
 from citypay.listener.indexer import Listener
 from citypay.office.service import OfficeService
 from citypay.payments.relayer import Relayer
@@ -49,6 +50,7 @@ class Platform:
     dashboard: DashboardService | None = None
     fraud: FraudEngine | None = None
     refunds: RefundService | None = None
+    gifts: GiftService | None = None
     office: OfficeService | None = None
     reserve: ReserveAttester | None = None
     rate_limits: RateLimits | None = None

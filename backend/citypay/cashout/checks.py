@@ -16,7 +16,7 @@ from citypay.chain.duty_sender import DutySender
 from citypay.chain.enums import AccountKind, AuthorizationState, Status
 from citypay.chain.gateway import ChainRefused
 from citypay.core.errors import Conflict, Unprocessable
-from citypay.core.validity import Validity
+from citypay.core.validity import Validity, span_refusal
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,15 @@ def check_request(
     )
     if refusal is not None:
         raise refusal
-    if terms.valid_before - terms.valid_after > MAX_CASH_OUT_VALIDITY:
-        raise Unprocessable(
-            "authorization_window_too_long",
-            f"the window from validAfter {terms.valid_after} to validBefore "
-            f"{terms.valid_before} is longer than the treasury's {MAX_CASH_OUT_VALIDITY} s",
-            field="validAfter",
-            value=terms.valid_after,
-            accepted=f"at least {terms.valid_before - MAX_CASH_OUT_VALIDITY} for this validBefore",
-        )
+    refusal = span_refusal(
+        "cash-out authorization",
+        terms.valid_after,
+        terms.valid_before,
+        most=MAX_CASH_OUT_VALIDITY,
+        contract="treasury",
+    )
+    if refusal is not None:
+        raise refusal
     signer = recover_cash_out_signer(domain, terms, request.signature)
     if signer != terms.merchant:
         raise Unprocessable(

@@ -54,6 +54,8 @@ class CityChain:
     token: PlatformContract
     registry: PlatformContract
     treasury: PlatformContract
+    # The city's gifts (선물하기, CityGifts); None for a city deployed before them.
+    gifts: PlatformContract | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,11 @@ class Deployment:
                     token=self.gateway.contract(contracts["token"].address, "token"),
                     registry=self.gateway.contract(contracts["registry"].address, "registry"),
                     treasury=self.gateway.contract(contracts["treasury"].address, "treasury"),
+                    gifts=(
+                        self.gateway.contract(contracts["gifts"].address, "gifts")
+                        if "gifts" in contracts
+                        else None
+                    ),
                 ),
                 local_name=record.local_name,
                 deployed_at={kind: c.block for kind, c in contracts.items()},
@@ -223,7 +230,7 @@ class Deployment:
             record = self._manifest.directory
             watched.append(WatchedContract(record.address, "", "directory", record.block))
         for code, city in self._manifest.cities.items():
-            for kind in ("token", "registry", "treasury", "programs"):
+            for kind in ("token", "registry", "treasury", "programs", "gifts"):
                 record = city.contracts.get(kind)
                 if record is not None:  # a city from before money classes has no programs
                     watched.append(WatchedContract(record.address, code, kind, record.block))

@@ -5,7 +5,8 @@ Read from the process environment only (never from settings or a .env file), and
 unset; the points are named where they are called: after_redemption (burned on chain, not yet
 recorded) and after_payout (paid by the bank, not yet recorded) in cashout/flow.py;
 after_refund_recorded (a refund's transaction recorded, not yet sent) and after_refund_sent (sent,
-its outcome not yet recorded) in refund/sender.py; after_batch_recorded and after_batch_sent, the
+its outcome not yet recorded), after_gift_recorded and after_gift_sent the same for a gift, in
+chain/relayed.py; after_batch_recorded and after_batch_sent, the
 same two for a payment batch, in payments/relayer.py.
 """
 

@@ -63,3 +63,19 @@ class Validity:
                 accepted=f"at most {now + self.most} ({self.most:,} s from now)",
             )
         return None
+
+
+def span_refusal(
+    what: str, valid_after: int, valid_before: int, *, most: int, contract: str
+) -> ApiError | None:
+    """The refusal of a window (validBefore - validAfter) longer than the `contract` takes."""
+    if valid_before - valid_after <= most:
+        return None
+    return Unprocessable(
+        "authorization_window_too_long",
+        f"the {what}'s window from validAfter {valid_after} to validBefore {valid_before} is "
+        f"longer than the {contract}'s {most} s",
+        field="validAfter",
+        value=valid_after,
+        accepted=f"at least {valid_before - most} for this validBefore",
+    )

@@ -11,6 +11,7 @@ import citypay.chain.outbox
 import citypay.charging.models
 import citypay.db.lease
 import citypay.fraud.alerts
+import citypay.gifts.models
 import citypay.listener.models
 import citypay.office.models
 import citypay.payments.models

@@ -10,45 +10,44 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from citypay.authorization import SignedRefund, TokenDomain, recover_refund_signer
+from citypay.authorization import (
+    REFUND_WITH_AUTHORIZATION,
+    SignedRefund,
+    TokenDomain,
+    recover_refund_signer,
+)
 from citypay.chain.codec import Revert
 from citypay.chain.deployment import City
 from citypay.chain.gateway import ChainRefused
+from citypay.chain.relayed import (
+    IN_FLIGHT,
+    ZERO,
+    same_terms_refusal,
+    signer_refusal,
+    zero_nonce_refusal,
+)
+from citypay.chain.relayed import hex32 as _hex
 from citypay.core.errors import ApiError, Conflict, Unprocessable
 from citypay.core.validity import Validity
-from citypay.refund.models import IN_FLIGHT, Refund
+from citypay.refund.models import Refund
 
-ZERO = bytes(32)
 PLAIN_PAYMENTS = "0x" + ZERO.hex()
-
-
-def _hex(value: bytes) -> str:
-    return "0x" + value.hex()
 
 
 def message_refusal(
     domain: TokenDomain, refund: SignedRefund, *, now: int, validity: Validity
 ) -> ApiError | None:
     """What is wrong with the message itself, at the chain's time `now`."""
-    if refund.nonce == ZERO:
-        return Unprocessable(
-            "zero_nonce",
-            "the nonce is zero: the wallet drew no random nonce",
-            field="nonce",
-            value=refund.nonce,
-            accepted="a fresh random 32-byte nonce, not zero",
-        )
-    signer = recover_refund_signer(domain, refund)
-    if signer != refund.merchant:
-        return Unprocessable(
-            "invalid_signature",
-            f"the signature recovers {signer}, not the merchant {refund.merchant}",
-            field="signature",
-            value=refund.signature,
-            accepted=f"the merchant's EIP-712 RefundWithAuthorization signature for domain "
-            f"'{domain.name}' version {domain.version}, chain {domain.chain_id}, "
-            f"contract {domain.verifying_contract}",
-        )
+    refusal = zero_nonce_refusal(refund.nonce) or signer_refusal(
+        recover_refund_signer(domain, refund),
+        expected=refund.merchant,
+        role="merchant",
+        primary_type=REFUND_WITH_AUTHORIZATION,
+        domain=domain,
+        signature=refund.signature,
+    )
+    if refusal is not None:
+        return refusal
     return validity.window_refusal(
         "refund", refund.valid_after, refund.valid_before, now=now, clock="the chain's time"
     )
@@ -171,21 +170,14 @@ def _over_refundable(refund: SignedRefund, refundable: int, in_flight: int) -> A
 
 def same_or_refusal(existing: Refund, refund: SignedRefund) -> ApiError | None:
     """The merchant's nonce is taken: by this very refund (None), or by one with other terms."""
-    for field, recorded, posted in (
-        ("payer", existing.payer, refund.payer),
-        ("paymentId", existing.payment_id, _hex(refund.payment_id)),
-        ("value", existing.value, refund.value),
-        ("validAfter", existing.valid_after, refund.valid_after),
-        ("validBefore", existing.valid_before, refund.valid_before),
-        ("signature", existing.signature, _hex(refund.signature)),
-    ):
-        if recorded != posted:
-            return Conflict(
-                "nonce_reused",
-                f"refund {existing.id} already uses nonce {existing.nonce} of {existing.merchant} "
-                f"with another {field}",
-                field=field,
-                value=posted,
-                accepted=f"{recorded}, or a new nonce for a new refund",
-            )
-    return None
+    return same_terms_refusal(
+        f"refund {existing.id} of {existing.merchant}",
+        [
+            ("payer", existing.payer, refund.payer),
+            ("paymentId", existing.payment_id, _hex(refund.payment_id)),
+            ("value", existing.value, refund.value),
+            ("validAfter", existing.valid_after, refund.valid_after),
+            ("validBefore", existing.valid_before, refund.valid_before),
+            ("signature", existing.signature, _hex(refund.signature)),
+        ],
+    )

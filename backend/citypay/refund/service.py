@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from citypay.authorization import SignedRefund, TokenDomain
 from citypay.chain.deployment import City, Deployment
 from citypay.chain.outbox import Outbox
+from citypay.chain.relayed import RelayStatus
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 from citypay.core.validity import Validity
@@ -25,8 +26,8 @@ from citypay.refund.checks import (
     message_refusal,
     same_or_refusal,
 )
-from citypay.refund.models import Refund, RefundStatus
-from citypay.refund.sender import RefundSender
+from citypay.refund.models import Refund
+from citypay.refund.sender import refund_sender
 
 
 class RefundService:
@@ -45,7 +46,7 @@ class RefundService:
         self.settings = settings
         self._domain = domain  # city code -> the token's EIP-712 domain
         self.relayers = relayers  # by city code: each city's refunds from its own relayer
-        self.sender = RefundSender(db, deployment, outbox, relayers)
+        self.sender = refund_sender(db, deployment, outbox, relayers)
         self.worker = Worker("refunds", self.sender.round, settings.RELAY_INTERVAL)
 
     # --- the request -------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class RefundService:
                     v=refund.v,
                     r="0x" + refund.r.hex(),
                     s="0x" + refund.s.hex(),
-                    status=RefundStatus.ACCEPTED,
+                    status=RelayStatus.ACCEPTED,
                 )
                 session.add(recorded)
         except IntegrityError:  # the same refund posted at the same time: the first one stands

@@ -10,12 +10,15 @@
         --annual-revenue N --category N --region N --key-file FILE --api URL [--city gimpo]
     python -m citypay.wallet cash-out --amount N --key-file FILE --api URL [--city gimpo]
     python -m citypay.wallet balance --key-file FILE --api URL [--city gimpo]
+    python -m citypay.wallet gift --to ADDRESS --amount N --key-file FILE --api URL [--city gimpo]
 
 `new` makes a wallet: a new key in an encrypted keystore file; it prints the address. `balance`
 prints the wallet's balance as JSON with what it is made of: general money by expiry, each policy
-program's money with its code and expiry, and expired money awaiting the sweep. The other
-commands are a merchant's: `qr` prints its static QR code's EIP-681 URI (what a payer's wallet
-reads); `merchant-application` prints the body the city's registrar posts to register it
+program's money with its code and expiry, and expired money awaiting the sweep. `gift` signs a
+GiftAuthorization of `--amount` KRW of money bought with KRW to another resident (`--to`), posts
+it for the backend to relay and follows it, signed in, to inclusion. The other commands are a
+merchant's: `qr` prints its static QR code's EIP-681 URI (what a payer's wallet reads);
+`merchant-application` prints the body the city's registrar posts to register it
 (POST /v1/cities/{city}/merchants), with the wallet's own PayoutAccount signature naming
 `--payout-account-hash` (bytes32: what its bank pays by) as where its cash-outs go; `refund` signs
 a RefundWithAuthorization of `--value` KRW of the payer's payment (`--payment-id`: its invoice id
@@ -25,8 +28,8 @@ registry holds, signs in, posts it and waits until the bank's payout is settled 
 
 The key file is an eth-account keystore JSON (password from CITYPAY_WALLET_PASSWORD, else asked
 for) or, for development, a file holding a raw hex private key. Exit status: 0 done (included,
-settled), 1 failed on chain (a payment or refund failed, a cash-out returned, refused or held),
-2 refused (by the wallet or the backend).
+settled), 1 failed on chain (a payment, refund or gift failed, a cash-out returned, refused or
+held), 2 refused (by the wallet or the backend).
 """
 
 from __future__ import annotations
@@ -117,12 +120,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     application.add_argument("--region", type=int, required=True, help="the city's region code")
     cash_out = commands.add_parser("cash-out", help="cash out to the merchant's payout account")
     cash_out.add_argument("--amount", type=int, required=True, help="KRW to cash out")
-    for command in (new, address, pay, refund, qr, application, cash_out, balance):
+    gift = commands.add_parser("gift", help="give money bought with KRW to another resident")
+    gift.add_argument("--to", required=True, help="the receiver's wallet address")
+    gift.add_argument("--amount", type=int, required=True, help="KRW to give")
+    for command in (new, address, pay, refund, qr, application, cash_out, balance, gift):
         command.add_argument("--key-file", type=Path, required=True)
-    for command in (pay, refund, qr, application, cash_out, balance):
+    for command in (pay, refund, qr, application, cash_out, balance, gift):
         command.add_argument("--api", required=True, help="the backend's URL")
         command.add_argument("--city", default="gimpo")
-    for command in (pay, refund, cash_out):
+    for command in (pay, refund, cash_out, gift):
         command.add_argument("--no-wait", action="store_true", help="return once accepted")
         command.add_argument("--timeout", type=float, default=60)
     return parser.parse_args(argv)
@@ -147,6 +153,8 @@ def _run(args: argparse.Namespace, client: WalletClient):
         return client.pay(args.uri, args.amount, **follow)
     if args.command == "refund":
         return client.refund(args.payer, args.payment_id, args.value, **follow)
+    if args.command == "gift":
+        return client.gift(args.to, args.amount, **follow)
     return client.cash_out(args.amount, **follow)
 
 

@@ -1,14 +1,16 @@
 """A small wallet: pays a city's EIP-681 QR code with a gasless EIP-3009 authorization, and, for
 a merchant, shows its QR, signs its application (its payout account, in the registry's domain),
 refunds a payment with a signed RefundWithAuthorization and cashes out with a signed
-CashOutAuthorization.
+CashOutAuthorization; for a resident, gives money to another with a signed GiftAuthorization.
 
 It reads the QR's URI, checks the URI's chain id and token against the city the backend serves
 (a QR for another chain or token is refused before anything is signed or posted), signs
 TransferWithAuthorization with eth-account, posts it to the relay and waits for the result. A
 refund is signed in the same domain, posted by the merchant's signed-in wallet (Sign-In with
 Ethereum) and followed to inclusion the same way; a cash-out is signed for the payout account the
-registry holds, posted the same way and followed until the bank's payout is settled on chain.
+registry holds, posted the same way and followed until the bank's payout is settled on chain. A
+gift is signed in the domain of the city's gifts contract, posted like a payment (the signature is
+the giver's consent) and followed, signed in, to inclusion.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from citypay.authorization import (
+    GIFT_AUTHORIZATION,
     SignedAuthorization,
     SignedRefund,
     TokenDomain,
@@ -219,6 +222,36 @@ class WalletClient:
         path = f"/v1/cities/{refund['city']}/refunds/{refund['id']}"
         return self._follow(refund, path, "refund", timeout) if wait else refund
 
+    # --- a resident's gifts -------------------------------------------------------------------
+
+    def gift(self, to: str, amount: int, *, wait: bool = True, timeout: float = 60) -> dict:
+        """Gives `amount` KRW of money bought with KRW to another resident, `to`; returns the
+        gift, included or failed unless wait is False."""
+        if amount <= 0:
+            raise WalletError(f"the gift must be a positive amount of KRW, not {amount}")
+        domain = self._json(
+            self.http.get(f"/v1/cities/{self.city}/gift-domain"), "reading the gifts' domain"
+        )
+        now = int(time.time())
+        signed = sign_authorization(
+            self.account.key,
+            TokenDomain.from_dict(domain),
+            to=to,
+            value=amount,
+            # The gifts contract takes a window of a day at most: it opens a minute ago, not at 0.
+            valid_after=now - 60,
+            valid_before=now + AUTHORIZATION_LIFETIME,
+            primary_type=GIFT_AUTHORIZATION,
+        )
+        gift = self._json(
+            self.http.post(f"/v1/cities/{self.city}/gifts", json=signed.as_json(joined=True)),
+            "posting the gift",
+        )
+        if not wait:
+            return gift
+        self._headers(sign_in_if_needed=True)  # a gift's status is for its giver and receiver
+        return self._follow(gift, f"/v1/cities/{self.city}/gifts/{gift['id']}", "gift", timeout)
+
     # --- a merchant's QR, application and cash-outs ------------------------------------------
 
     def qr_uri(self) -> str:
@@ -292,7 +325,8 @@ class WalletClient:
         return self._follow(cash_out, path, "cash-out", timeout, CASH_OUT_DONE)
 
     def _headers(self, *, sign_in_if_needed: bool = False) -> dict:
-        """The wallet's signed-in session: refunds need one, payments none."""
+        """The wallet's signed-in session: refunds and a gift's status need one, payments
+        none."""
         if self._session is None and sign_in_if_needed:
             self._session = sign_in(self.http, self.account)
         return {"Authorization": f"Bearer {self._session}"} if self._session else {}
