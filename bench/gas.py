@@ -23,7 +23,12 @@ from brownie.exceptions import TransactionError
 from brownie.network.transaction import TransactionReceipt
 from brownie.project import get_loaded_projects
 from brownie.project.main import TempProject
-from citypay.authorization import TokenDomain, sign_authorization, sign_refund
+from citypay.authorization import (
+    GIFT_AUTHORIZATION,
+    TokenDomain,
+    sign_authorization,
+    sign_refund,
+)
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
@@ -407,6 +412,52 @@ def class_rows(people: People, suite) -> list[Row]:
     return rows
 
 
+def gift_rows(people: People, suite) -> list[Row]:
+    """Gifts of general money: the giver's own, and relayed from its signature to a resident
+    holding money of its own (the gift's part joins the receiver's lot of the same expiry)."""
+    gifts = suite.gifts
+    givers = [_wallet(f"giver-{i}") for i in range(SAMPLES)]
+    empty = [_wallet(f"gift-empty-{i}") for i in range(SAMPLES)]
+    holding = [_wallet(f"gift-holding-{i}") for i in range(SAMPLES)]
+    for resident in (*givers, *empty, *holding):
+        _send(
+            suite.registry.registerResident,
+            resident,
+            _hash("identity", resident.address),
+            REGION,
+            sender=people.registrar,
+        )
+    for resident in (*givers, *holding):
+        deposit = _hash("deposit", f"gift-{resident.address}")
+        _send(suite.treasury.issue, resident, FIRST_CHARGE, deposit, sender=people.issuer)
+    _, name, version, chain_id, contract, _, _ = gifts.eip712Domain()
+    domain = TokenDomain(name, version, chain_id, contract)
+
+    def relayed(i: int) -> TransactionReceipt:
+        now = chain.time()
+        signed = sign_authorization(
+            givers[i].private_key, domain, to=holding[i].address, value=PAYMENT,
+            valid_after=now - 60, valid_before=now + 3_600, primary_type=GIFT_AUTHORIZATION,
+        )  # fmt: skip
+        return _send(
+            gifts.giftWithAuthorization, givers[i], holding[i], PAYMENT, signed.valid_after,
+            signed.valid_before, signed.nonce, signed.signature, sender=people.relayer,
+        )  # fmt: skip
+
+    return [
+        _single(
+            "gift",
+            "gift: `gift` (the giver's own) to a resident holding nothing",
+            lambda i: _send(gifts.gift, empty[i], PAYMENT, sender=givers[i]),
+        ),
+        _single(
+            "gift_relayed",
+            "gift: `giftWithAuthorization` (relayed) to a resident holding money of its own",
+            relayed,
+        ),
+    ]
+
+
 def main() -> None:
     admin, issuer, registrar, settler, relayer, funder = (accounts[i] for i in range(6))
     people = People(
@@ -541,6 +592,7 @@ def main() -> None:
     )
     # Last: it moves the chain's clock past the program's expiry.
     rows += class_rows(people, suite)
+    rows += gift_rows(people, suite)
 
     compiler = references["PlainERC20"]._build["compiler"]
     if compiler != token._build["compiler"]:

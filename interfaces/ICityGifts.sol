@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {ICityToken} from "./ICityToken.sol";
+
 /// @title A city's gifts (선물하기): general money bought with KRW, from one resident to another
 /// @notice A gift moves only money the giver bought with KRW: not incentive (the share of its
 /// charges the treasury counts as incentive stays behind), not policy money, never expired money;
@@ -71,4 +73,6 @@ interface ICityGifts {
     function authorizationState(address from, bytes32 nonce) external view returns (AuthorizationState);
     function monthlySendCap() external view returns (uint256);
     function monthlyReceiveCap() external view returns (uint256);
+    /// @notice The city's token: CityPrograms links only its own city's gifts.
+    function token() external view returns (ICityToken);
 }

@@ -96,6 +96,8 @@ interface ICityPrograms {
     /// @notice A redemption (a resident's refund) asks more than its unexpired general money.
     error CityProgramsGeneralShort(address account, uint256 general, uint256 requested);
     error CityProgramsGiftsAlreadyLinked(address gifts);
+    /// @notice Not a CityGifts of this city's token.
+    error CityProgramsNotGifts(address gifts);
 
     // Token only: the classes of every balance change of a resident.
 
@@ -131,7 +133,7 @@ interface ICityPrograms {
     // The city's gifts contract only.
 
     /// @notice Moves `value` of `from`'s oldest unexpired general money to `to`, each part keeping
-    /// its expiry (both accounts' expired money swept first), records it with the treasury (the
+    /// its expiry (the giver's expired money swept first), records it with the treasury (the
     /// money was bought with KRW: the receiver's charged money now) and moves the balance in the
     /// token. Reverts with the refusal.
     function moveGeneral(address from, address to, uint256 value) external;

@@ -187,10 +187,17 @@ interface ICityTreasury {
     /// before it may ask for a refund; 6,000 until the city sets its ordinance's.
     function refundMinUsedBps() external view returns (uint256);
     function setRefundMinUsedBps(uint256 bps) external;
-    /// @notice The city's CityPrograms only, for a gift: `value` of charged money moves from the
-    /// giver's tally to the receiver's, so a gift counts as neither's use toward a refund and
-    /// the receiver's refund counts it as bought (the incentive stays with the giver).
-    function recordGift(address from, address to, uint256 value) external;
+    /// @notice The city's CityPrograms only: a resident holding `general` money gave `value` of it
+    /// as a gift, all bought with KRW. What its tally counts as charged shrinks in proportion and
+    /// its incentive does not: the share of its charges it used is what it was (a gift is no use
+    /// toward a refund), and the incentive stays with the money it keeps (a refund claws it
+    /// back). The receiver's tally is left alone: gifted money is for spending, and counts
+    /// against the receiver's own refund as money it holds but did not buy.
+    function recordGift(address giver, uint256 general, uint256 value) external;
+    /// @notice The city's CityPrograms only: `expired` of the `general` money a resident held
+    /// expired. Its charges and their incentive shrink in proportion: expiry is no use toward a
+    /// refund, and the expired money took its share of the incentive with it.
+    function recordExpired(address resident, uint256 general, uint256 expired) external;
     /// @notice Registry only: moves a resident's charge history to its replacement wallet.
     function moveResidentTally(address lost, address replacement) external;
 

@@ -567,12 +567,15 @@ GATES = [
         "DEFAULT_ADMIN_ROLE",
         state=lambda f: f.programs.gifts(),
     ),
-    Gate(
-        "CityTreasury",
-        "recordGift",
-        lambda f: [f.resident, f.resident2, 1_000],
-        "CityTreasuryOnlyPrograms",
-        state=lambda f: [f.treasury.residentTally(r) for r in (f.resident, f.resident2)],
+    *(
+        Gate(
+            "CityTreasury",
+            name,
+            lambda f: [f.resident, 10_000, 1_000],
+            "CityTreasuryOnlyPrograms",
+            state=lambda f: f.treasury.residentTally(f.resident),
+        )
+        for name in ("recordGift", "recordExpired")
     ),
     # --- CityGifts ---
     Gate(
@@ -679,7 +682,7 @@ _FUNCTION = re.compile(r"\bfunction\s+(\w+)\s*\(")
 _GATE_MODIFIER = re.compile(r"\bonly(Role|Registry|Treasury|Token|Programs)\b")
 # A check of the caller against a linked contract counts too (the gifts contract, the programs).
 _SELF_CALL_GATE = re.compile(
-    r"msg\.sender\s*!=\s*(?:address\(this\)|gifts\b|address\(token\.programs\(\)\))"
+    r"msg\.sender\s*!=\s*(?:address\(this\)|gifts\b)"
     r"|hasRole\(DEFAULT_ADMIN_ROLE,\s*msg\.sender\)"
 )
 _CONTRACT = re.compile(r"^(?:abstract\s+)?contract\s+(\w+)", re.M)
@@ -735,6 +738,7 @@ def test_source_parser_finds_the_known_gates():
         ("CityTreasury", "recordMerchantRefund"),
         ("CityTreasury", "moveResidentTally"),
         ("CityTreasury", "recordGift"),
+        ("CityTreasury", "recordExpired"),
         ("CityPrograms", "moveGeneral"),
         ("CityDirectory", "registerCity"),
         ("CityDirectory", "setCustody"),

@@ -3,8 +3,10 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ICityGifts} from "../../interfaces/ICityGifts.sol";
 import {ICityPrograms} from "../../interfaces/ICityPrograms.sol";
@@ -102,6 +104,7 @@ contract CityGifts is ICityGifts, AccessControl, EIP712 {
 
     /// @inheritdoc ICityGifts
     function giftRefusal(address from, address to, uint256 value) public view returns (bytes memory) {
+        if (Pausable(address(token)).paused()) return abi.encodeWithSelector(Pausable.EnforcedPause.selector);
         if (value == 0) return abi.encodeWithSelector(CityGiftsZeroValue.selector);
         if (from == to) return abi.encodeWithSelector(CityGiftsToSelf.selector, from);
         if (!_activeResident(from)) return abi.encodeWithSelector(CityGiftsNotActiveResident.selector, from);
@@ -180,15 +183,16 @@ contract CityGifts is ICityGifts, AccessControl, EIP712 {
         emit Gifted(from, to, value, nonce);
     }
 
-    /// @dev Unexpired general money less the incentive the treasury still counts in it: the same
-    /// share a refund claws back, so what a gift takes was bought with KRW.
+    /// @dev Unexpired general money less the incentive the treasury still counts in it (rounded
+    /// up): the share a refund claws back, so what a gift takes was bought with KRW.
     function _cashFunded(address account) private view returns (uint256) {
         uint256 general = programs().generalBalanceOf(account);
         ICityTreasury.ResidentTally memory tally = treasury().residentTally(account);
-        if (tally.chargedValue == 0) return general;
-        uint256 incentive = (general * tally.incentiveCharged) / tally.chargedValue;
+        if (tally.incentiveCharged == 0) return general;
+        if (tally.chargedValue == 0) return 0;
+        uint256 incentive = Math.mulDiv(general, tally.incentiveCharged, tally.chargedValue, Math.Rounding.Ceil);
         if (incentive > tally.incentiveCharged) incentive = tally.incentiveCharged;
-        return general - incentive;
+        return general > incentive ? general - incentive : 0;
     }
 
     function _activeResident(address account) private view returns (bool) {

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ICityGifts} from "../../interfaces/ICityGifts.sol";
 import {ICityPrograms} from "../../interfaces/ICityPrograms.sol";
 import {ICityRegistry} from "../../interfaces/ICityRegistry.sol";
 import {ICityToken} from "../../interfaces/ICityToken.sol";
@@ -149,6 +150,11 @@ contract CityPrograms is ICityPrograms, AccessControl {
             );
         }
         _apply(payer, origin, merchant, paymentKey, plan);
+        if (plan.expiredGeneral != 0) {
+            ICityTreasury(token.treasury()).recordExpired(
+                payer, plan.general + plan.expiredGeneral, plan.expiredGeneral
+            );
+        }
         expired = plan.expiredGeneral + plan.expiredPrograms;
         state = _state(origin, plan.general - plan.generalTake);
     }
@@ -233,9 +239,10 @@ contract CityPrograms is ICityPrograms, AccessControl {
 
     /// @inheritdoc ICityPrograms
     function linkGifts(address gifts_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (gifts_ == address(0)) revert CityProgramsZeroAddress();
         // Once: whoever is linked may move residents' general money between them.
         if (gifts != address(0)) revert CityProgramsGiftsAlreadyLinked(gifts);
+        // The city's own gifts contract: a contract, of this token.
+        if (gifts_.code.length == 0 || ICityGifts(gifts_).token() != token) revert CityProgramsNotGifts(gifts_);
         gifts = gifts_;
         emit GiftsLinked(gifts_);
     }
@@ -243,19 +250,23 @@ contract CityPrograms is ICityPrograms, AccessControl {
     /// @inheritdoc ICityPrograms
     function moveGeneral(address from, address to, uint256 value) external {
         if (msg.sender != gifts || gifts == address(0)) revert CityProgramsUnauthorized(msg.sender);
-        // Expired money is never gifted, nor counted as the receiver's.
-        token.sweep(from);
-        token.sweep(to);
         address fromOrigin = token.originOf(from);
         address toOrigin = token.originOf(to);
+        if (fromOrigin == toOrigin) revert CityProgramsUnauthorized(from);
+        // Expired money is never gifted: the giver's goes back to the city first. The receiver's
+        // stays before the gift's parts, in order of expiry, until its next payment or sweep.
         uint256 general = token.balanceOf(from) - _programMoney[fromOrigin];
+        if (_expiredGeneral(fromOrigin, general, block.timestamp / 1 days) != 0) {
+            token.sweep(from);
+            general = token.balanceOf(from) - _programMoney[fromOrigin];
+        }
         if (general < value || value == 0) revert CityProgramsGeneralShort(from, general, value);
         uint256 received = token.balanceOf(to) - _programMoney[toOrigin];
         uint256[] memory parts = _takeOldest(fromOrigin, general, value);
         _advanceLotHead(fromOrigin, general - value);
         _advanceLotHead(toOrigin, received);
         _insertLots(toOrigin, received, parts);
-        ICityTreasury(token.treasury()).recordGift(from, to, value);
+        ICityTreasury(token.treasury()).recordGift(from, general, value);
         token.gift(from, to, value, _state(toOrigin, received + value));
     }
 

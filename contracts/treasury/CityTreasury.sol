@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
 import {ICityToken} from "../../interfaces/ICityToken.sol";
@@ -90,6 +91,11 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
 
     modifier onlyRegistry() {
         if (msg.sender != token.registry()) revert CityTreasuryOnlyRegistry(msg.sender);
+        _;
+    }
+
+    modifier onlyPrograms() {
+        if (msg.sender != address(token.programs())) revert CityTreasuryOnlyPrograms(msg.sender);
         _;
     }
 
@@ -234,6 +240,8 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         // clawed back, not paid out (all of it at most, for a balance lifted by merchant refunds).
         uint256 unusedIncentive = charged == 0 ? 0 : (balance * tally.incentiveCharged) / charged;
         if (unusedIncentive > tally.incentiveCharged) unusedIncentive = tally.incentiveCharged;
+        // A tally shrunk by gifts and expiry holds the incentive of what is left: never above it.
+        if (unusedIncentive > balance) unusedIncentive = balance;
         id = _openRedemption(
             msg.sender, RedemptionKind.ResidentRefund, balance, balance - unusedIncentive, payoutAccountHash, closing
         );
@@ -243,7 +251,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         // An earlier refund's record gives way: what it counted was paid out or returned.
         _reversible[msg.sender] = Reversible({
             usage: used.toUint48(),
-            incentiveShareBps: charged == 0 ? 0 : uint16((uint256(tally.incentiveCharged) * MAX_BPS) / charged),
+            incentiveShareBps: uint16(charged == 0 ? 0 : Math.min((uint256(tally.incentiveCharged) * MAX_BPS) / charged, MAX_BPS)),
             chargedBack: 0,
             incentiveBack: 0,
             redemptionId: id.toUint64()
@@ -409,15 +417,13 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     }
 
     /// @inheritdoc ICityTreasury
-    function recordGift(address from, address to, uint256 value) external {
-        if (msg.sender != address(token.programs())) revert CityTreasuryOnlyPrograms(msg.sender);
-        ResidentTally memory tally = _currentTally(from);
-        // A balance lifted by merchant refunds may give more than its tally counts.
-        tally.chargedValue = tally.chargedValue > value ? tally.chargedValue - uint48(value) : 0;
-        _tallies[from] = tally;
-        tally = _currentTally(to);
-        tally.chargedValue += value.toUint48();
-        _tallies[to] = tally;
+    function recordGift(address giver, uint256 general, uint256 value) external onlyPrograms {
+        _shrinkTally(giver, general, value, false);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function recordExpired(address resident, uint256 general, uint256 expired) external onlyPrograms {
+        _shrinkTally(resident, general, expired, true);
     }
 
     /// @inheritdoc ICityTreasury
@@ -510,6 +516,19 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
             tally.purchasedThisMonth = 0;
             tally.incentiveThisMonth = 0;
         }
+    }
+
+    /// @dev `out` of the `general` money a resident held left unused: its charged value (and,
+    /// when the money took its incentive with it, its incentive) shrink by the share that left.
+    function _shrinkTally(address resident, uint256 general, uint256 out, bool incentiveToo) private {
+        if (general == 0 || out > general) return;
+        ResidentTally memory tally = _currentTally(resident);
+        // Below 2^48 by the tally's own type: the products fit, the quotients shrink.
+        tally.chargedValue = uint48((uint256(tally.chargedValue) * (general - out)) / general);
+        if (incentiveToo) {
+            tally.incentiveCharged = uint48((uint256(tally.incentiveCharged) * (general - out)) / general);
+        }
+        _tallies[resident] = tally;
     }
 
     function _registry() private view returns (ICityRegistry) {

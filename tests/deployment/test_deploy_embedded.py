@@ -202,7 +202,7 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
     def raise_gimpo_limits(raw):
         policy = raw["cities"][0]["policy"]
         policy.update(
-            incentive_percent=8, monthly_purchase_limit=600_000, gift_monthly_receive_cap=1_000_000
+            incentive_percent=8, monthly_purchase_limit=600_000, gift_monthly_receive_cap=1_200_000
         )
         policy["excluded_categories"].append(5813)
 
@@ -226,7 +226,7 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
         50_000,
     ]
     assert gimpo["registry"].functions.isCategoryExcluded(5813).call()
-    assert gimpo["gifts"].functions.monthlyReceiveCap().call() == 1_000_000
+    assert gimpo["gifts"].functions.monthlyReceiveCap().call() == 1_200_000
     calls = set()
     for tx in chain.transactions_since(since):
         assert tx["from"] == shipped_accounts["gimpo-admin"]  # the deployer renounced its roles

@@ -27,11 +27,11 @@ def test_a_gift_moves_money_between_residents_and_their_tallies(
     assert tx.events["Gifted"][0]["value"] == 30_000
     transfers = [(e["from"], e["to"], e["value"]) for e in tx.events["Transfer"]]
     assert transfers == [(giver, receiver, 30_000)]
-    # Charged money moves with the gift; the incentive stays with the giver.
+    # The giver's charges shrink with the money given; its incentive stays with what it keeps.
     assert treasury.residentTally(giver)["chargedValue"] == MONEY - 30_000
     assert treasury.residentTally(giver)["incentiveCharged"] == 10_000
-    assert treasury.residentTally(receiver)["chargedValue"] == 30_000
-    assert treasury.residentTally(receiver)["incentiveCharged"] == 0
+    # The receiver bought nothing.
+    assert treasury.residentTally(receiver)["chargedValue"] == 0
     assert gifts.giftTallyOf(giver)["sent"] == 30_000
     assert gifts.giftTallyOf(receiver)["received"] == 30_000
 
@@ -56,17 +56,59 @@ def test_gifting_is_not_a_use_toward_a_refund(gifts, treasury, new_resident, rev
         treasury.requestResidentRefund(b"\x01" * 32, {"from": giver})
 
 
-def test_gifted_money_is_the_receivers_to_refund_once_used(
-    gifts, token, treasury, new_resident, register_merchant
+def test_gifted_money_is_for_spending_not_a_refund(
+    gifts, token, treasury, new_resident, register_merchant, reverts_with
 ):
-    giver, receiver = new_resident(CHARGE), new_resident()
+    giver, receiver = new_resident(CHARGE), new_resident(CHARGE)
     shop = wallet("shop")
     register_merchant(shop)
     gifts.gift(receiver, 50_000, {"from": giver})
-    token.transfer(shop, 30_000, {"from": receiver})
+    token.transfer(shop, MONEY, {"from": receiver})
+    # 110,000 spent, but 50,000 of it was the gift: 60,000 of its own 110,000 used (54.5%).
+    with reverts_with("CityTreasuryRefundBelowUsage", receiver, 60_000, MONEY, 6_000):
+        treasury.requestResidentRefund(b"\x02" * 32, {"from": receiver})
+    token.transfer(shop, 6_000, {"from": receiver})
     tx = treasury.requestResidentRefund(b"\x02" * 32, {"from": receiver})
-    # 60% of 50,000 used; no incentive in gifted money: all 20,000 left is paid back.
-    assert tx.events["RedemptionRequested"][0]["payout"] == 20_000
+    # 44,000 left, 4,000 of it the incentive it got with its charge: clawed back.
+    assert tx.events["RedemptionRequested"][0]["payout"] == 40_000
+
+
+def test_a_giver_cannot_turn_its_incentive_into_cash(
+    gifts, token, treasury, new_resident, register_merchant, reverts_with
+):
+    """The incentive stays with what the giver keeps: neither given on nor paid out."""
+    giver, receiver = new_resident(CHARGE), new_resident()
+    shop = wallet("shop")
+    register_merchant(shop)
+    token.transfer(shop, 66_000, {"from": giver})
+    # 44,000 left: 40,000 bought with KRW and 4,000 of incentive.
+    assert gifts.giftableOf(giver) == 40_000
+    gifts.gift(receiver, 40_000, {"from": giver})
+    assert gifts.giftableOf(giver) == 0
+    with reverts_with("CityGiftsNotCashFunded", giver, 0, 1):
+        gifts.gift(receiver, 1, {"from": giver})
+    tx = treasury.requestResidentRefund(b"\x03" * 32, {"from": giver})
+    # 60% used, as before the gift; the 4,000 left is all incentive: nothing paid out.
+    assert tx.events["RedemptionRequested"][0]["burned"] == 4_000
+    assert tx.events["RedemptionRequested"][0]["payout"] == 0
+
+
+def test_expired_money_is_no_use_toward_a_refund(
+    gifts, programs, token, treasury, new_resident, charge, reverts_with
+):
+    resident = new_resident(300_000)
+    chain.sleep(21 * DAY)
+    charge(resident, 100_000)
+    old = programs.breakdownOf(resident)[0][0]
+    chain.sleep(old[1] - chain.time() + 1)
+    chain.mine()
+    tx = token.sweep(resident, {"from": resident})
+    assert tx.events["Expired"][0]["amount"] == 330_000
+    # What is left is the second charge, unused: its 110,000 counted, none of it used.
+    tally = treasury.residentTally(resident)
+    assert (tally["chargedValue"], tally["incentiveCharged"]) == (MONEY, 10_000)
+    with reverts_with("CityTreasuryRefundBelowUsage", resident, 0, MONEY, 6_000):
+        treasury.requestResidentRefund(b"\x04" * 32, {"from": resident})
 
 
 def test_policy_money_is_never_gifted(

@@ -224,6 +224,7 @@ class ClassesMachine:
         before = (self.token.balanceOf(giver), self.token.balanceOf(receiver))
         expired = (self.programs.expiredOf(giver), self.programs.expiredOf(receiver))
         refusal = self.gifts.giftRefusal(giver, receiver, value)
+        bought = self._bought_with_krw(giver)
         if relayed:
             now = chain.time()
             signed = sign_authorization(
@@ -240,6 +241,8 @@ class ClassesMachine:
         if tx is None:
             return
         self._count_expired(tx)
+        # Never incentive, policy or expired money: at most what the giver bought with KRW.
+        assert value <= bought, (value, bought)
         assert self.token.balanceOf(giver) == before[0] - value - expired[0]
         assert self.token.balanceOf(receiver) == before[1] + value - expired[1]
         assert self.programs.expiredOf(giver) == self.programs.expiredOf(receiver) == 0
@@ -313,7 +316,8 @@ class ClassesMachine:
             (self.programs.moveGeneral, resident, self.residents[1], 1),
             (self.programs.linkGifts, self.merchants[0]),
             (self.token.gift, resident, self.residents[1], 1, 0),
-            (self.treasury.recordGift, resident, self.residents[1], 1),
+            (self.treasury.recordGift, resident, 10_000, 1),
+            (self.treasury.recordExpired, resident, 10_000, 1),
             (self.token.issueProgram, resident, 1),
             (self.token.setGeneralExcluded, self.merchants[0], False),
         )
@@ -359,6 +363,18 @@ class ClassesMachine:
             return None
         except TransactionError as error:
             return mined_after_all(error)
+
+    def _bought_with_krw(self, resident) -> int:
+        """Its unexpired general money less the incentive its charges hold in it (rounded up)."""
+        general = self.programs.generalBalanceOf(resident)
+        tally = self.treasury.residentTally(resident).dict()
+        charged, incentive = tally["chargedValue"], tally["incentiveCharged"]
+        if incentive == 0:
+            return general
+        if charged == 0:
+            return 0
+        held = min(incentive, -(-general * incentive // charged))
+        return max(0, general - held)
 
     def _count_expired(self, tx):
         self.general_expired += sum(
@@ -412,4 +428,4 @@ def test_every_state_changing_function_of_the_classes_has_a_rule():
         if item["type"] == "function" and item["stateMutability"] == "nonpayable"
     }
     assert gifts_changing - gifts_sent == set()
-    assert "recordGift" in set(re.findall(r"self\.treasury\.(\w+)", source))
+    assert {"recordGift", "recordExpired"} <= set(re.findall(r"self\.treasury\.(\w+)", source))

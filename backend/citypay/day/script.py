@@ -25,7 +25,7 @@ from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
 from citypay.charging.notifications import sign as sign_deposit
-from citypay.day import kkang, programs
+from citypay.day import gifts, kkang, programs
 from citypay.day.processes import ROOT, BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
@@ -86,6 +86,7 @@ class Day:
             ("A merchant refunds part of a payment", self.refund),
             ("A youth allowance (정책발행) paid out from its recipient list", self.allowance),
             ("The allowance where it pays, where it does not, and with general money", self.spend),
+            ("A gift between residents (선물하기), and one over the month's cap", self.give),
             ("Merchants cash out to their bank accounts", self.cash_out),
             ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
             ("The bank's statement of the custody account, on chain", self.prove_reserve),
@@ -118,6 +119,9 @@ class Day:
 
     def expiry(self) -> None:
         programs.expiry(self)
+
+    def give(self) -> None:
+        gifts.give(self)
 
     def keys(self) -> None:
         make = self.backend.api_key
