@@ -4,7 +4,8 @@
 
 Starts a chain of its own (BENCH_CHAIN_PORT, a free port if unset) and deploys the cities,
 registers and charges payers, then makes BENCH_AUDIT_PAYMENTS payments as payer-signed EIP-3009
-authorizations settled by `transferWithAuthorizationBatch` in batches of BENCH_AUDIT_BATCH. The
+authorizations settled by `transferWithAuthorizationBatch` in batches of BENCH_AUDIT_BATCH, in
+blocks it mines itself (BENCH_AUDIT_GAS_LIMIT gas every BENCH_AUDIT_BLOCK_TIME seconds). The
 authorizations are signed with coincurve over the digest worked out word by word (eth-account's
 typed-data signing takes about 2 ms each); their generation is timed apart from the audit.
 
@@ -26,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +36,10 @@ sys.path.insert(0, str(ROOT / "backend" / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from citypay.audit.source import ChainSource, connect  # noqa: E402
+from citypay.chain.log_reader import LogReader  # noqa: E402
+from citypay.chain.rpc import JsonRpc  # noqa: E402
 from citypay.ledger import Books  # noqa: E402
-from history import decode_all, make_history, people, read_raw  # noqa: E402
+from history import count_raw, decode_all, make_history, people, read_raw  # noqa: E402
 from platform_harness import ChainUnderTest  # noqa: E402
 
 CITY = "gimpo"
@@ -43,6 +47,21 @@ PAYMENTS = int(os.environ.get("BENCH_AUDIT_PAYMENTS", "100000"))
 BATCH = int(os.environ.get("BENCH_AUDIT_BATCH", "300"))
 PAYERS = max(1, min(1_000, PAYMENTS // 100))
 MERCHANTS = 20
+# The history's blocks, after the setup's: 400,000,000 gas (about 9,500 payments) every 6 s,
+# the same at any length of history, so the auditor reads blocks as dense. anvil 1.7 rebuilds
+# its whole state trie and copies its state for every block it mines, empty or not: 0.4 s at
+# 200,000 storage slots, 1.8 s at 1,000,000 (a payment uses one, its authorization's). At the
+# chain's own 1-second blocks of 100,000,000 gas that passed the block time about 830,000
+# payments in: the node mined without pause, the sender's requests waited behind it, and blocks
+# went out nearly empty. Under that load it also keeps memory for every block it mines, more as
+# the state grows (2.6 GB at 250,000 payments in blocks of 2,100, 0.7 GB more every 10 blocks
+# past 500,000, whatever --prune-history keeps): four times fewer blocks kept a million
+# payments' node under 9 GB.
+BLOCK_SECONDS = float(os.environ.get("BENCH_AUDIT_BLOCK_TIME", "6"))
+BLOCK_GAS = int(os.environ.get("BENCH_AUDIT_GAS_LIMIT", "400000000"))
+# Between the end of a block and the next, at least: the sender's requests wait while the node
+# mines, and are answered here.
+BLOCK_GAP_SECONDS = 0.5
 CHAIN_PORT = int(os.environ.get("BENCH_CHAIN_PORT", "0")) or None
 RESULTS = ROOT / "bench" / "results"
 
@@ -71,6 +90,45 @@ def audit_report(chain: ChainUnderTest, directory: str) -> tuple[float, dict, in
     return seconds, json.loads(output), usage.ru_maxrss
 
 
+class BlockMaker:
+    """While in use, a block of at most `gas` every `seconds`, mined with evm_mine from a thread
+    of its own, and never sooner than BLOCK_GAP_SECONDS after the last one; none before or after
+    (the chain stands still while it is read: a block mined then would take a core from the reads
+    timed). Not anvil's interval mining, which mines the ticks it missed back to back once a block
+    takes longer than the interval, the sender's requests waiting behind each."""
+
+    def __init__(self, chain: ChainUnderTest, seconds: float, gas: int) -> None:
+        self.rpc = JsonRpc(chain.rpc_url, timeout=120)
+        self.seconds = seconds
+        self.rpc.request("evm_setIntervalMining", 0)
+        self.rpc.request("evm_setBlockGasLimit", hex(gas))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._mine, name="block-maker", daemon=True)
+        self.failure: Exception | None = None
+
+    def __enter__(self) -> BlockMaker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.rpc.close()
+        if self.failure is not None and exc[0] is None:
+            raise self.failure
+
+    def _mine(self) -> None:
+        due = time.monotonic() + self.seconds
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            try:
+                self.rpc.request("evm_mine")
+            except Exception as failure:  # the sender stalls and says why; this says what
+                self.failure = failure
+                print(f"bench-audit: evm_mine failed ({failure}); no more blocks")
+                return
+            due = max(due + self.seconds, time.monotonic() + BLOCK_GAP_SECONDS)
+
+
 def raw_read(chain: ChainUnderTest, directory: str) -> dict:
     """The same range and addresses the auditor reads, with its reader, and the decode and fold
     of what came back, each timed."""
@@ -78,20 +136,39 @@ def raw_read(chain: ChainUnderTest, directory: str) -> dict:
     head = source.head()
     source.locate(head)
     where = source.watched
-    read, logs, _ = read_raw(source.gateway.rpc, where, source.first_block, head)
-    decoded, events = decode_all(logs, where)
-    started = time.perf_counter()
-    books = Books().apply_all(events)
-    folded = time.perf_counter() - started
+    read, logs, widest = count_raw(source.gateway.rpc, where, source.first_block, head)
+    # As this benchmark read before: every log kept in one list, whose growing heap the
+    # collector walks again and again; the audit keeps a chunk at a time, like count_raw.
+    held, kept, _ = read_raw(source.gateway.rpc, where, source.first_block, head)
+    assert len(kept) == logs, (len(kept), logs)
+    del kept
+    decoded, folded, books = decode_and_fold(source.gateway.rpc, where, source.first_block, head)
     return {
         "first_block": source.first_block,
         "last_block": head,
-        "logs": len(logs),
+        "logs": logs,
         "read_seconds": read,
+        "read_held_seconds": held,
+        "widest_chunk": widest,
         "decode_seconds": decoded,
         "fold_seconds": folded,
         "payments": books.cities[CITY].figures.payments,
     }
+
+
+def decode_and_fold(rpc, where: dict, first: int, last: int) -> tuple[float, float, Books]:
+    """(decode seconds, fold seconds, books): the range read again, each chunk decoded and folded
+    as it comes, as the auditor does, so that neither the logs nor the events of the whole
+    history are held at once; the reads are not counted."""
+    books = Books()
+    decoding = folding = 0.0
+    for chunk in LogReader(rpc, list(where)).read(first, last):
+        seconds, events = decode_all(chunk.logs, where)
+        started = time.perf_counter()
+        books.apply_all(events)
+        folding += time.perf_counter() - started
+        decoding += seconds
+    return decoding, folding, books
 
 
 def main() -> None:
@@ -106,9 +183,10 @@ def main() -> None:
     try:
         payers, merchants = people(chain, PAYERS, MERCHANTS)
         setup = time.perf_counter() - started
-        made = make_history(
-            chain, CITY, payers, merchants, PAYMENTS, _value, label="bench-audit", batch=BATCH
-        )
+        with BlockMaker(chain, BLOCK_SECONDS, BLOCK_GAS):
+            made = make_history(
+                chain, CITY, payers, merchants, PAYMENTS, _value, label="bench-audit", batch=BATCH
+            )
 
         directory = json.loads(chain.manifest.read_text())["directory"]["address"]
         # What else ran on the machine: the cores are shared, and the audit is timed wall-clock.
@@ -126,6 +204,8 @@ def main() -> None:
         | {
             "payments": PAYMENTS,
             "batch": BATCH,
+            "block_seconds": BLOCK_SECONDS,
+            "block_gas_limit": BLOCK_GAS,
             "payers": PAYERS,
             "merchants": MERCHANTS,
             "setup_seconds": setup,
@@ -144,6 +224,7 @@ def write_results(result: dict) -> None:
     per_second = result["payments"] / result["audit_seconds"]
     rows = [
         ("raw eth_getLogs of the range (LogReader, no decoding)", raw["read_seconds"], ""),
+        ("the same, every log kept in one list", raw["read_held_seconds"], ""),
         ("audit report, end to end (subprocess, JSON out)", result["audit_seconds"],
          f"{per_second:,.0f} payments/s, peak memory {result['audit_peak_mib']:,.0f} MiB"),
         ("its parts, timed apart here: decode_log of every log", raw["decode_seconds"], ""),
@@ -155,13 +236,19 @@ def write_results(result: dict) -> None:
         "|---|---:|---:|",
         *(f"| {name} | {seconds:.2f} | {note} |" for name, seconds, note in rows),
         "",
-        f"- audit / raw read: {result['audit_seconds'] / raw['read_seconds']:.1f}x; the audit "
+        f"- audit / raw read: {result['audit_seconds'] / raw['read_seconds']:.2f}x (against the "
+        f"read that keeps every log: {result['audit_seconds'] / raw['read_held_seconds']:.2f}x); "
+        "the audit "
         f"found {result['payments']:,} payments and {result['audited_paid']:,} won paid, as made.",
+        f"- the reader's widest chunk: {raw['widest_chunk'][0]:,} logs, blocks "
+        f"{raw['widest_chunk'][1]}-{raw['widest_chunk'][2]} (the auditor's peak memory is about "
+        "what it holds of it, parsed).",
         f"- generation, apart: {result['payers']} payers and {result['merchants']} merchants "
         f"registered and charged with the deployment in {result['setup_seconds']:.0f} s; "
         f"{result['payments']:,} authorizations signed (coincurve) in "
         f"{result['signing_seconds']:.1f} s; mined in batches of {result['batch']} in "
-        f"{result['mining_seconds']:.1f} s (1-second blocks).",
+        f"{result['mining_seconds']:.1f} s (a block of at most {result['block_gas_limit']:,} gas "
+        f"every {result['block_seconds']:g} s, evm_mine).",
         f"- {result['cores']} cores shared by the node, the auditor and the generator (load "
         f"average {result['load_average']:.1f} when the audit began).",
     ]

@@ -80,7 +80,10 @@ class ChainUnderTest:
         self.manifest = data_dir / "manifest.json"
 
     def start_and_deploy(self) -> None:
-        deployed = _deployed_template() if type(self) is ChainUnderTest else None
+        # A pruned chain (CITY_CHAIN_HISTORY=pruned) writes no state file to keep or start from:
+        # it deploys its own cities.
+        pruned = os.environ.get("CITY_CHAIN_HISTORY") == "pruned"
+        deployed = _deployed_template() if type(self) is ChainUnderTest and not pruned else None
         if deployed is not None and deployed.exists():
             # The cities as this process deployed them first: its state, manifest and ABIs
             # (anvil starts from the state file in 0.2 s, where a deployment takes 6 s).
@@ -88,7 +91,7 @@ class ChainUnderTest:
             self.start()
         else:
             self.start()
-            self.deploy()
+            self._deploy_or_stop()
             if deployed is not None:
                 self.stop()  # the node writes its state file on the way out
                 shutil.copytree(
@@ -97,6 +100,15 @@ class ChainUnderTest:
                 self.start()
         self.w3 = Web3(Web3.HTTPProvider(self.rpc_url))
         self.deployment = Deployment(self.manifest, self.w3, chain_id=self.chain_id)
+
+    def _deploy_or_stop(self) -> None:
+        """deploy(); when it fails, the node just started is stopped before the error goes up:
+        its caller has no chain to stop yet, and a node left running outlives it."""
+        try:
+            self.deploy()
+        except BaseException:
+            self.stop()
+            raise
 
     def deploy(self) -> None:
         chain_tool(
