@@ -26,7 +26,7 @@ from pathlib import Path
 
 import brownie
 import pytest
-from brownie import CityGifts, CityPrograms, chain
+from brownie import CityGifts, CityPrograms, chain, web3
 from brownie.exceptions import TransactionError, VirtualMachineError
 from brownie.test import state_machine, strategy
 from citypay.authorization import (
@@ -122,7 +122,7 @@ class ClassesMachine:
 
     def rule_create_program(self, which="st_terms", fund="st_flag"):
         categories, regions, cap, days, delay = PROGRAM_TERMS[which]
-        now = chain.time()
+        now = web3.eth.get_block("latest").timestamp
         code = keccak(text=f"machine-program:{len(self.program_ids)}:{now}")
         terms = (
             code,
@@ -226,7 +226,7 @@ class ClassesMachine:
         refusal = self.gifts.giftRefusal(giver, receiver, value)
         bought = self._bought_with_krw(giver)
         if relayed:
-            now = chain.time()
+            now = web3.eth.get_block("latest").timestamp
             signed = sign_authorization(
                 giver.private_key, self.gifts_domain, to=receiver.address, value=value,
                 valid_after=now - 60, valid_before=now + 3_600, primary_type=GIFT_AUTHORIZATION,
@@ -254,7 +254,7 @@ class ClassesMachine:
     def rule_cancel_gift(self, who="st_resident", amount="st_amount"):
         """A signed gift canceled by its giver is never relayed."""
         giver, receiver = self.residents[who], self.residents[(who + 1) % RESIDENTS]
-        now = chain.time()
+        now = web3.eth.get_block("latest").timestamp
         signed = sign_authorization(
             giver.private_key, self.gifts_domain, to=receiver.address, value=AMOUNTS[amount],
             valid_after=now - 60, valid_before=now + 3_600, primary_type=GIFT_AUTHORIZATION,
