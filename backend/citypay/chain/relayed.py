@@ -130,19 +130,18 @@ def signer_refusal(
     )
 
 
-def same_terms_refusal(what: str, terms: list[tuple[str, Any, Any]]) -> ApiError | None:
-    """The signer's nonce is taken by `what` (e.g. "refund 7"): None if each (field, recorded,
-    posted) of `terms` is the same, else the first that is not."""
+def require_same_terms(what: str, terms: list[tuple[str, Any, Any]]) -> None:
+    """The signer's nonce is taken by `what` (e.g. "refund 7"): refused (409) naming the first
+    (field, recorded, posted) of `terms` that differs."""
     for name, recorded, posted in terms:
         if recorded != posted:
-            return Conflict(
+            raise Conflict(
                 "nonce_reused",
                 f"{what} already uses this nonce with another {name}",
                 field=name,
                 value=posted,
                 accepted=f"{recorded}, or a new nonce for a new one",
             )
-    return None
 
 
 # --- sending ------------------------------------------------------------------------------------

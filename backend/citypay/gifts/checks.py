@@ -24,7 +24,7 @@ from citypay.chain.gateway import ChainRefused, PlatformContract
 from citypay.chain.relayed import (
     IN_FLIGHT,
     hex32,
-    same_terms_refusal,
+    require_same_terms,
     signer_refusal,
     zero_nonce_refusal,
 )
@@ -223,9 +223,10 @@ def in_flight_refusal(
     )
 
 
-def same_or_refusal(existing: Gift, gift: SignedAuthorization) -> ApiError | None:
-    """The giver's nonce is taken: by this very gift (None), or by one with other terms."""
-    return same_terms_refusal(
+def the_same(existing: Gift, gift: SignedAuthorization) -> Gift:
+    """The giver's nonce is taken: by this very gift (returned), or by one with other terms
+    (refused)."""
+    require_same_terms(
         f"gift {existing.id} of {existing.giver}",
         [
             ("to", existing.receiver, gift.to),
@@ -235,3 +236,4 @@ def same_or_refusal(existing: Gift, gift: SignedAuthorization) -> ApiError | Non
             ("signature", existing.signature, hex32(gift.signature)),
         ],
     )
+    return existing

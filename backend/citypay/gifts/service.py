@@ -27,7 +27,7 @@ from citypay.gifts.checks import (
     gifts_of,
     in_flight_refusal,
     message_refusal,
-    same_or_refusal,
+    the_same,
 )
 from citypay.gifts.models import Gift
 from citypay.gifts.sender import gift_sender
@@ -74,7 +74,7 @@ class GiftService:
         giver's nonce made before."""
         existing = self._find(city.code, gift)
         if existing is not None:
-            return self._same(existing, gift), False
+            return the_same(existing, gift), False
         now = self.deployment.gateway.timestamp()
         for refusal in (
             message_refusal(
@@ -108,7 +108,7 @@ class GiftService:
                 )
                 session.add(recorded)
         except IntegrityError:  # the same gift posted at the same time: the first one stands
-            return self._same(self._find(city.code, gift), gift), False
+            return the_same(self._find(city.code, gift), gift), False
         self.worker.wake()
         return recorded, True
 
@@ -119,13 +119,6 @@ class GiftService:
                     Gift.city == city, Gift.giver == gift.from_, Gift.nonce == hex32(gift.nonce)
                 )
             )
-
-    @staticmethod
-    def _same(existing: Gift, gift: SignedAuthorization) -> Gift:
-        refusal = same_or_refusal(existing, gift)
-        if refusal is not None:
-            raise refusal
-        return existing
 
     def get(self, city: str, gift_id: int) -> Gift:
         with self.db.session() as session:

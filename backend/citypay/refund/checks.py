@@ -22,7 +22,7 @@ from citypay.chain.gateway import ChainRefused
 from citypay.chain.relayed import (
     IN_FLIGHT,
     ZERO,
-    same_terms_refusal,
+    require_same_terms,
     signer_refusal,
     zero_nonce_refusal,
 )
@@ -168,9 +168,10 @@ def _over_refundable(refund: SignedRefund, refundable: int, in_flight: int) -> A
     )
 
 
-def same_or_refusal(existing: Refund, refund: SignedRefund) -> ApiError | None:
-    """The merchant's nonce is taken: by this very refund (None), or by one with other terms."""
-    return same_terms_refusal(
+def the_same(existing: Refund, refund: SignedRefund) -> Refund:
+    """The merchant's nonce is taken: by this very refund (returned), or by one with other terms
+    (refused)."""
+    require_same_terms(
         f"refund {existing.id} of {existing.merchant}",
         [
             ("payer", existing.payer, refund.payer),
@@ -181,3 +182,4 @@ def same_or_refusal(existing: Refund, refund: SignedRefund) -> ApiError | None:
             ("signature", existing.signature, _hex(refund.signature)),
         ],
     )
+    return existing

@@ -24,7 +24,7 @@ from citypay.refund.checks import (
     chain_refusal,
     in_flight_refusal,
     message_refusal,
-    same_or_refusal,
+    the_same,
 )
 from citypay.refund.models import Refund
 from citypay.refund.sender import refund_sender
@@ -56,7 +56,7 @@ class RefundService:
         this merchant's nonce made before."""
         existing = self._find(city.code, refund)
         if existing is not None:
-            return self._same(existing, refund), False
+            return the_same(existing, refund), False
         now = self.deployment.gateway.timestamp()
         for refusal in (
             message_refusal(
@@ -96,7 +96,7 @@ class RefundService:
                 )
                 session.add(recorded)
         except IntegrityError:  # the same refund posted at the same time: the first one stands
-            return self._same(self._find(city.code, refund), refund), False
+            return the_same(self._find(city.code, refund), refund), False
         self.worker.wake()
         return recorded, True
 
@@ -109,13 +109,6 @@ class RefundService:
                     Refund.nonce == "0x" + refund.nonce.hex(),
                 )
             )
-
-    @staticmethod
-    def _same(existing: Refund, refund: SignedRefund) -> Refund:
-        refusal = same_or_refusal(existing, refund)
-        if refusal is not None:
-            raise refusal
-        return existing
 
     def get(self, city: str, refund_id: int) -> Refund:
         with self.db.session() as session:
