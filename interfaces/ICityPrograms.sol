@@ -162,6 +162,10 @@ interface ICityPrograms {
     function paidTo(uint32 program, address recipient) external view returns (bool);
     function holdingOf(address account, uint32 program) external view returns (uint256);
     function programMoneyOf(address account) external view returns (uint256);
+    /// @notice What of a payment (the token's payment key: PaymentKey) was program money and is
+    /// not refunded yet: a refund gives program money back first, the rest of the payment is
+    /// general money (what cashback is paid on).
+    function programPartOf(bytes32 paymentKey) external view returns (uint256);
     /// @notice Unexpired general money: what a resident's refund and a gift may draw on.
     function generalBalanceOf(address account) external view returns (uint256);
     /// @notice What `account`'s balance is made of, unexpired general money by expiry (oldest

@@ -64,6 +64,14 @@ interface ICityTreasury {
         uint48 incentiveCharged;
     }
 
+    /// @notice How the city pays its purchase incentive: as a discount when a resident charges
+    /// (`incentiveBps` of the charge), or as cashback when it pays a merchant (the city's
+    /// CityCashback, at its rates). Never both: in Cashback mode the discount rate is zero.
+    enum IncentiveMode {
+        Discount,
+        Cashback
+    }
+
     /// @notice The city's policy. Amounts in KRW; rates in basis points.
     struct Policy {
         uint256 annualIssuanceCap;
@@ -95,6 +103,8 @@ interface ICityTreasury {
     /// @notice A policy value changed; `parameter` is the setter's name.
     event PolicyChanged(bytes32 indexed parameter, uint256 oldValue, uint256 newValue);
     event ResidentTallyMoved(address indexed lost, address indexed replacement);
+    event CashbackLinked(address indexed cashback);
+    event IncentiveModeChanged(IncentiveMode oldMode, IncentiveMode newMode);
 
     error CityTreasuryDepositAlreadyIssued(bytes32 depositReference);
     error CityTreasuryZeroAmount();
@@ -118,6 +128,15 @@ interface ICityTreasury {
     error CityTreasuryOnlyRegistry(address caller);
     error CityTreasuryOnlyToken(address caller);
     error CityTreasuryOnlyPrograms(address caller);
+    error CityTreasuryOnlyCashback(address caller);
+    /// @notice Not the city's cashback contract: a contract whose `token()` is this treasury's.
+    error CityTreasuryNotCashback(address account);
+    error CityTreasuryCashbackAlreadyLinked(address cashback);
+    /// @notice Cashback mode needs the city's cashback contract linked first.
+    error CityTreasuryCashbackNotLinked();
+    /// @notice In cashback mode the incentive is paid on payments, not as a discount at charge.
+    error CityTreasuryCashbackMode(uint256 bps);
+    error CityTreasuryNotCashbackMode();
     error CityTreasuryAuthorizationNotYetValid(address merchant, uint256 validAfter, uint256 blockTimestamp);
     error CityTreasuryAuthorizationExpired(address merchant, uint256 validBefore, uint256 blockTimestamp);
     error CityTreasuryAuthorizationWindowTooLong(address merchant, uint256 validAfter, uint256 validBefore, uint256 maxValidity);
@@ -198,6 +217,24 @@ interface ICityTreasury {
     /// expired. Its charges and their incentive shrink in proportion: expiry is no use toward a
     /// refund, and the expired money took its share of the incentive with it.
     function recordExpired(address resident, uint256 general, uint256 expired) external;
+    /// @notice The city's cashback contract, linked once by the admin (zero until then).
+    function cashback() external view returns (address);
+    function linkCashback(address cashback_) external;
+    function incentiveMode() external view returns (IncentiveMode);
+    /// @notice Admin only: Cashback (needs the cashback contract linked) sets the discount rate
+    /// to zero; back to Discount, the admin sets the rate again with setIncentiveBps.
+    function setIncentiveMode(IncentiveMode mode) external;
+    /// @notice The city's cashback contract only, in Cashback mode: mints up to `amount` of
+    /// cashback to a resident as incentive: cut, not refused, to the month's incentive limit
+    /// left, the holding cap and the annual issuance cap (what is minted is returned). It counts
+    /// as a charge's incentive does: in the month's incentive, the annual cap and the totals, and
+    /// in the resident's charges as incentive, so it is never refunded in cash or given as a gift.
+    function issueCashback(address resident, uint256 amount) external returns (uint256 minted);
+    /// @notice The city's cashback contract only: takes back `amount` of cashback whose payment
+    /// was refunded: burns what the resident's general money covers (none from a wallet that
+    /// cannot move money now) and returns it; the cashback contract keeps the rest as a debt.
+    /// The month's incentive gets its room back.
+    function reverseCashback(address resident, uint256 amount) external returns (uint256 burned);
     /// @notice Registry only: moves a resident's charge history to its replacement wallet.
     function moveResidentTally(address lost, address replacement) external;
 
@@ -217,7 +254,8 @@ interface ICityTreasury {
     function fiscalYearStartMonth() external view returns (uint8);
     function currentFiscalYear() external view returns (uint256);
     function issuedThisFiscalYear() external view returns (uint256);
-    /// @notice Lifetime totals: supply == issued - burned + returned.
+    /// @notice Lifetime totals: supply == issued - burned + returned. Cashback is issued as
+    /// incentive; a reversed cashback's burn is burned and clawed back.
     function totals()
         external
         view

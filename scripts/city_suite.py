@@ -1,4 +1,5 @@
-"""Deploys and wires one city's suite (token, registry, treasury, programs, gifts) with Brownie."""
+"""Deploys and wires one city's suite (token, registry, treasury, programs, gifts, cashback) with
+Brownie."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ class CityPolicy:
     # 1.5 million KRW a month, a control against illegal exchange).
     gift_monthly_send_cap: int = 500_000
     gift_monthly_receive_cap: int = 1_500_000
+    # How the incentive is paid: "discount" at charge (incentive_bps) or "cashback" on payments
+    # at the rates below (then incentive_bps is 0), within the same monthly incentive limit.
+    incentive_mode: str = "discount"
+    # CityCashback's rates: (revenue up to, bps) by ascending revenue, and (region, bps).
+    cashback_bands: tuple[tuple[int, int], ...] = ()
+    cashback_regions: tuple[tuple[int, int], ...] = ()
+    cashback_budget: int = 0
 
     def treasury_policy(self) -> tuple:
         """The ICityTreasury.Policy struct, in field order."""
@@ -72,6 +80,9 @@ class City:
         policy = self.policy
         return (token, admin, policy.gift_monthly_send_cap, policy.gift_monthly_receive_cap)
 
+    def cashback_args(self, token, admin) -> tuple:
+        return (token, admin)
+
     def registry_args(self, token, treasury, admin) -> tuple:
         policy = self.policy
         return (
@@ -93,6 +104,7 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("treasury", "DEFAULT_ADMIN_ROLE"),
         ("programs", "DEFAULT_ADMIN_ROLE"),
         ("gifts", "DEFAULT_ADMIN_ROLE"),
+        ("cashback", "DEFAULT_ADMIN_ROLE"),
     ),
     "issuer_admin": (("treasury", "ISSUER_ADMIN_ROLE"),),
     "registrar": (("registry", "REGISTRAR_ROLE"),),
@@ -105,7 +117,12 @@ SUITE_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
     "program_manager": (("programs", "PROGRAM_MANAGER_ROLE"),),
     "program_funder": (("programs", "PROGRAM_FUNDER_ROLE"),),
     "program_payer": (("programs", "PROGRAM_PAYER_ROLE"),),
+    # Settles payments for cashback (the backend): the chain decides each amount.
+    "cashback_payer": (("cashback", "CASHBACK_PAYER_ROLE"),),
 }
+
+# ICityTreasury.IncentiveMode, by the configuration's name.
+INCENTIVE_MODES = {"discount": 0, "cashback": 1}
 
 
 @dataclass
@@ -115,17 +132,25 @@ class CitySuite:
     treasury: object
     programs: object
     gifts: object
+    cashback: object
     deployment_blocks: dict = field(default_factory=dict)
 
 
 def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CitySuite:
-    """Deploys the five contracts with `admin` as city admin and links them.
+    """Deploys the six contracts with `admin` as city admin and links them.
 
     `admin` must be able to send transactions: it links the suite, then grants the other roles.
     """
     # The project's containers exist once Brownie has loaded the project; the deployment command
     # imports this module before that.
-    from brownie import CityGifts, CityPrograms, CityRegistry, CityToken, CityTreasury
+    from brownie import (
+        CityCashback,
+        CityGifts,
+        CityPrograms,
+        CityRegistry,
+        CityToken,
+        CityTreasury,
+    )
 
     params = {"from": admin, **(tx_params or {})}
     token = CityToken.deploy(*city.token_args(admin), params)
@@ -133,9 +158,17 @@ def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CityS
     registry = CityRegistry.deploy(*city.registry_args(token, treasury, admin), params)
     programs = CityPrograms.deploy(*city.programs_args(token, registry, admin), params)
     gifts = CityGifts.deploy(*city.gifts_args(token, admin), params)
+    cashback = CityCashback.deploy(*city.cashback_args(token, admin), params)
     token.linkSuite(registry, treasury, programs, params)
     programs.linkGifts(gifts, params)
+    treasury.linkCashback(cashback, params)
     policy = city.policy
+    if policy.cashback_bands or policy.cashback_regions:
+        cashback.setTerms(policy.cashback_bands, policy.cashback_regions, params)
+    if policy.cashback_budget:
+        cashback.setBudget(policy.cashback_budget, params)
+    if INCENTIVE_MODES[policy.incentive_mode]:
+        treasury.setIncentiveMode(INCENTIVE_MODES[policy.incentive_mode], params)
     if policy.general_revenue_cap not in (None, registry.generalRevenueCap()):
         registry.setGeneralRevenueCap(policy.general_revenue_cap, params)
     if policy.refund_min_used_bps != treasury.refundMinUsedBps():
@@ -146,12 +179,14 @@ def deploy_city_suite(city: City, admin, tx_params: dict | None = None) -> CityS
         treasury=treasury,
         programs=programs,
         gifts=gifts,
+        cashback=cashback,
         deployment_blocks={
             "token": token.tx.block_number,
             "treasury": treasury.tx.block_number,
             "registry": registry.tx.block_number,
             "programs": programs.tx.block_number,
             "gifts": gifts.tx.block_number,
+            "cashback": cashback.tx.block_number,
         },
     )
 

@@ -500,6 +500,17 @@ contract CityPrograms is ICityPrograms, AccessControl {
     }
 
     /// @inheritdoc ICityPrograms
+    function programPartOf(bytes32 paymentKey) external view returns (uint256 part) {
+        uint256 ids = _spentIds[paymentKey];
+        for (uint256 i; i < MAX_HELD; ++i) {
+            uint32 id = uint32(ids >> (32 * i));
+            if (id == 0) break;
+            part += _spent[paymentKey][id];
+        }
+        part += _spentExpired[paymentKey];
+    }
+
+    /// @inheritdoc ICityPrograms
     function generalBalanceOf(address account) external view returns (uint256) {
         Plan memory plan = _plan(token.originOf(account), address(0), false, token.balanceOf(account), 0);
         return plan.general;

@@ -10,6 +10,7 @@ import {ICityToken} from "../../interfaces/ICityToken.sol";
 import {IERC3009} from "../../interfaces/IERC3009.sol";
 import {EIP3009} from "./EIP3009.sol";
 import {AccountWord} from "../libraries/AccountWord.sol";
+import {PaymentKey} from "../libraries/PaymentKey.sol";
 import {PaymentRecord} from "../libraries/PaymentRecord.sol";
 import {Refusal} from "../libraries/Refusal.sol";
 import {ICityTreasury} from "../../interfaces/ICityTreasury.sol";
@@ -592,9 +593,8 @@ contract CityToken is ICityToken, ERC20, ERC20Permit, EIP3009, AccessControl, Pa
         view
         returns (bytes32)
     {
-        // Tagged: an invoice id can never name a pair's running total.
-        if (paymentId != bytes32(0)) return keccak256(abi.encode(1, payer, paymentId));
-        return keccak256(abi.encode(2, _accounts[resident].origin(resident), _accounts[merchant].origin(merchant)));
+        if (paymentId != bytes32(0)) return PaymentKey.ofPayment(payer, paymentId);
+        return PaymentKey.ofPair(_accounts[resident].origin(resident), _accounts[merchant].origin(merchant));
     }
 
     /// @dev Burns money that went back to the city (expired, or returned on a closing) from a

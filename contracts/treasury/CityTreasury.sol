@@ -12,6 +12,11 @@ import {ICityToken} from "../../interfaces/ICityToken.sol";
 import {ICityRegistry} from "../../interfaces/ICityRegistry.sol";
 import {KoreanCalendar} from "../libraries/KoreanCalendar.sol";
 
+/// @dev What the treasury asks of the contract it links as its cashback: that it is the city's.
+interface ITokenBound {
+    function token() external view returns (ICityToken);
+}
+
 /// @title A city's treasury: charging (충전), cash-out (환전) and resident refund (환불)
 /// @notice Issuers mint charges within their allowance (USDC minter style), the city's annual
 /// issuance cap, each resident's monthly purchase limit and holding cap, with the city's incentive
@@ -46,6 +51,10 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     Policy private _policy;
     /// @inheritdoc ICityTreasury
     uint256 public refundMinUsedBps = MIN_REFUND_USED_BPS;
+    /// @inheritdoc ICityTreasury
+    address public cashback;
+    /// @inheritdoc ICityTreasury
+    IncentiveMode public incentiveMode;
 
     mapping(address issuer => uint256 allowance) private _issuerAllowance;
     mapping(bytes32 depositReference => bool) private _depositIssued;
@@ -99,6 +108,11 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         _;
     }
 
+    modifier onlyCashback() {
+        if (msg.sender != cashback || msg.sender == address(0)) revert CityTreasuryOnlyCashback(msg.sender);
+        _;
+    }
+
     modifier onlyToken() {
         if (msg.sender != address(token)) revert CityTreasuryOnlyToken(msg.sender);
         _;
@@ -126,9 +140,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         }
         // The incentive is cut, not refused, once the month's incentive limit is reached.
         incentive = (amount * p.incentiveBps) / MAX_BPS;
-        uint256 incentiveLeft =
-            p.monthlyIncentiveLimit > tally.incentiveThisMonth ? p.monthlyIncentiveLimit - tally.incentiveThisMonth : 0;
-        if (incentive > incentiveLeft) incentive = incentiveLeft;
+        incentive = Math.min(incentive, _left(p.monthlyIncentiveLimit, tally.incentiveThisMonth));
         uint256 total = amount + incentive;
 
         uint256 balance = token.balanceOf(resident);
@@ -142,6 +154,70 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
 
         _depositIssued[depositReference] = true;
         _issuerAllowance[msg.sender] = allowance - total;
+        _mint(resident, tally, issuedThisYear, amount, incentive);
+        emit Issued(resident, depositReference, msg.sender, amount, incentive);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                        CASHBACK (결제 캐시백)
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc ICityTreasury
+    function linkCashback(address cashback_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        // Once: whoever is linked mints incentive within the policy's limits.
+        if (cashback != address(0)) revert CityTreasuryCashbackAlreadyLinked(cashback);
+        if (cashback_.code.length == 0 || ITokenBound(cashback_).token() != token) {
+            revert CityTreasuryNotCashback(cashback_);
+        }
+        cashback = cashback_;
+        emit CashbackLinked(cashback_);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function setIncentiveMode(IncentiveMode mode) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (mode == IncentiveMode.Cashback) {
+            if (cashback == address(0)) revert CityTreasuryCashbackNotLinked();
+            // One incentive at a time: a resident charging in cashback mode gets no discount.
+            emit PolicyChanged("incentiveBps", _policy.incentiveBps, 0);
+            _policy.incentiveBps = 0;
+        }
+        emit IncentiveModeChanged(incentiveMode, mode);
+        incentiveMode = mode;
+    }
+
+    /// @inheritdoc ICityTreasury
+    function issueCashback(address resident, uint256 amount) external onlyCashback returns (uint256 minted) {
+        if (incentiveMode != IncentiveMode.Cashback) revert CityTreasuryNotCashbackMode();
+        ResidentTally memory tally = _currentTally(resident);
+        Policy memory p = _policy;
+        minted = Math.min(amount, _left(p.monthlyIncentiveLimit, tally.incentiveThisMonth));
+        minted = Math.min(minted, _left(p.holdingCap, token.balanceOf(resident)));
+        uint256 issuedThisYear = issuedThisFiscalYear();
+        minted = Math.min(minted, _left(p.annualIssuanceCap, issuedThisYear));
+        if (minted != 0) _mint(resident, tally, issuedThisYear, 0, minted);
+    }
+
+    /// @inheritdoc ICityTreasury
+    function reverseCashback(address resident, uint256 amount) external onlyCashback returns (uint256 burned) {
+        if (token.isActive(resident) && !token.isFrozen(resident) && !token.isHeld(resident)) {
+            burned = Math.min(amount, token.generalBalanceOf(resident));
+        }
+        ResidentTally memory tally = _currentTally(resident);
+        tally.incentiveThisMonth -= uint48(Math.min(amount, tally.incentiveThisMonth));
+        tally.chargedValue -= uint48(Math.min(burned, tally.chargedValue));
+        tally.incentiveCharged -= uint48(Math.min(burned, tally.incentiveCharged));
+        _tallies[resident] = tally;
+        if (burned == 0) return 0;
+        _totalBurned += burned;
+        _totalClawedBack += burned;
+        token.redeem(resident, burned);
+    }
+
+    /// @dev Mints a charge of `amount` with its `incentive` (or cashback: no amount) and counts it.
+    function _mint(address resident, ResidentTally memory tally, uint256 issuedThisYear, uint256 amount, uint256 incentive)
+        private
+    {
+        uint256 total = amount + incentive;
         _fiscalYear = currentFiscalYear();
         _issuedInFiscalYear = issuedThisYear + total;
         _totalIssued += total;
@@ -151,9 +227,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         tally.chargedValue += total.toUint48();
         tally.incentiveCharged += incentive.toUint48();
         _tallies[resident] = tally;
-
         token.issue(resident, total);
-        emit Issued(resident, depositReference, msg.sender, amount, incentive);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -397,6 +471,7 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
     /// @inheritdoc ICityTreasury
     function setIncentiveBps(uint256 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireRate(bps);
+        if (bps != 0 && incentiveMode == IncentiveMode.Cashback) revert CityTreasuryCashbackMode(bps);
         emit PolicyChanged("incentiveBps", _policy.incentiveBps, bps);
         _policy.incentiveBps = bps;
     }
@@ -622,6 +697,11 @@ contract CityTreasury is ICityTreasury, AccessControl, EIP712 {
         if (r.account != account || recorded != named) {
             revert CityTreasuryRedemptionMismatch(id, r.account, recorded, account, named);
         }
+    }
+
+    /// @dev What is left under `limit` once `used` is counted: zero past it.
+    function _left(uint256 limit, uint256 used) private pure returns (uint256) {
+        return limit > used ? limit - used : 0;
     }
 
     function _requireRate(uint256 bps) private pure {

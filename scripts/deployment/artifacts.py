@@ -14,6 +14,7 @@ CONTRACTS = (
     "CityRegistry",
     "CityPrograms",
     "CityGifts",
+    "CityCashback",
 )
 # The interfaces a wallet or the backend may want alone: the contracts' ABIs include them.
 INTERFACES = (
@@ -23,6 +24,7 @@ INTERFACES = (
     "ICityRegistry",
     "ICityPrograms",
     "ICityGifts",
+    "ICityCashback",
     "IERC3009",
 )
 

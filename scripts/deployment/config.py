@@ -6,9 +6,10 @@ Every error names the key, the value found and what is accepted, e.g.
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from citypay.core.strict_config import StrictSection
@@ -19,6 +20,7 @@ from scripts.city_suite import DAY, HOUR, City, CityPolicy
 from scripts.deployment import DeploymentError
 
 UINT16_MAX = 2**16 - 1
+UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 # ResidentTally keeps a resident's monthly purchases and charges in uint48.
 UINT48_MAX = 2**48 - 1
@@ -34,11 +36,81 @@ KrwOrZero = Annotated[int, Field(strict=True, ge=0, le=UINT48_MAX)]
 AccountName = Annotated[str, Field(min_length=1)]
 
 
+# A rate in percent with at most two decimals (one basis point), given as a number.
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+
+
+def _number_not_text(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise ValueError("must be a number of percent, e.g. 10 or 6.5 (no % sign)")
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+class CashbackBandConfig(StrictSection):
+    """Merchants with an annual revenue up to `revenue_up_to` KRW earn `percent` back."""
+
+    revenue_up_to: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
+    # CityCashback.MAX_RATE_BPS: no city pays more than 30% back.
+    percent: Annotated[Decimal, Field(ge=0, le=30, decimal_places=2)]
+
+    _percent_is_a_number = field_validator("percent", mode="before")(_number_not_text)
+
+    @property
+    def bps(self) -> int:
+        return int(self.percent * 100)
+
+
+class CashbackRegionConfig(StrictSection):
+    """A region's rate (e.g. a population-decline area's), in place of its band's where higher."""
+
+    region: Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
+    percent: Annotated[Decimal, Field(ge=0, le=30, decimal_places=2)]
+
+    _percent_is_a_number = field_validator("percent", mode="before")(_number_not_text)
+
+    @property
+    def bps(self) -> int:
+        return int(self.percent * 100)
+
+
+class CashbackConfig(StrictSection):
+    """Cashback on payments (결제 캐시백): rates by the merchant's revenue band and region, paid
+    within the monthly incentive limit and a budget."""
+
+    # Ascending revenue; a merchant above the last band earns nothing (Incheon 2025: 10% up to
+    # 3 billion KRW, none above).
+    bands: list[CashbackBandConfig] = Field(min_length=1, max_length=8)
+    regions: list[CashbackRegionConfig] = Field(default_factory=list, max_length=64)
+    # The budget the cashback starts with; later top-ups are the city admin's (setBudget) at run
+    # time, as an issuer's allowance is the issuer admin's.
+    budget: KrwOrZero = 0
+
+    @field_validator("bands")
+    @classmethod
+    def _ascending(cls, bands: list[CashbackBandConfig]) -> list[CashbackBandConfig]:
+        for before, band in itertools.pairwise(bands):
+            if band.revenue_up_to <= before.revenue_up_to:
+                raise ValueError(
+                    f"revenue_up_to {band.revenue_up_to} follows {before.revenue_up_to}: bands "
+                    "go by ascending revenue"
+                )
+        return bands
+
+    @field_validator("regions")
+    @classmethod
+    def _each_region_once(cls, regions: list[CashbackRegionConfig]) -> list[CashbackRegionConfig]:
+        codes = [r.region for r in regions]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"region {repeated[0]} is listed twice")
+        return regions
+
+
 class PolicyConfig(StrictSection):
     annual_issuance_cap: Krw
     monthly_purchase_limit: Krw
     holding_cap: Krw
-    incentive_percent: Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+    incentive_percent: Percent
     monthly_incentive_limit: KrwOrZero
     merchant_revenue_cap: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
     excluded_categories: list[Annotated[int, Field(strict=True, gt=0, le=UINT16_MAX)]] = Field(
@@ -60,13 +132,13 @@ class PolicyConfig(StrictSection):
     # What a resident may send, and receive, in gifts (선물하기) a month; 0 turns gifts off.
     gift_monthly_send_cap: KrwOrZero = 500_000
     gift_monthly_receive_cap: KrwOrZero = 1_500_000
+    # How the city pays its incentive: a discount at charge (incentive_percent), or cashback on
+    # payments (the `cashback` rates; incentive_percent is then 0). Both within
+    # monthly_incentive_limit.
+    incentive_mode: Literal["discount", "cashback"] = "discount"
+    cashback: CashbackConfig | None = None
 
-    @field_validator("incentive_percent", mode="before")
-    @classmethod
-    def _number_not_text(cls, value: Any) -> Any:
-        if isinstance(value, str | bool):
-            raise ValueError("must be a number of percent, e.g. 10 or 6.5 (no % sign)")
-        return Decimal(str(value)) if isinstance(value, float) else value
+    _incentive_is_a_number = field_validator("incentive_percent", mode="before")(_number_not_text)
 
     @field_validator("excluded_categories")
     @classmethod
@@ -83,6 +155,19 @@ class PolicyConfig(StrictSection):
                 f"monthly_purchase_limit {self.monthly_purchase_limit} is above holding_cap "
                 f"{self.holding_cap}: a resident could never charge the monthly limit"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_incentive(self) -> PolicyConfig:
+        if self.incentive_mode != "cashback":
+            return self
+        if self.incentive_percent != 0:
+            raise ValueError(
+                f"incentive_percent is {self.incentive_percent} with incentive_mode cashback: "
+                "must be 0 (the incentive is paid as cashback on payments, never both)"
+            )
+        if self.cashback is None:
+            raise ValueError("incentive_mode is cashback but no cashback rates are given")
         return self
 
     @property
@@ -110,6 +195,8 @@ class RolesConfig(StrictSection):
     program_manager: AccountName
     program_funder: AccountName
     program_payer: AccountName
+    # Settles each payment for cashback (the backend): the chain decides every amount.
+    cashback_payer: AccountName
     # More accounts that send payment batches, in turn with `relayer`, each holding the token's
     # RELAYER_ROLE: a node limits each sender's pending transactions (Besu's
     # --tx-pool-limit-by-account-percentage), so a busy city spreads its batches over several.
@@ -192,8 +279,20 @@ class CityConfig(StrictSection):
                 refund_min_used_bps=policy.refund_min_used_percent * 100,
                 gift_monthly_send_cap=policy.gift_monthly_send_cap,
                 gift_monthly_receive_cap=policy.gift_monthly_receive_cap,
+                incentive_mode=policy.incentive_mode,
+                **self._cashback_terms(),
             ),
         )
+
+    def _cashback_terms(self) -> dict:
+        cashback = self.policy.cashback
+        if cashback is None:
+            return {}
+        return {
+            "cashback_bands": tuple((b.revenue_up_to, b.bps) for b in cashback.bands),
+            "cashback_regions": tuple((r.region, r.bps) for r in cashback.regions),
+            "cashback_budget": cashback.budget,
+        }
 
 
 class PlatformConfig(StrictSection):

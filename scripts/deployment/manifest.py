@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from scripts.deployment import DeploymentError
 
 FORMAT = 1
-SUITE = ("token", "treasury", "registry", "programs", "gifts")
+SUITE = ("token", "treasury", "registry", "programs", "gifts", "cashback")
 
 
 class _Record(BaseModel):
@@ -39,7 +39,7 @@ class CityRecord(_Record):
     contracts: dict[str, ContractRecord] = {}
     # As configured at the last run that completed: duty -> address (issuers: a list).
     roles: dict[str, str | list[str]] = {}
-    policy: dict[str, int | str | list[int]] = {}
+    policy: dict[str, int | str | list[int] | list[list[int]]] = {}
     # The custody account's number at the bank and the bank's statement key (proof of reserve).
     custody: dict[str, str] = {}
 

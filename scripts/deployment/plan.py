@@ -7,9 +7,11 @@ independent of each other and depend only on earlier steps):
 1. create the directory and each new city's token
 2. create the new cities' treasuries (they take the token's address)
 3. create the new cities' registries (token and treasury)
-4. create the new cities' money classes (CityPrograms) and gifts (CityGifts)
+4. create the new cities' money classes (CityPrograms), gifts (CityGifts) and cashback
+   (CityCashback)
 5. link new suites (the token to its registry, treasury and programs; the programs to the
-   gifts, once); grant the roles the configuration names; apply changed policy values
+   gifts and the treasury to the cashback, once); grant the roles the configuration names;
+   apply changed policy values and the incentive mode
 6. give new issuers their allowance; register new cities in the directory
 7. set each city's custody account and bank key in the directory (the city admin, once the city
    is listed); remove issuers and revoke roles the configuration no longer names; the deployer
@@ -34,7 +36,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from scripts.city_suite import SUITE_ROLES
+from scripts.city_suite import INCENTIVE_MODES, SUITE_ROLES
 from scripts.deployment import DeploymentError
 from scripts.deployment.artifacts import Artifacts
 from scripts.deployment.config import CityConfig, PlatformConfig
@@ -58,12 +60,13 @@ ARTIFACT_OF = {
     "registry": "CityRegistry",
     "programs": "CityPrograms",
     "gifts": "CityGifts",
+    "cashback": "CityCashback",
 }
 STEPS = (
     "create the directory and tokens",
     "create treasuries",
     "create registries",
-    "create money classes and gifts",
+    "create money classes, gifts and cashback",
     "link suites, grant roles, apply policy",
     "configure issuers, register cities",
     "revoke roles, renounce the deployer's",
@@ -89,6 +92,7 @@ ROLE_NAMES = {
         "PROGRAM_MANAGER_ROLE",
         "PROGRAM_FUNDER_ROLE",
         "PROGRAM_PAYER_ROLE",
+        "CASHBACK_PAYER_ROLE",
     )
 }
 
@@ -303,8 +307,10 @@ class Deployment:
         record = self.manifest.cities.get(city.code)
         recorded = record.contracts if record else {}
         suite = city.to_city()
-        token, treasury, registry, programs, gifts = (Ref(city.code, kind) for kind in SUITE)
-        for ref in (token, treasury, registry, programs, gifts):
+        token, treasury, registry, programs, gifts, cashback = (
+            Ref(city.code, kind) for kind in SUITE
+        )
+        for ref in (token, treasury, registry, programs, gifts, cashback):
             if ref.kind in recorded:
                 self._existing(ref, recorded[ref.kind])
         if token.kind not in recorded:
@@ -322,6 +328,9 @@ class Deployment:
         if gifts.kind not in recorded:
             self._create(plan, 4, gifts, suite.gifts_args(token, self.deployer))
             self._created_holders(gifts, DEFAULT_ADMIN_ROLE)
+        if cashback.kind not in recorded:
+            self._create(plan, 4, cashback, suite.cashback_args(token, self.deployer))
+            self._created_holders(cashback, DEFAULT_ADMIN_ROLE)
         linked_gifts = None if programs in self.new else self._read(programs, "gifts")
         if linked_gifts is None or int(linked_gifts, 16) == 0:
             self._call(plan, 5, programs, DEFAULT_ADMIN_ROLE, "linkGifts", (gifts,))
@@ -347,8 +356,9 @@ class Deployment:
                 f"{token} at {self.address[token]} is linked to registry {linked}, not to the "
                 "manifest's registry and treasury: refusing to continue; nothing was sent"
             )
+        mode_changes = self._plan_cashback(plan, city, treasury, cashback)
         if treasury not in self.new:
-            self._plan_treasury_policy(plan, city, treasury)
+            self._plan_treasury_policy(plan, city, treasury, mode_changes)
         if registry not in self.new:
             self._plan_registry_policy(plan, city, registry)
         if gifts not in self.new:
@@ -361,6 +371,44 @@ class Deployment:
                 self._read(programs, "generalValidity"),
                 suite.policy.general_validity,
             )
+
+    def _plan_cashback(self, plan: Plan, city: CityConfig, treasury: Ref, cashback: Ref) -> bool:
+        """Creates and links the city's CityCashback, sets its rates (its budget when new) and
+        the treasury's incentive mode; says whether the mode changes."""
+        policy = city.to_city().policy
+        linked = None if treasury in self.new else self._read(treasury, "cashback")
+        if linked is None or int(linked, 16) == 0:
+            self._call(plan, 5, treasury, DEFAULT_ADMIN_ROLE, "linkCashback", (cashback,))
+        elif linked != self.address.get(cashback):
+            raise DeploymentError(
+                f"{treasury} at {self.address[treasury]} is linked to cashback {linked}, not to "
+                "the manifest's: refusing to continue; nothing was sent"
+            )
+        wanted_terms = (list(policy.cashback_bands), list(policy.cashback_regions))
+        now_terms = (
+            ([], [])
+            if cashback in self.new
+            else (
+                [tuple(b) for b in self._read(cashback, "bands")],
+                [tuple(r) for r in self._read(cashback, "regionRates")],
+            )
+        )
+        if now_terms != wanted_terms:
+            label = f"setTerms(bands {wanted_terms[0]}, regions {wanted_terms[1]})"
+            self._call(plan, 5, cashback, DEFAULT_ADMIN_ROLE, "setTerms", wanted_terms, label)
+        if cashback in self.new and policy.cashback_budget:
+            label = f"setBudget({policy.cashback_budget:,} KRW)"
+            args = (policy.cashback_budget,)
+            self._call(plan, 5, cashback, DEFAULT_ADMIN_ROLE, "setBudget", args, label)
+        now_mode = 0 if treasury in self.new else self._read(treasury, "incentiveMode")
+        wanted_mode = INCENTIVE_MODES[policy.incentive_mode]
+        if now_mode != wanted_mode:
+            label = f"setIncentiveMode({policy.incentive_mode})"
+            args = (wanted_mode,)
+            # Cashback needs the link, which a new suite makes in step 5.
+            step = 6 if linked is None or int(linked, 16) == 0 else 5
+            self._call(plan, step, treasury, DEFAULT_ADMIN_ROLE, "setIncentiveMode", args, label)
+        return now_mode != wanted_mode
 
     def _plan_classes_policy(self, plan: Plan, city: CityConfig, treasury: Ref, registry: Ref):
         """The general revenue cap and the refund ratio: a new contract starts from its
@@ -396,7 +444,11 @@ class Deployment:
             label = f"setMonthlyCaps{wanted} (was {now})"
             self._call(plan, 5, gifts, DEFAULT_ADMIN_ROLE, "setMonthlyCaps", wanted, label)
 
-    def _plan_treasury_policy(self, plan: Plan, city: CityConfig, treasury: Ref) -> None:
+    def _plan_treasury_policy(
+        self, plan: Plan, city: CityConfig, treasury: Ref, mode_changes: bool
+    ) -> None:
+        """The policy setters, in step 5; back to discount, the discount rate waits for the
+        mode's change (step 5) until step 6: the treasury refuses a rate in cashback mode."""
         policy = city.to_city().policy
         self._check_fixed(
             city,
@@ -415,7 +467,8 @@ class Deployment:
         for setter, now, wanted in zip(setters, on_chain, policy.treasury_policy(), strict=True):
             if now != wanted:
                 label = f"{setter}({wanted}) (was {now})"
-                self._call(plan, 5, treasury, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
+                step = 6 if setter == "setIncentiveBps" and mode_changes else 5
+                self._call(plan, step, treasury, DEFAULT_ADMIN_ROLE, setter, (wanted,), label)
 
     def _plan_registry_policy(self, plan: Plan, city: CityConfig, registry: Ref) -> None:
         policy = city.to_city().policy
@@ -784,4 +837,6 @@ class Deployment:
             )
             policy = asdict(city.to_city().policy)
             policy["excluded_categories"] = list(policy["excluded_categories"])
+            for rates in ("cashback_bands", "cashback_regions"):
+                policy[rates] = [list(rate) for rate in policy[rates]]
             entry.policy = policy

@@ -83,6 +83,35 @@ def test_shipped_configuration_lists_three_cities_with_their_policies():
             id="address typo",
         ),
         pytest.param(
+            lambda r: r["cities"][2]["policy"].update(incentive_percent=7),
+            "incentive_percent is 7 with incentive_mode cashback: must be 0",
+            id="discount and cashback at once",
+        ),
+        pytest.param(
+            lambda r: r["cities"][0]["policy"].update(
+                incentive_mode="cashback", incentive_percent=0
+            ),
+            "incentive_mode is cashback but no cashback rates are given",
+            id="cashback without rates",
+        ),
+        pytest.param(
+            lambda r: r["cities"][2]["policy"]["cashback"]["bands"].reverse(),
+            "cities[ulsan].policy.cashback.bands: revenue_up_to 300000000 follows 3000000000: "
+            "bands go by ascending revenue",
+            id="cashback bands out of order",
+        ),
+        pytest.param(
+            lambda r: r["cities"][2]["policy"]["cashback"]["regions"][0].update(percent=45),
+            "cities[ulsan].policy.cashback.regions[0].percent = 45: "
+            "must be less than or equal to 30",
+            id="cashback rate over 30%",
+        ),
+        pytest.param(
+            lambda r: r["cities"][2]["policy"].update(incentive_mode="rebate"),
+            "cities[ulsan].policy.incentive_mode = 'rebate': must be 'discount' or 'cashback'",
+            id="unknown incentive mode",
+        ),
+        pytest.param(
             lambda r: r["cities"][0]["policy"].update(fiscal_year_start_month=13),
             "cities[gimpo].policy.fiscal_year_start_month = 13: must be less than or equal to 12",
             id="month out of range",

@@ -240,6 +240,48 @@ def test_changed_policy_is_applied_by_setters_not_by_a_redeploy(
     }
 
 
+def test_ulsan_pays_its_incentive_as_cashback_at_its_configured_rates(chain, three_cities):
+    ulsan = suite(chain, chain.manifest(), "ulsan")
+    treasury, cashback = ulsan["treasury"], ulsan["cashback"]
+    assert treasury.functions.cashback().call() == cashback.address
+    assert treasury.functions.incentiveMode().call() == 1  # Cashback
+    assert treasury.functions.policy().call()[3] == 0  # no discount at charge
+    assert [tuple(b) for b in cashback.functions.bands().call()] == [
+        (300_000_000, 1_000),
+        (3_000_000_000, 700),
+    ]
+    assert [tuple(r) for r in cashback.functions.regionRates().call()] == [(31170, 1_200)]
+    assert cashback.functions.budget().call() == 6_000_000_000
+
+
+def test_a_city_goes_to_cashback_and_back_by_setters(chain, deployed, three_cities, city_config):
+    """Gongju moves its incentive from the charge to payments, then back: each run sends the
+    setters in an order the treasury accepts (no rate in cashback mode) and redeploys nothing."""
+
+    def to_cashback(raw):
+        policy = raw["cities"][1]["policy"]
+        policy.update(incentive_percent=0, incentive_mode="cashback")
+        policy["cashback"] = {"bands": [{"revenue_up_to": 3_000_000_000, "percent": 10}]}
+
+    def back_to_discount(raw):
+        raw["cities"][1]["policy"]["incentive_percent"] = 6.5
+
+    before = chain.manifest()
+    for name, change, mode, bps, bands in (
+        ("cashback.yaml", to_cashback, 1, 0, [(3_000_000_000, 1_000)]),
+        ("discount.yaml", back_to_discount, 0, 650, []),
+    ):
+        config = city_config(deployed.folder / name, ("gimpo", "gongju", "ulsan"), change)
+        deploy(chain, config)
+        deployed.config = config
+        gongju = suite(chain, chain.manifest(), "gongju")
+        assert gongju["treasury"].functions.incentiveMode().call() == mode
+        assert gongju["treasury"].functions.policy().call()[3] == bps
+        assert [tuple(b) for b in gongju["cashback"].functions.bands().call()] == bands
+    after = chain.manifest()
+    assert after["cities"]["gongju"]["contracts"] == before["cities"]["gongju"]["contracts"]
+
+
 def test_restart_from_the_state_file_keeps_every_city_and_balance(
     chain, deployed, three_cities, dev_keys
 ):

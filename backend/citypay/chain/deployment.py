@@ -56,6 +56,8 @@ class CityChain:
     treasury: PlatformContract
     # The city's gifts (선물하기, CityGifts); None for a city deployed before them.
     gifts: PlatformContract | None = None
+    # The city's cashback on payments (CityCashback); None for a city deployed before it.
+    cashback: PlatformContract | None = None
 
 
 @dataclass(frozen=True)
@@ -162,11 +164,8 @@ class Deployment:
                     token=self.gateway.contract(contracts["token"].address, "token"),
                     registry=self.gateway.contract(contracts["registry"].address, "registry"),
                     treasury=self.gateway.contract(contracts["treasury"].address, "treasury"),
-                    gifts=(
-                        self.gateway.contract(contracts["gifts"].address, "gifts")
-                        if "gifts" in contracts
-                        else None
-                    ),
+                    gifts=self._optional(contracts, "gifts"),
+                    cashback=self._optional(contracts, "cashback"),
                 ),
                 local_name=record.local_name,
                 deployed_at={kind: c.block for kind, c in contracts.items()},
@@ -223,6 +222,11 @@ class Deployment:
         record = self._manifest.directory
         return None if record is None else self.gateway.contract(record.address, "directory")
 
+    def _optional(self, contracts: dict, kind: str) -> PlatformContract | None:
+        """A contract later deployments added: None for a city deployed before it."""
+        record = contracts.get(kind)
+        return None if record is None else self.gateway.contract(record.address, kind)
+
     def watched_contracts(self) -> list[WatchedContract]:
         """Every contract whose events the listener indexes, with the block it was deployed in."""
         watched = []
@@ -230,7 +234,7 @@ class Deployment:
             record = self._manifest.directory
             watched.append(WatchedContract(record.address, "", "directory", record.block))
         for code, city in self._manifest.cities.items():
-            for kind in ("token", "registry", "treasury", "programs", "gifts"):
+            for kind in ("token", "registry", "treasury", "programs", "gifts", "cashback"):
                 record = city.contracts.get(kind)
                 if record is not None:  # a city from before money classes has no programs
                     watched.append(WatchedContract(record.address, code, kind, record.block))

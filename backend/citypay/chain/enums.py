@@ -39,6 +39,11 @@ class RedemptionStatus(IntEnum):
     RETURNED = 3
 
 
+class IncentiveMode(IntEnum):
+    DISCOUNT = 0
+    CASHBACK = 1
+
+
 ENUMS: dict[str, type[IntEnum]] = {
     "enum ICityGifts.AuthorizationState": AuthorizationState,
     "enum ICityRegistry.Status": Status,
@@ -46,4 +51,5 @@ ENUMS: dict[str, type[IntEnum]] = {
     "enum ICityTreasury.RedemptionKind": RedemptionKind,
     "enum ICityTreasury.RedemptionStatus": RedemptionStatus,
     "enum ICityTreasury.AuthorizationState": AuthorizationState,
+    "enum ICityTreasury.IncentiveMode": IncentiveMode,
 }

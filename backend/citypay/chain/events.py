@@ -27,6 +27,7 @@ CONTRACT_ABI = {
     "directory": "CityDirectory",
     "programs": "CityPrograms",
     "gifts": "CityGifts",
+    "cashback": "CityCashback",
 }
 
 

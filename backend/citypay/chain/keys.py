@@ -32,8 +32,16 @@ from citypay.core.config import EMBEDDED_CHAIN_ID, Settings
 # The duties the backend sends for, each an entry of a city's roles in the manifest: issuing on
 # a bank's deposit, cash-outs and their settlement, the city office's registrations (and cards'),
 # its compliance actions (freeze, recovery, confiscation), payment batches, policy programs'
-# payouts.
-DUTIES = ("issuer", "settler", "registrar", "compliance", "relayer", "program_payer")
+# payouts, cashback settlements.
+DUTIES = (
+    "issuer",
+    "settler",
+    "registrar",
+    "compliance",
+    "relayer",
+    "program_payer",
+    "cashback_payer",
+)
 
 
 class SigningKeyError(RuntimeError):
