@@ -458,6 +458,51 @@ def gift_rows(people: People, suite) -> list[Row]:
     ]
 
 
+def cashback_rows(people: People, suite) -> list[Row]:
+    """Cashback on payments: the city goes to cashback mode, residents pay by invoice, the
+    backend's cashback payer settles each payment (alone, and 100 in a batch), then a refund's
+    cashback is taken back."""
+    token, treasury, cashback, admin = suite.token, suite.treasury, suite.cashback, people.admin
+    _send(cashback.setTerms, [(3_000_000_000, 1_000)], [], sender=admin)
+    _send(cashback.setBudget, 10**10, sender=admin)
+    _send(treasury.setIncentiveMode, 1, sender=admin)
+    _send(cashback.grantRole, cashback.CASHBACK_PAYER_ROLE(), people.settler, sender=admin)
+    payers, near = people.payers, people.neighbourhood
+    spread = people.spread_payers
+    for i, payer in enumerate((*payers, *spread)):
+        _send(token.pay, near(i), PAYMENT, _hash("cashback-invoice", str(i)), sender=payer)
+    settles = [(p.address, near(i).address, _hash("cashback-invoice", str(i))) for i, p in
+               enumerate(payers)]  # fmt: skip
+    batch = [(p.address, near(i).address, _hash("cashback-invoice", str(i))) for i, p in
+             enumerate(spread, start=len(payers))]  # fmt: skip
+    rows = [
+        _single(
+            "cashback",
+            "cashback: `settle` of a payment (10% minted as incentive to the payer)",
+            lambda i: _send(cashback.settle, *settles[i], sender=people.settler),
+        )
+    ]
+    tx = _send(cashback.settleBatch, batch, sender=people.settler)
+    rows.append(
+        Row(
+            key="cashback_batch_100",
+            operation=f"cashback: `settleBatch` of {len(batch)} payments (per payment)",
+            gas=tx.gas_used // len(batch),
+            transactions=[{"hash": tx.txid, "gas_used": tx.gas_used}],
+        )
+    )
+    for i, payer in enumerate(payers):
+        _send(token.refund, payer, settles[i][2], REFUND, sender=near(i))
+    rows.append(
+        _single(
+            "cashback_reversal",
+            "cashback: `settle` after a partial refund (its share burned; by anyone)",
+            lambda i: _send(cashback.settle, *settles[i], sender=people.relayer),
+        )
+    )
+    return rows
+
+
 def main() -> None:
     admin, issuer, registrar, settler, relayer, funder = (accounts[i] for i in range(6))
     people = People(
@@ -593,6 +638,8 @@ def main() -> None:
     # Last: it moves the chain's clock past the program's expiry.
     rows += class_rows(people, suite)
     rows += gift_rows(people, suite)
+    # Last: the city goes to cashback mode.
+    rows += cashback_rows(people, suite)
 
     compiler = references["PlainERC20"]._build["compiler"]
     if compiler != token._build["compiler"]:
@@ -699,6 +746,11 @@ def render(report: dict) -> str:
         "the program-money payments draw on the allowance alone, the mixed payment on what is "
         "left of it and on general money, its refund gives both back; the sweep burns an expired "
         "allowance. A payout batch pays residents holding nothing yet.",
+        "- Cashback: the city goes to cashback mode (10% at its merchants); each settled payment "
+        f"is a {PAYMENT:,} KRW `pay` by another resident, its cashback the resident's first this "
+        "month (the treasury's tally, the month's counters and a new lot of general money are "
+        f"written); the refund's settle takes back the share of a {REFUND:,} KRW refund. The "
+        "payment path is untouched: the rows above are measured before the switch.",
         f"- solc {compiler['version']}, optimizer runs {compiler['optimizer']['runs']}, EVM "
         f"{compiler['evm_version']}, for the references and the product alike; "
         f"{chain_info['client']}, hardfork {chain_info['hardfork']}, zero gas price.",
