@@ -63,6 +63,9 @@ interface ICityCashback {
         uint256 amount,
         uint256 burned
     );
+    /// @notice The cashback payer counted `base` of a payment's general money as settled without
+    /// paying it: plain transfers made before the city went to cashback mode.
+    event CashbackBaselined(address indexed payer, address indexed merchant, bytes32 indexed paymentId, uint256 base);
     /// @notice In a batch, a payment that earns nothing now, with the reason (an error's data).
     event CashbackRefused(address indexed payer, address indexed merchant, bytes32 indexed paymentId, bytes reason);
     event CashbackTermsChanged(Band[] bands, RegionRate[] regions);
@@ -87,6 +90,11 @@ interface ICityCashback {
     /// @notice The cashback payer's batch: a payment that earns nothing now is evented
     /// (`CashbackRefused`) and the rest goes on. Returns how many changed.
     function settleBatch(Settlement[] calldata settlements) external returns (uint256 settled);
+    /// @notice The cashback payer only: counts what each payment's general money is now as
+    /// settled, paying nothing (only ever up: a refund's take-back is untouched). For the running
+    /// totals of plain transfers when a city goes to cashback mode: what was paid before earns
+    /// nothing. Returns how many moved.
+    function baseline(Settlement[] calldata settlements) external returns (uint256 moved);
     /// @notice Admin only: the rates (bands by ascending revenue, at most 8; regions at most 64;
     /// each rate at most MAX_RATE_BPS). Payments settled afterwards earn the new rates.
     function setTerms(Band[] calldata bands, RegionRate[] calldata regions) external;

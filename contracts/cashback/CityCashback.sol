@@ -74,6 +74,22 @@ contract CityCashback is ICityCashback, AccessControl {
     }
 
     /// @inheritdoc ICityCashback
+    function baseline(Settlement[] calldata settlements)
+        external
+        onlyRole(CASHBACK_PAYER_ROLE)
+        returns (uint256 moved)
+    {
+        for (uint256 i; i < settlements.length; ++i) {
+            Settlement calldata s = settlements[i];
+            (bytes32 key, uint256 base, Claim memory claim) = _settlement(s.payer, s.merchant, s.paymentId);
+            if (base <= claim.base) continue;
+            _claims[key].base = uint128(base);
+            emit CashbackBaselined(s.payer, s.merchant, s.paymentId, base);
+            ++moved;
+        }
+    }
+
+    /// @inheritdoc ICityCashback
     function setTerms(Band[] calldata bands_, RegionRate[] calldata regions) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (bands_.length > MAX_BANDS) revert CityCashbackTooManyRates(bands_.length, MAX_BANDS);
         if (regions.length > MAX_REGIONS) revert CityCashbackTooManyRates(regions.length, MAX_REGIONS);

@@ -18,6 +18,7 @@ from citypay.api.routes import (
     auth,
     balances,
     cards,
+    cashback,
     cashouts,
     cities,
     deposits,
@@ -35,6 +36,7 @@ from citypay.api.state import Platform
 from citypay.api.surge import PaymentIntake, RateLimitMiddleware, RateLimits
 from citypay.api.unavailable import install_unavailable_handler
 from citypay.bank.adapter import HttpBank
+from citypay.cashback.settler import CashbackSettler
 from citypay.cashout.service import CashOutService
 from citypay.chain.deployment import open_deployment
 from citypay.chain.duties import DutySenders
@@ -99,6 +101,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
     intake = PaymentIntake(lambda: waiting_payments(db), settings.PAYMENT_INTAKE_LIMIT)
     reserve = ReserveAttester(deployment, bank, duties)
     payouts = PayoutJobs(db, deployment, outbox, duties)
+    finality = Finality(gateway, settings.CHAIN_CONFIRMATIONS)
     return Platform(
         settings=settings,
         db=db,
@@ -106,7 +109,7 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
         gateway=gateway,
         outbox=outbox,
         duties=duties,
-        finality=Finality(gateway, settings.CHAIN_CONFIRMATIONS),
+        finality=finality,
         follower=Worker("chain-follower", outbox.follow, FOLLOW_INTERVAL),
         payments=payments,
         relayer=relayer,
@@ -142,6 +145,15 @@ def build_platform(settings: Settings, *, run_relayer: bool = True) -> Platform:
                 first_after_interval=True,
             )
             if settings.EXPIRY_SWEEP_INTERVAL
+            else None
+        ),
+        cashback_worker=(
+            Worker(
+                "cashback-settler",
+                CashbackSettler(db, deployment, duties, finality).settle_all,
+                settings.CASHBACK_SETTLE_INTERVAL,
+            )
+            if settings.CASHBACK_SETTLE_INTERVAL
             else None
         ),
         reserve_worker=(
@@ -235,6 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documented(reserve.router))
     app.include_router(documented(balances.router))
     app.include_router(documented(programs.router))
+    app.include_router(documented(cashback.router))
     serve_openapi(app)
     return app
 

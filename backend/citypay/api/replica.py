@@ -3,11 +3,11 @@
 Every replica serves every request: what must be exact across them is kept by the database
 (unique keys, and the locks of db/locks.py). The duties that work through the database on their
 own run in one replica at a time, the holder of the database's `backend` lease (db/lease.py): the
-relayer and the refunds' and gifts' senders, the outbox's follower, the charging, cash-out and
-reserve workers, and, when the listener runs in the API, the listener and the fraud rules (under the
-`listener` lease too). Transactions a request sends itself (an office action, a deposit issued
-at once) go out from any replica through the outbox, whose unique (sender, nonce) keeps each
-account's nonces single.
+relayer and the refunds' and gifts' senders, the outbox's follower, the charging, cash-out,
+reserve, program payout, expiry sweep and cashback workers, and, when the listener runs in the
+API, the listener and the fraud rules (under the `listener` lease too). Transactions a request
+sends itself (an office action, a deposit issued at once) go out from any replica through the
+outbox, whose unique (sender, nonce) keeps each account's nonces single.
 
 On PostgreSQL a replica that finds the leases held stands by: it serves requests and tries to
 take them every LEASE_RENEW seconds, so when the holder is killed (freed at once on its host, at
@@ -111,6 +111,8 @@ class ReplicaDuties:
             platform.payouts_worker.start()  # program payouts, a restart's running one too
         if platform.sweep_worker is not None:
             platform.sweep_worker.start()  # expired money back to the city, on the schedule
+        if platform.cashback_worker is not None:
+            platform.cashback_worker.start()  # cashback on the payments the listener indexed
         if platform.listener is not None:
             platform.fraud.attach(platform.listener)  # catches up with the stored events first
             if dashboard_follows_listener:
@@ -136,6 +138,8 @@ class ReplicaDuties:
                 platform.payouts_worker.stop()
             if platform.sweep_worker is not None:
                 platform.sweep_worker.stop()
+            if platform.cashback_worker is not None:
+                platform.cashback_worker.stop()
             platform.cashouts.worker.stop()
             platform.charging.worker.stop()
             platform.follower.stop()

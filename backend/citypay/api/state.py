@@ -60,6 +60,8 @@ class Platform:
     payouts_worker: Worker | None = None
     # Sends expired money back to the city every EXPIRY_SWEEP_INTERVAL seconds.
     sweep_worker: Worker | None = None
+    # Settles payments and refunds for cashback every CASHBACK_SETTLE_INTERVAL seconds.
+    cashback_worker: Worker | None = None
     # Records each city's bank statement every RESERVE_ATTEST_INTERVAL seconds.
     reserve_worker: Worker | None = None
     # Whether this replica runs the sending and following duties or stands by (api/replica.py).

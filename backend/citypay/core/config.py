@@ -120,6 +120,12 @@ class Settings(LogSettings):
     # city (seconds; the first an interval after start; 0: never, payments still sweep their
     # payers).
     EXPIRY_SWEEP_INTERVAL: float = Field(default=3600.0, ge=0, allow_inf_nan=False)
+    # Cashback on payments: how often the active replica settles, in each city with a cashback
+    # contract, the payments and refunds of the blocks the listener indexed since its last round
+    # (seconds; a round at start-up, so a restart catches up at once; 0: never, for a backend
+    # whose cities another one settles). A resident's cashback comes within about this long of
+    # its payment's block being final and indexed.
+    CASHBACK_SETTLE_INTERVAL: float = Field(default=2.0, ge=0, allow_inf_nan=False)
 
     # Sign-In with Ethereum: the domain the EIP-4361 message must name (the host wallets see) and
     # how long a session lasts, in seconds.

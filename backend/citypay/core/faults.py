@@ -7,7 +7,8 @@ recorded) and after_payout (paid by the bank, not yet recorded) in cashout/flow.
 after_refund_recorded (a refund's transaction recorded, not yet sent) and after_refund_sent (sent,
 its outcome not yet recorded), after_gift_recorded and after_gift_sent the same for a gift, in
 chain/relayed.py; after_batch_recorded and after_batch_sent, the
-same two for a payment batch, in payments/relayer.py.
+same two for a payment batch, in payments/relayer.py; after_cashback_sent (a city's cashback
+settlements mined, its cursor not yet moved) in cashback/settler.py.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
 from citypay.chain.deployment import Deployment
 from citypay.charging.notifications import sign as sign_deposit
-from citypay.day import gifts, kkang, programs
+from citypay.day import cashback, gifts, kkang, programs
 from citypay.day.processes import ROOT, BackendProcess, SandboxBank
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
@@ -87,6 +87,7 @@ class Day:
             ("A youth allowance (정책발행) paid out from its recipient list", self.allowance),
             ("The allowance where it pays, where it does not, and with general money", self.spend),
             ("A gift between residents (선물하기), and one over the month's cap", self.give),
+            ("Cashback on payments in Ulsan (결제 캐시백), less a refund's share", self.cashback),
             ("Merchants cash out to their bank accounts", self.cash_out),
             ("A broker stages 깡 at a shop that sells nothing", lambda: kkang.stage(self)),
             ("The bank's statement of the custody account, on chain", self.prove_reserve),
@@ -122,6 +123,9 @@ class Day:
 
     def give(self) -> None:
         gifts.give(self)
+
+    def cashback(self) -> None:
+        cashback.pay_with_cashback(self)
 
     def keys(self) -> None:
         make = self.backend.api_key
@@ -165,10 +169,11 @@ class Day:
             raise RuntimeError(f"the office's POST {path} answered {response.text}")
         return response.json()
 
-    def _credit_custody(self, reference: str, amount: int) -> None:
+    def _credit_custody(self, reference: str, amount: int, city: str = CITY) -> None:
         """The KRW reaching the city's custody account at the bank (the sandbox's books)."""
+        account = self.deployment.city(city).custody_account
         response = httpx.post(
-            f"{self.bank.url}/custody/{self.city.custody_account}/credits",
+            f"{self.bank.url}/custody/{account}/credits",
             json={"reference": reference, "amount": amount},
             timeout=10,
         )
@@ -247,16 +252,20 @@ class Day:
         shown = " ".join([".venv-backend/bin/python", *command[1:], "--format", "csv"])
         self.say(f"as a spreadsheet: {csv_file.relative_to(ROOT)}, by {shown}")
 
-    def _deposit(self, deposit_id: str, resident: str, amount: int) -> dict:
+    def _deposit(
+        self, deposit_id: str, resident: str, amount: int, *, city: str = CITY, bank_key: str = ""
+    ) -> dict:
+        """The bank's signed notification of a deposit (Gimpo's bank but for `city`'s, whose
+        `bank_key` is given)."""
         body = json.dumps(
             {"depositId": deposit_id, "resident": resident, "amount": amount}
         ).encode()
         timestamp = int(time.time())
         response = self.http.post(
-            f"/v1/cities/{CITY}/deposits",
+            f"/v1/cities/{city}/deposits",
             content=body,
             headers={
-                "Authorization": f"Bearer {self.bank_key}",
+                "Authorization": f"Bearer {bank_key or self.bank_key}",
                 "Content-Type": "application/json",
                 "X-Citypay-Timestamp": str(timestamp),
                 "X-Citypay-Signature": sign_deposit(self.secret, timestamp, body),
@@ -266,7 +275,7 @@ class Day:
             raise RuntimeError(f"deposit {deposit_id} refused: {response.text}")
         deposit = response.json()
         if deposit["status"] != "refused":  # a refused one the bank sends back
-            self._credit_custody(deposit_id, amount)
+            self._credit_custody(deposit_id, amount, city)
         return deposit
 
     def charge(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import citypay.auth.models
 import citypay.cards.models
+import citypay.cashback.models
 import citypay.cashout.models
 import citypay.chain.outbox
 import citypay.charging.models

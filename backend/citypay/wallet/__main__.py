@@ -11,12 +11,15 @@
     python -m citypay.wallet cash-out --amount N --key-file FILE --api URL [--city gimpo]
     python -m citypay.wallet balance --key-file FILE --api URL [--city gimpo]
     python -m citypay.wallet gift --to ADDRESS --amount N --key-file FILE --api URL [--city gimpo]
+    python -m citypay.wallet cashback --key-file FILE --api URL [--city ulsan]
 
 `new` makes a wallet: a new key in an encrypted keystore file; it prints the address. `balance`
 prints the wallet's balance as JSON with what it is made of: general money by expiry, each policy
 program's money with its code and expiry, and expired money awaiting the sweep. `gift` signs a
 GiftAuthorization of `--amount` KRW of money bought with KRW to another resident (`--to`), posts
-it for the backend to relay and follows it, signed in, to inclusion. The other commands are a
+it for the backend to relay and follows it, signed in, to inclusion. `cashback` prints, in a city
+that pays its incentive as cashback on payments, the incentive counted this month against the
+monthly limit and what the wallet owes from cashback a refund took back. The other commands are a
 merchant's: `qr` prints its static QR code's EIP-681 URI (what a payer's wallet reads);
 `merchant-application` prints the body the city's registrar posts to register it
 (POST /v1/cities/{city}/merchants), with the wallet's own PayoutAccount signature naming
@@ -123,9 +126,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     gift = commands.add_parser("gift", help="give money bought with KRW to another resident")
     gift.add_argument("--to", required=True, help="the receiver's wallet address")
     gift.add_argument("--amount", type=int, required=True, help="KRW to give")
-    for command in (new, address, pay, refund, qr, application, cash_out, balance, gift):
+    cashback = commands.add_parser(
+        "cashback", help="this month's incentive against the limit, and any cashback owed"
+    )
+    for command in (new, address, pay, refund, qr, application, cash_out, balance, gift, cashback):
         command.add_argument("--key-file", type=Path, required=True)
-    for command in (pay, refund, qr, application, cash_out, balance, gift):
+    for command in (pay, refund, qr, application, cash_out, balance, gift, cashback):
         command.add_argument("--api", required=True, help="the backend's URL")
         command.add_argument("--city", default="gimpo")
     for command in (pay, refund, cash_out, gift):
@@ -140,6 +146,8 @@ def _run(args: argparse.Namespace, client: WalletClient):
         return client.qr_uri()
     if args.command == "balance":
         return client.balance()
+    if args.command == "cashback":
+        return client.cashback()
     if args.command == "merchant-application":
         return client.merchant_application(
             business_id_hash=parse_bytes32(args.business_id_hash, "business id hash"),

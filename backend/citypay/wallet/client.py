@@ -184,6 +184,13 @@ class WalletClient:
         response = self.http.get(f"/v1/cities/{self.city}/accounts/{address}/balance")
         return self._json(response, "reading the balance")
 
+    def cashback(self, account: str | None = None) -> dict:
+        """The account's cashback month: incentive counted this month against the limit, and
+        what it owes from cashback a refund took back (this wallet's by default)."""
+        address = account or self.account.address
+        response = self.http.get(f"/v1/cities/{self.city}/accounts/{address}/cashback")
+        return self._json(response, "reading the cashback")
+
     def pay(self, uri: str, amount: int | None = None, *, wait: bool = True, timeout: float = 60):
         """Pays the QR's URI; returns the payment, included or failed unless wait is False."""
         payment = self.post(self.sign(uri, amount))
