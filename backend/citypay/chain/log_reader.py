@@ -1,12 +1,27 @@
-"""`eth_getLogs` over long block ranges, in chunks that adapt to what the node accepts.
+"""`eth_getLogs` over long block ranges, in chunks that adapt to what the node accepts and that
+hold a bounded number of logs however long and dense the history.
 
 Nodes cap a query by block span, result count or response time, each differently (geth and Besu
 by result count and time, hosted nodes by span). The reader starts narrow, halves the span when
-the node refuses or times out, narrows it to about `target_logs` a chunk after a dense one (a
-busy city's blocks hold thousands of payments: a chunk's size, and so the reader's memory, is
-bounded however long the history), widens it again after quiet chunks, and gives up with the
-node's own words only after a bounded number of attempts on one block. `read_ahead` asks for the
-next chunk while the caller works on the last, so the node's time and the caller's overlap.
+the node refuses or times out, widens it again after quiet chunks, and gives up with the node's
+own words only after a bounded number of attempts on one block.
+
+What a chunk may hold is known before it is asked for: a block's header says how much gas it
+used, and gas pays for logs, so a chunk of more than one block ends before its blocks' gas could
+pay for more than `max_logs` logs. A span widened over quiet blocks therefore shrinks to one
+block on a busy city's blocks of thousands of payments, and the reader's memory (a chunk at a
+time) does not grow with the history. Only a block that alone holds more than `max_logs` logs
+comes back as a bigger chunk: a block is the smallest range eth_getLogs takes (splitting its
+logs by address or topic would still leave one contract's logs of the block in one answer, out
+of order with the others').
+
+The bound is the worst case (logs that cost nothing but their 375 gas), so chunks of payments,
+about 20,000 gas a log, hold about a hundredth of `max_logs`; and it costs a header for every
+block read in chunks of more than one, which on long empty stretches is most of the read (anvil:
+34 µs a header, where eth_getLogs takes 2 µs an empty block). A chunk of one block asks for none.
+
+`read_ahead` asks for the next chunk while the caller works on the last, so the node's time and
+the caller's overlap.
 """
 
 from __future__ import annotations
@@ -23,6 +38,14 @@ from eth_utils import to_checksum_address
 from citypay.chain.rpc import ChainError, JsonRpc
 
 log = logging.getLogger(__name__)
+
+# A log costs at least 375 gas (LOG0: no topic, no data), and refunds give back at most half of a
+# transaction's gas (a fifth since London): a block that used g gas holds at most 2g / 375 logs,
+# whoever emitted them.
+LOG_GAS = 375
+# Headers asked for in one JSON-RPC batch: Erigon refuses batches of more than 100 calls by
+# default (geth 1,000, Besu 1,024).
+HEADERS_PER_BATCH = 100
 
 
 class LogReadError(RuntimeError):
@@ -47,18 +70,21 @@ class LogReader:
         attempts: int = 6,
         backoff: float = 0.2,
         quiet_logs: int = 2_000,
-        target_logs: int = 20_000,
+        max_logs: int = 20_000,
     ) -> None:
+        if max_logs < 1:
+            raise ValueError(f"max_logs={max_logs}: a chunk must be allowed at least one log")
         self.rpc = rpc
         self.addresses = [to_checksum_address(a) for a in addresses]
         self.max_span = max_span
         self.span = min(initial_span, max_span)
         self.attempts = attempts
         self.backoff = backoff
-        # A chunk with fewer logs than this lets the next one be twice as wide; one with more
-        # than target_logs makes the next one as narrow as should hold about that many.
+        # A chunk with fewer logs than this lets the next one be twice as wide (the node's limits
+        # are far); one with more keeps the span, so a node that refuses answers over its result
+        # limit is not asked for one again and again.
         self.quiet_logs = quiet_logs
-        self.target_logs = max(target_logs, quiet_logs)
+        self.max_logs = max_logs
         self.narrowed = 0  # times a span was halved: the node's limits, seen from here
 
     def head(self) -> int:
@@ -91,6 +117,31 @@ class LogReader:
             if "blockTimestamp" not in entry:
                 entry["blockTimestamp"] = blocks[int(entry["blockNumber"], 16)]["timestamp"]
 
+    def _gas_used(self, first: int, last: int) -> dict[int, int]:
+        """The gas each block in [first, last] used; 0 above the head (no block, no logs)."""
+        return {
+            number: int(block["gasUsed"], 16) if block else 0
+            for number, block in self.headers(list(range(first, last + 1))).items()
+        }
+
+    def _chunk_end(self, start: int, end: int, ahead: dict[int, int]) -> int:
+        """The last block of the chunk that starts at `start`: `end`, or the block before the one
+        whose gas could pay for more than max_logs logs in the chunk (`start` itself whatever it
+        used: a block cannot be split). `ahead` holds the gas of blocks fetched but not yet in a
+        chunk; the chunk's own are taken out of it."""
+        if start == end:
+            return end  # one block: nothing to bound, and no header to ask for
+        budget = self.max_logs * LOG_GAS // 2
+        spent = 0
+        for number in range(start, end + 1):
+            if number not in ahead:
+                ahead.update(self._gas_used(number, min(end, number + HEADERS_PER_BATCH - 1)))
+            spent += ahead[number]
+            if spent > budget and number > start:
+                return number - 1
+            del ahead[number]
+        return end
+
     def _get_logs(self, first: int, last: int) -> list[dict]:
         query = {"address": self.addresses, "fromBlock": hex(first), "toBlock": hex(last)}
         return self.rpc.request("eth_getLogs", query)
@@ -99,14 +150,15 @@ class LogReader:
         """Every log of the watched addresses in [first, last], one chunk at a time, in order."""
         start = first
         failures = 0
+        ahead: dict[int, int] = {}  # gas used by blocks past the last chunk, by height
         while start <= last:
-            end = min(start + self.span - 1, last)
+            end = self._chunk_end(start, min(start + self.span - 1, last), ahead)
             try:
                 logs = self._get_logs(start, end)
             except ChainError as refusal:  # refused, or no answer in time
                 # Narrowing is bounded by log2(span); only at one block are attempts counted.
-                if self.span > 1:
-                    self.span = max(1, self.span // 2)
+                if end > start:
+                    self.span = max(1, (end - start + 1) // 2)
                     self.narrowed += 1
                 else:
                     failures += 1
@@ -127,9 +179,7 @@ class LogReader:
             failures = 0
             self._fill_timestamps(logs)
             yield Chunk(start, end, logs)
-            if len(logs) > self.target_logs:
-                self.span = max(1, (end - start + 1) * self.target_logs // len(logs))
-            elif len(logs) < self.quiet_logs and self.span < self.max_span:
+            if len(logs) < self.quiet_logs and self.span < self.max_span:
                 self.span = min(self.max_span, self.span * 2)
             start = end + 1
 
