@@ -14,7 +14,7 @@ import time
 
 import httpx
 import pytest
-from citypay.cashback.settler import GAS_A_BATCH, GAS_A_SETTLEMENT
+from citypay.cashback.settler import GAS_A_BASELINE, GAS_A_BATCH, GAS_A_SETTLEMENT
 from citypay.chain.enums import IncentiveMode
 from citypay.chain.events import packaged_abi
 from conftest import own_database_url, wait_for_status
@@ -118,8 +118,10 @@ def _cashback_contract(chain, city):
     )
 
 
-def _set_mode(chain, city, mode: IncentiveMode) -> None:
-    chain.send(city.roles["city_admin"], city.treasury.functions.setIncentiveMode(mode))
+def _set_mode(chain, city, mode: IncentiveMode) -> int:
+    """The block of the change."""
+    call = city.treasury.functions.setIncentiveMode(mode)
+    return chain.send(city.roles["city_admin"], call)["blockNumber"]
 
 
 def _balance(city, wallet) -> int:
@@ -375,16 +377,28 @@ def test_payments_before_the_switch_to_cashback_earn_nothing(
 ):
     _set_mode(chain, gongju, IncentiveMode.DISCOUNT)
     payer = _resident(chain, GONGJU, "before-the-switch")
+    charged = _balance(gongju, payer)  # with Gongju's discount
     before = _pay(chain, gongju, payer, gongju_shop, 10_000)
-    _set_mode(chain, gongju, IncentiveMode.CASHBACK)
+    _send_as(chain, payer, gongju.token.functions.transfer(gongju_shop.address, 4_000))
+    switch = _set_mode(chain, gongju, IncentiveMode.CASHBACK)
+    # Past the switch, the plain transfers before it are counted as settled, paying nothing.
+    _passed(database, GONGJU, switch)
+    [baselined] = gongju.chain.cashback.logs("CashbackBaselined", payer.address, from_block=0)
+    assert int(baselined["data"], 16) == 4_000
     after = _pay(chain, gongju, payer, gongju_shop, 20_000)
+    _send_as(chain, payer, gongju.token.functions.transfer(gongju_shop.address, 6_000))
     assert _settled(http, GONGJU, payer, gongju_shop, after)["cashback"] == 2_000
+    plain = _settled(http, GONGJU, payer, gongju_shop, PLAIN)
+    assert (plain["base"], plain["settledBase"], plain["cashback"]) == (10_000, 10_000, 600)
     _passed(database, GONGJU, chain.w3.eth.block_number)
     early = http.get(_path(GONGJU, payer, gongju_shop, before)).json()
     # It would be paid if settled now: the backend leaves it, as made in discount mode.
     assert (early["base"], early["settledBase"], early["cashback"]) == (10_000, 0, 0)
     assert early["refusal"] is None
-    assert len(_paid_events(gongju, payer)) == 1
+    assert len(_paid_events(gongju, payer)) == 2
+    assert _balance(gongju, payer) == charged - 40_000 + 2_000 + 600
+    receipt = chain.w3.eth.get_transaction_receipt(baselined["transactionHash"])
+    assert receipt["gasUsed"] < 0.8 * (GAS_A_BATCH + GAS_A_BASELINE)
 
 
 def test_after_the_switch_back_to_discount_only_refunds_are_settled(

@@ -150,3 +150,15 @@ class ModeHistory:
     def cashback_at(self, position: Position) -> bool:
         before = bisect_left(self._positions, position)
         return before > 0 and self._modes[before - 1] == IncentiveMode.CASHBACK
+
+    def switches_to_cashback(self, after: int, upto: int) -> list[Position]:
+        """Where the city went from discount to cashback in blocks `after` (excluded) to `upto`:
+        the first IncentiveModeChanged to cashback too, as a city starts in discount mode (a city
+        deployed in cashback mode switches in its deployment, before any resident paid)."""
+        return [
+            position
+            for at, position in enumerate(self._positions)
+            if after < position[0] <= upto
+            and self._modes[at] == IncentiveMode.CASHBACK
+            and (at == 0 or self._modes[at - 1] != IncentiveMode.CASHBACK)
+        ]

@@ -11,6 +11,14 @@ are both indexed (the listener's checkpoint) and final (CHAIN_CONFIRMATIONS). Wh
   settled), whatever the mode now: the chain takes it back in either.
 The payee must be a merchant now, as CityCashback asks.
 
+Plain transfers are one running total per payer and merchant (id zero), so before it settles the
+blocks after a switch to cashback, the cashback payer sends `baseline` for every pair with plain
+transfers before the switch: the chain counts their total then as settled, paying nothing, and
+only what is paid after earns. The blocks before a switch are settled first, so a baseline never
+swallows what an earlier cashback period earned. A pair's plain transfers made after the switch
+but before the baseline is mined earn nothing: it is sent as soon as the switch is in a final
+block (late after a long stop, or again after a crash before the cursor passed the switch).
+
 Exactly once is the chain's: a payment key settled again pays nothing more. So the cursor moves
 only after its blocks' batches are mined, and a crash in between (or a batch lost with the node)
 sends them again next round, to no effect but for what was not yet paid. One city's failure (a
@@ -29,10 +37,12 @@ from sqlalchemy import select
 
 from citypay.cashback.models import CashbackCursor
 from citypay.cashback.payments import (
+    PLAIN_TRANSFERS,
     TOKEN_EVENTS,
     Found,
     Log,
     ModeHistory,
+    Position,
     Settlement,
     payments_in,
     refunds_in,
@@ -54,6 +64,7 @@ from citypay.listener.models import IndexedEvent, ListenerCheckpoint
 log = logging.getLogger(__name__)
 
 PURPOSE = "cashback_settlement"
+BASELINE_PURPOSE = "cashback_baseline"
 # Settlements a transaction.
 BATCH_SIZE = 100
 # Gas a settleBatch is given: one settlement that mints, alone in its transaction, used 221,425
@@ -61,6 +72,8 @@ BATCH_SIZE = 100
 # batch 79,000 more (backend/tests/test_cashback.py holds each batch it sends under 80% of this).
 # Gas is free on the city's chain; a full batch stays far below its 100 million a block.
 GAS_A_SETTLEMENT = 250_000
+# Gas a baseline is given a pair: it reads what settling reads and writes the pair's base.
+GAS_A_BASELINE = 80_000
 GAS_A_BATCH = 100_000
 # The blocks holding token events that one step reads and settles before the cursor moves: a
 # catch-up after a long stop keeps a bounded number of events in memory.
@@ -70,7 +83,8 @@ READS_A_BATCH = 500
 
 
 class CashbackNotSettled(RuntimeError):
-    """A settleBatch reverted in its block: its blocks are settled again next round."""
+    """A settleBatch or a baseline reverted in its block: its blocks are settled again next
+    round."""
 
 
 class CashbackSettler:
@@ -116,9 +130,18 @@ class CashbackSettler:
         sent = 0
         while cursor < upto:
             last = self._step_end(city.code, cursor, upto)
+            switches = history.switches_to_cashback(cursor, last)
+            if switches and switches[0][0] > cursor + 1:
+                last = switches[0][0] - 1  # what precedes a switch is settled before its baseline
+            elif switches:
+                here = [s for s in switches if s[0] == cursor + 1]
+                if mode == IncentiveMode.CASHBACK:  # else a later switch back baselines anew
+                    self._baseline(city, here[-1])
+                if len(switches) > len(here):
+                    last = switches[len(here)][0] - 1
             due = self._due(city, self._logs(city.code, cursor, last), history, mode)
             if due:
-                self._send(city, due)
+                self._send(city, "settleBatch", due)
                 sent += len(due)
                 crash_point("after_cashback_sent")
             self._move(city.code, last)
@@ -146,6 +169,27 @@ class CashbackSettler:
         owed = [s for s, now in zip(refunded, states, strict=True) if now.base < now.claim.base]
         return [*paid, *owed]
 
+    def _plain_pairs_before(self, city: City, switch: Position) -> list[Settlement]:
+        """The pairs with plain transfers before `switch`, to a payee the token holds a merchant
+        now, from the first indexed block: a pair's total goes back to its first transfer."""
+        pairs: dict[Settlement, None] = {}
+        after = -1
+        while after < switch[0]:
+            last = self._step_end(city.code, after, switch[0])
+            for found in payments_in(self._logs(city.code, after, last)):
+                if found.settlement.payment_id == PLAIN_TRANSFERS and found.position < switch:
+                    pairs[found.settlement] = None
+            after = last
+        receivers = sorted({s.merchant for s in pairs})
+        kinds = self._read(city.chain.token, "accountKind", [(r,) for r in receivers])
+        merchants = {r for r, k in zip(receivers, kinds, strict=True) if k == AccountKind.MERCHANT}
+        return [s for s in pairs if s.merchant in merchants]
+
+    def _baseline(self, city: City, switch: Position) -> None:
+        pairs = self._plain_pairs_before(city, switch)
+        if pairs:
+            self._send(city, "baseline", pairs)
+
     def _read(self, contract: PlatformContract, function: str, arguments: list[tuple]) -> list:
         results = []
         for start in range(0, len(arguments), READS_A_BATCH):
@@ -155,26 +199,31 @@ class CashbackSettler:
 
     # --- sending ---------------------------------------------------------------------------------
 
-    def _send(self, city: City, due: list[Settlement]) -> None:
+    def _send(self, city: City, function: str, due: list[Settlement]) -> None:
+        """`settleBatch` or `baseline` for `due`, in batches, each mined before the next."""
         sender = self.duties.sender("cashback_payer", city.roles["cashback_payer"])
+        settling = function == "settleBatch"
         for start in range(0, len(due), self.batch_size):
             batch = due[start : start + self.batch_size]
             record = sender.send(
                 city.chain.cashback,
-                "settleBatch",
+                function,
                 [s.as_argument() for s in batch],
-                purpose=PURPOSE,
-                gas=GAS_A_BATCH + GAS_A_SETTLEMENT * len(batch),
+                purpose=PURPOSE if settling else BASELINE_PURPOSE,
+                gas=GAS_A_BATCH + (GAS_A_SETTLEMENT if settling else GAS_A_BASELINE) * len(batch),
             )
             if not record.succeeded:
                 raise CashbackNotSettled(
-                    f"settleBatch {record.tx_hash} reverted in block {record.block_number}: its "
+                    f"{function} {record.tx_hash} reverted in block {record.block_number}: its "
                     f"{len(batch)} settlements are sent again next round"
                 )
-            self._report(city, sender, record, len(batch))
+            self._report(city, sender, record, function, len(batch))
 
-    def _report(self, city: City, sender: DutySender, record: ChainTransaction, size: int) -> None:
-        """Logs what the batch did: paid, taken back, refused (with each refusal's reason)."""
+    def _report(
+        self, city: City, sender: DutySender, record: ChainTransaction, function: str, size: int
+    ) -> None:
+        """Logs what the batch did: paid, taken back, refused (with each refusal's reason),
+        baselined."""
         receipt = sender.outbox.receipt(record.tx_hash) or {"logs": []}
         outcomes: Counter[str] = Counter()
         refusals: Counter[str] = Counter()
@@ -190,9 +239,11 @@ class CashbackSettler:
             "cashback settled",
             extra={
                 "city": city.code,
+                "function": function,
                 "settlements": size,
                 "paid": outcomes["CashbackPaid"],
                 "reversed": outcomes["CashbackReversed"],
+                "baselined": outcomes["CashbackBaselined"],
                 "refused": dict(refusals),
                 "tx_hash": record.tx_hash,
                 "block": record.block_number,
