@@ -88,7 +88,8 @@ interface ICityCashback {
     /// Nothing changed: nothing done. Returns the cashback paid (positive) or taken back.
     function settle(address payer, address merchant, bytes32 paymentId) external returns (int256 change);
     /// @notice The cashback payer's batch: a payment that earns nothing now is evented
-    /// (`CashbackRefused`) and the rest goes on. Returns how many changed.
+    /// (`CashbackRefused`) and the rest goes on. Returns how many were not refused. A paused
+    /// city refuses the whole batch (EnforcedPause), as it refuses every movement of money.
     function settleBatch(Settlement[] calldata settlements) external returns (uint256 settled);
     /// @notice The cashback payer only: counts what each payment's general money is now as
     /// settled, paying nothing (only ever up: a refund's take-back is untouched). For the running

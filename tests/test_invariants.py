@@ -441,7 +441,7 @@ class CityMachine:
     st_allowance = strategy("uint8", max_value=len(ISSUER_ALLOWANCES) - 1)
     st_setter = strategy("uint8", max_value=len(POLICY_SETTERS) - 1)
     st_role = strategy("uint8", max_value=7)
-    st_forbidden = strategy("uint8", max_value=32)
+    st_forbidden = strategy("uint8")
     st_interlude = strategy("uint8", max_value=19)
     st_batch = st.lists(
         st.tuples(st_party, st_party, st_pct, st_payment_id, st_flaw), min_size=1, max_size=4
@@ -1932,7 +1932,7 @@ class CityMachine:
 
     def rule_forbidden_call(self, which="st_forbidden", who="st_any"):
         """A wallet without any role tries what only the city's staff or contracts may do; the
-        administrator tries to link the suite again."""
+        administrator tries to link the suite, or another cashback contract, again."""
         wallet = self.addresses[who]
         target = self.addresses[(who + 1) % WALLETS]
         reference = keccak(text="forged")
@@ -1975,7 +1975,13 @@ class CityMachine:
             (unauthorized, self.registry.confiscate, target, reference),
             (unauthorized, self.registry.setRecoveryDelay, 3_600),
             (unauthorized, self.registry.revokeRole, role_id("REGISTRAR_ROLE"), target),
+            (unauthorized, self.treasury.linkCashback, wallet),
+            (unauthorized, self.treasury.setIncentiveMode, 1),
+            ({"CityTreasuryOnlyCashback"}, self.treasury.issueCashback, target, 1_000),
+            ({"CityTreasuryOnlyCashback"}, self.treasury.reverseCashback, target, 1),
         )
+        # Every call and both links again, however many calls the table holds.
+        which %= len(calls) + 2
         if which < len(calls):
             reasons, method, *args = calls[which]
             self._staff(
@@ -1986,15 +1992,25 @@ class CityMachine:
                 reasons=reasons,
             )
             return
-        self._staff(
-            "linkSuite again",
-            self.token.linkSuite,
-            target,
-            target,
-            target,
-            sender=self.roles["city_admin"],
-            reasons={"CityTokenSuiteAlreadyLinked"},
-        )
+        admin = self.roles["city_admin"]
+        if which == len(calls):
+            self._staff(
+                "linkSuite again",
+                self.token.linkSuite,
+                target,
+                target,
+                target,
+                sender=admin,
+                reasons={"CityTokenSuiteAlreadyLinked"},
+            )
+        else:
+            self._staff(
+                "linkCashback again",
+                self.treasury.linkCashback,
+                target,
+                sender=admin,
+                reasons={"CityTreasuryCashbackAlreadyLinked"},
+            )
 
     # --- Invariants ---------------------------------------------------------------------------
 

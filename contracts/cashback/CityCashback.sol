@@ -197,19 +197,27 @@ contract CityCashback is ICityCashback, AccessControl {
         }
     }
 
-    /// @dev A payment's key, its general money as the chain counts it now, and its claim.
+    /// @dev A payment's claim key, its general money as the chain counts it now, and its claim.
+    /// A payment id's claim is the payment's at that merchant (by first wallet): the token's
+    /// record answers 0 for any other merchant, which must not read as a refund of it.
     function _settlement(address payer, address merchant, bytes32 paymentId)
         private
         view
-        returns (bytes32 key, uint256 base, Claim memory claim)
+        returns (bytes32 claimKey, uint256 base, Claim memory claim)
     {
-        key = paymentId == bytes32(0)
-            ? PaymentKey.ofPair(token.originOf(payer), token.originOf(merchant))
-            : PaymentKey.ofPayment(payer, paymentId);
-        uint256 left = token.refundableAmount(payer, merchant, paymentId);
+        address merchantOrigin = token.originOf(merchant);
+        bytes32 key;
+        if (paymentId == bytes32(0)) {
+            key = PaymentKey.ofPair(token.originOf(payer), merchantOrigin);
+            claimKey = key;
+        } else {
+            key = PaymentKey.ofPayment(payer, paymentId);
+            claimKey = keccak256(abi.encode(key, merchantOrigin));
+        }
+        uint256 left = token.refundableAmount(payer, token.currentWallet(merchant), paymentId);
         uint256 programPart = token.programs().programPartOf(key);
         base = left > programPart ? left - programPart : 0;
-        claim = _claims[key];
+        claim = _claims[claimKey];
     }
 
     function _pay(address payer, address merchant, bytes32 paymentId, bytes32 key, uint256 base, Claim memory claim)
@@ -245,11 +253,14 @@ contract CityCashback is ICityCashback, AccessControl {
         // The payment's cashback in proportion to what was refunded, rounded toward the city.
         amount = Math.mulDiv(claim.paid, claim.base - base, claim.base, Math.Rounding.Ceil);
         _claims[key] = Claim(uint128(base), claim.paid - uint128(amount));
-        if (amount == 0) return 0;
         address resident = token.currentWallet(payer);
-        uint256 burned = ICityTreasury(token.treasury()).reverseCashback(resident, amount);
-        if (burned < amount) _debts[token.originOf(payer)] += amount - burned;
-        budget += amount;
+        uint256 burned;
+        if (amount != 0) {
+            burned = ICityTreasury(token.treasury()).reverseCashback(resident, amount);
+            if (burned < amount) _debts[token.originOf(payer)] += amount - burned;
+            budget += amount;
+        }
+        // Evented even when nothing was paid on it: the claim's base moved.
         emit CashbackReversed(payer, merchant, paymentId, resident, claim.base - base, amount, burned);
     }
 
