@@ -4,7 +4,10 @@ in headless Chromium, shows the day's numbers, a new payment within seconds, bot
 CSV download. A screenshot is kept in backend/tests/artifacts/.
 
 The expectations are worked out from what the test did (amounts charged, paid, refunded, cashed
-out) and the policy on chain, then checked against the chain's own views where it has one."""
+out) and the policy on chain, then checked against the chain's own views where it has one. Ulsan
+pays its incentive as cashback on payments (config/cities.yaml): the test settles each payment's
+cashback as the backend's cashback payer does, so the day's figures are the same whether the
+backend has settled it first or not."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import pytest
 from citypay.admin.service import DashboardService
 from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
+from citypay.chain.events import packaged_abi
 from citypay.chain.keys import development_account
 from citypay.db.session import Database
 from citypay.wallet.client import WalletClient
@@ -47,11 +51,14 @@ PURCHASES = [
     ("hana", "jung-books", 22_000),
     ("minsu", "samsan-bakery", 4_200),
     ("hana", "taehwa-noodles", 8_000),
-    # yuna spends her whole charge and its incentive at one shop: a fraud rule flags it (깡).
-    ("yuna", "jung-books", 105_000),
+    # yuna spends her whole charge at one shop, for its cashback: a fraud rule flags it (깡).
+    ("yuna", "jung-books", 100_000),
 ]
 REFUND = ("taehwa-noodles", 0, 3_000)  # merchant, index in PURCHASES, amount
 CASH_OUT = "samsan-bakery"  # cashes out its whole balance
+# Ulsan's cashback at merchants with an annual revenue up to 300 million won (the harness
+# registers 300 million) outside Dong-gu; no resident reaches the monthly incentive limit.
+CASHBACK_BPS = 1_000
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -66,17 +73,23 @@ class Day:
     payments: list[tuple[str, str, int]] = field(default_factory=list)  # payer, merchant, value
     refunds: list[tuple[str, str, int]] = field(default_factory=list)  # merchant, payer, value
     cash_outs: list[tuple[str, int, dict]] = field(default_factory=list)  # merchant, amount, API
+    cashbacks: list[int] = field(default_factory=list)  # minted on each payment
+    cashback_reversed: int = 0  # burned when a refund took a payment's cashback back
 
     def incentive(self, amount: int) -> int:
         return amount * self.incentive_bps // 10_000
 
     @property
     def issued(self) -> int:
-        return sum(a + self.incentive(a) for a in CHARGES.values())
+        return sum(a + self.incentive(a) for a in CHARGES.values()) + sum(self.cashbacks)
 
     @property
     def incentives(self) -> int:
-        return sum(self.incentive(a) for a in CHARGES.values())
+        return sum(self.incentive(a) for a in CHARGES.values()) + sum(self.cashbacks)
+
+    @property
+    def circulation(self) -> int:
+        return self.issued - self.cashed_out - self.cashback_reversed
 
     @property
     def cashed_out(self) -> int:
@@ -105,8 +118,28 @@ def pay(backend, api, day: Day, payer: str, merchant: str, amount: int) -> dict:
     with WalletClient(backend.url, day.residents[payer], city=CITY) as wallet:
         payment = wallet.pay(_qr(api, day.merchants[merchant]), amount)
     assert payment["status"] == "included", payment
-    day.payments.append((payment["payer"], payment["merchant"], amount))
+    record_payment(backend.chain, day, payment, amount)
     return payment
+
+
+def record_payment(chain, day: Day, payment: dict, amount: int) -> None:
+    """An included payment in the day, and its cashback settled."""
+    day.payments.append((payment["payer"], payment["merchant"], amount))
+    settle_cashback(chain, payment)
+    day.cashbacks.append(amount * CASHBACK_BPS // 10_000)
+
+
+def settle_cashback(chain, payment: dict) -> None:
+    """Settles a payment's cashback, or takes back a refunded one's, as the backend's cashback
+    payer does (roles.cashback_payer); a payment settled already changes nothing."""
+    city = chain.deployment.city(CITY)
+    abi = packaged_abi("CityCashback")
+    cashback = chain.w3.eth.contract(address=city.chain.cashback.address, abi=abi).functions
+    payment_id = bytes.fromhex(payment["nonce"].removeprefix("0x"))
+    chain.send(
+        city.roles["cashback_payer"],
+        cashback.settle(payment["payer"], payment["merchant"], payment_id),
+    )
 
 
 def _cash_out(chain, api, city, merchant) -> dict:
@@ -168,6 +201,9 @@ def day(chain, backend, api, bank, city) -> Day:
         refund = shop.refund(refunded["payer"], refunded["nonce"], amount)
     assert refund["status"] == "included", refund
     day.refunds.append((merchants[merchant].address, refunded["payer"], amount))
+    # Its share of the payment's cashback is taken back, rounded toward the city.
+    settle_cashback(chain, refunded)
+    day.cashback_reversed += -(-day.cashbacks[index] * amount // PURCHASES[index][2])
 
     cash_out = _cash_out(chain, api, city, merchants[CASH_OUT])
     day.cash_outs.append((merchants[CASH_OUT].address, cash_out["amount"], cash_out))
@@ -194,9 +230,12 @@ def summary_when(api, token: str, ready, timeout: float = 15) -> dict:
 
 
 def _caught_up(day: Day):
+    # A payment's cashback is settled in a block after the payment's.
     return lambda s: (
         s["kpis"]["paymentsThisYear"] == len(day.payments)
         and (s["kpis"]["cashOutsSettledThisYear"] == len(day.cash_outs))
+        and (s["kpis"]["cashbackTotal"] == sum(day.cashbacks))
+        and (s["kpis"]["cashbackReversedTotal"] == day.cashback_reversed)
     )
 
 
@@ -273,7 +312,14 @@ def test_the_summary_is_the_chains(api, city, day, operator):
     assert kpis["issuedThisYear"] == day.issued == treasury.issuedThisFiscalYear().call()
     assert kpis["annualCap"] == policy[0]
     assert kpis["incentiveThisYear"] == day.incentives
-    assert kpis["circulation"] == day.issued - day.cashed_out == token.totalSupply().call()
+    assert kpis["circulation"] == day.circulation == token.totalSupply().call()
+    # Ulsan pays its incentive as cashback on payments, within the budget it set.
+    assert kpis["incentiveMode"] == {"ko": "결제 캐시백", "en": "Cashback on payments"}
+    assert kpis["cashbackThisMonth"] == kpis["cashbackTotal"] == sum(day.cashbacks)
+    assert (kpis["cashbackReversedTotal"], kpis["cashbackOwed"]) == (day.cashback_reversed, 0)
+    cashback = city.chain.cashback
+    assert kpis["cashbackBudget"] == cashback.call("budget")
+    assert kpis["cashbackBudget"] == 6_000_000_000 - sum(day.cashbacks) + day.cashback_reversed
     assert (kpis["paymentsThisYear"], kpis["paymentsAmountThisYear"]) == (len(day.payments), paid)
     assert (kpis["paymentsToday"], kpis["paymentsAmountToday"]) == (len(day.payments), paid)
     assert (kpis["merchants"], kpis["merchantsActive"], kpis["merchantsPaidThisYear"]) == (3, 3, 3)
@@ -514,6 +560,12 @@ def test_the_page_shows_the_days_numbers_live_in_both_languages(
     assert kpi("participationPercent").inner_text() == "100.0%"
     assert kpi("cashOutAmountThisYear").inner_text() == won(day.cashed_out)
     assert kpi("refundAmountThisYear").inner_text() == won(REFUND[2])
+    assert kpi("incentiveMode").inner_text() == "결제 캐시백"
+    assert kpi("cashbackThisMonth").inner_text() == won(sum(day.cashbacks))
+    assert kpi("cashbackReversedTotal").inner_text() == won(day.cashback_reversed)
+    this_month = page.locator('[data-table-card="incentive"] tbody tr').first
+    assert this_month.locator("[data-col=mode]").inner_text() == "결제 캐시백"
+    assert this_month.locator("[data-col=cashbackPaid]").inner_text() == won(sum(day.cashbacks))
     assert page.locator("#city-name").inner_text() == "울산페이"
     restaurant = page.locator(
         '[data-table-card="categories"] tbody tr',
@@ -534,7 +586,7 @@ def test_the_page_shows_the_days_numbers_live_in_both_languages(
         top.locator("[data-col=amount]", has_text=won(7_700)).wait_for(timeout=10_000)
         seen = time.time()
         payment = wallet.wait(posted)
-    day.payments.append((payment["payer"], payment["merchant"], 7_700))
+    record_payment(backend.chain, day, payment, 7_700)
     mined = city.token.w3.eth.get_block(payment["blockNumber"])["timestamp"]
     print(f"\nthe payment of block {payment['blockNumber']} was on the page {seen - mined:.2f} s "
           "after the block's timestamp (whole seconds: up to 1 s of it is rounding)")  # fmt: skip
@@ -571,9 +623,12 @@ def test_the_page_shows_the_days_numbers_live_in_both_languages(
     context.close()
 
 
-def test_the_city_administrator_signs_in_with_a_browser_wallet(backend, browser, city, day):
+def test_the_city_administrator_signs_in_with_a_browser_wallet(
+    api, backend, browser, city, day, operator
+):
     """Sign-In with Ethereum from the page: a stand-in for the browser wallet answers
     eth_requestAccounts and personal_sign with the city administrator's development key."""
+    summary_when(api, operator, _caught_up(day))
     admin = development_account(city.roles["city_admin"])
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.expose_function(

@@ -266,3 +266,48 @@ def test_money_by_class_policy_money_by_place_and_gifts():
     ]
     kpis = s["kpis"]
     assert (kpis["programMoney"], kpis["expiredTotal"], kpis["giftedTotal"]) == (0, 281_000, 5_000)
+
+
+def test_a_city_that_turns_to_cashback_shows_each_months_incentive_as_it_was_paid():
+    """Discount at charge in January; from February, cashback on payments: a month's row says
+    how it paid, and the year's issuance and incentive count both as the treasury does."""
+    chain = _new_year()
+    chain.block(at("2026-02-03 10:00") - chain.time)
+    chain("treasury", "IncentiveModeChanged", oldMode=0, newMode=1)
+    chain("treasury", "CashbackLinked", cashback=wallet("c", 1))
+    chain("cashback", "CashbackBudgetChanged", oldBudget=0, newBudget=500_000)
+    chain.charge(OTHER, 20_000, 0)
+    chain.pay(OTHER, NOODLES, 30_000)
+    chain("token", "Transfer", **{"from": ZERO_ADDRESS, "to": OTHER, "value": 3_000})
+    chain("cashback", "CashbackPaid", payer=OTHER, merchant=NOODLES, paymentId="0x0a",
+          resident=OTHER, base=30_000, bps=1_000, minted=3_000, fromDebt=0)  # fmt: skip
+    chain.block(at("2026-03-05 10:00") - chain.time)
+    chain.pay(NOODLES, OTHER, 10_000)
+    chain("token", "Refunded", merchant=NOODLES, payer=OTHER, paymentId="0x0a", value=10_000)
+    chain("token", "Transfer", **{"from": OTHER, "to": ZERO_ADDRESS, "value": 1_000})
+    chain("cashback", "CashbackReversed", payer=OTHER, merchant=NOODLES, paymentId="0x0a",
+          resident=OTHER, base=10_000, amount=1_000, burned=1_000)  # fmt: skip
+
+    s = summary(chain.events, now=at("2026-03-20 12:00"))
+    kpis = s["kpis"]
+    assert kpis["incentiveMode"] == {"ko": "결제 캐시백", "en": "Cashback on payments"}
+    # 2026: the charge of 1 January (50,000 + 5,000), February's 20,000 and 3,000 of cashback.
+    assert (kpis["issuedThisYear"], kpis["chargedThisYear"]) == (78_000, 70_000)
+    assert (kpis["incentiveThisYear"], kpis["incentiveTotal"]) == (8_000, 18_000)
+    assert (kpis["cashbackThisMonth"], kpis["cashbackTotal"]) == (0, 3_000)
+    assert (kpis["cashbackReversedTotal"], kpis["cashbackOwed"]) == (1_000, 0)
+    assert kpis["cashbackBudget"] == 500_000 - 3_000 + 1_000
+    months = {row["month"]: row for row in s["tables"]["incentive"]["rows"]}
+    assert [
+        (months[m]["mode"]["en"], months[m]["chargeIncentive"], months[m]["cashbackPaid"],
+         months[m]["cashbackReversed"])
+        for m in ("2025-12", "2026-01", "2026-02", "2026-03")
+    ] == [
+        ("Discount at charge", 10_000, 0, 0),
+        ("Discount at charge", 5_000, 0, 0),
+        ("Cashback on payments", 0, 3_000, 0),
+        ("Cashback on payments", 0, 0, 1_000),
+    ]  # fmt: skip
+    assert months["2026-02"]["cashbacks"] == 1
+    # A city that never linked a cashback contract has no budget to show.
+    assert summary(_new_year().events, now=at("2026-01-01 12:00"))["kpis"]["cashbackBudget"] is None

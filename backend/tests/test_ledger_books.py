@@ -6,7 +6,7 @@ import time
 from itertools import count
 
 from citypay.chain.events import ChainEvent
-from citypay.ledger import Books
+from citypay.ledger import Books, Figures
 from citypay.ledger.books import ZERO_ADDRESS, fiscal_year
 from citypay.reserve.statement import Statement, custody_account_hash
 from eth_account import Account
@@ -277,3 +277,92 @@ def test_tokens_minted_after_a_statements_time_are_not_owed_by_it():
     [recorded] = Books().apply_all(chain.events).city("gimpo").reserve
     assert (recorded.owed, recorded.margin, recorded.supply_at_record) == (1_000, 0, 1_500)
     assert recorded.as_dict()["verified"] is True
+
+
+def _cashback(chain: Chain, resident: str, minted: int, from_debt: int = 0) -> None:
+    """A payment's cashback settled: the mint's Transfer, then the cashback contract's event."""
+    if minted:
+        chain("token", "Transfer", **{"from": ZERO_ADDRESS, "to": resident, "value": minted})
+    chain("cashback", "CashbackPaid", payer=resident, merchant=MERCHANT, paymentId="0x06",
+          resident=resident, base=minted * 10, bps=1_000, minted=minted,
+          fromDebt=from_debt)  # fmt: skip
+
+
+def _reversal(chain: Chain, resident: str, amount: int, burned: int) -> None:
+    if burned:
+        chain("token", "Transfer", **{"from": resident, "to": ZERO_ADDRESS, "value": burned})
+    chain("cashback", "CashbackReversed", payer=resident, merchant=MERCHANT, paymentId="0x06",
+          resident=resident, base=amount * 10, amount=amount, burned=burned)  # fmt: skip
+
+
+def _cashback_city() -> Chain:
+    """A cashback city's day: 10% back on a payment of 50,000, a refund of 30,000 of it whose
+    cashback the resident, having spent the rest, covers only in part."""
+    chain = Chain()
+    chain("cashback", "CashbackBudgetChanged", oldBudget=0, newBudget=1_000_000)
+    chain("treasury", "IncentiveModeChanged", oldMode=0, newMode=1)
+    chain.register(RESIDENT, 1)
+    chain.register(MERCHANT, 2)
+    chain.charge(RESIDENT, 50_000, 0)
+    chain.pay(RESIDENT, MERCHANT, 50_000)
+    _cashback(chain, RESIDENT, 5_000)
+    chain.pay(MERCHANT, RESIDENT, 30_000)
+    chain("token", "Refunded", merchant=MERCHANT, payer=RESIDENT, paymentId="0x06", value=30_000)
+    chain.pay(RESIDENT, MERCHANT, 33_000)
+    _reversal(chain, RESIDENT, 3_000, 2_000)
+    return chain
+
+
+def test_cashback_is_incentive_minted_and_a_reversal_burns_what_it_can_and_owes_the_rest():
+    books = Books().apply_all(_cashback_city().events)
+    city = books.cities["gimpo"]
+    figures = city.figures
+    assert (figures.charged, figures.incentive, figures.issued) == (50_000, 5_000, 55_000)
+    assert (figures.cashback, figures.cashbacks) == (5_000, 1)
+    assert (figures.cashback_reversed, figures.burned, figures.clawed_back) == (2_000,) * 3
+    assert figures.cashback_owed == 1_000
+    # supply == issued - burned + returned, as the treasury's totals() count cashback
+    assert city.supply == figures.issued - figures.burned == 53_000
+    assert (city.incentive_mode, city.cashback_budget) == ("cashback", 1_000_000 - 5_000 + 3_000)
+    resident = city.accounts[RESIDENT]
+    assert resident.figures.as_dict() == Figures(
+        charged=50_000, incentive=5_000, issued=55_000, paid=83_000, payments=2,
+        refunded=30_000, refunds=1, burned=2_000, clawed_back=2_000, cashback=5_000,
+        cashbacks=1, cashback_reversed=2_000, cashback_owed=1_000,
+    ).as_dict()  # fmt: skip
+    assert resident.balance == 0
+    assert city.issued_by_fiscal_year(1) == {2026: 55_000}
+    assert books.anomalies == []
+
+
+def test_a_cashback_debt_follows_a_recovered_wallet_and_is_set_against_its_next_cashback():
+    chain = _cashback_city()
+    chain.pay(RESIDENT, REPLACEMENT, 0)  # the recovery's movement of an empty wallet
+    chain("token", "AccountRecovered", lost=RESIDENT, replacement=REPLACEMENT, balance=0)
+    chain.charge(REPLACEMENT, 20_000, 0)
+    chain.pay(REPLACEMENT, MERCHANT, 20_000)
+    _cashback(chain, REPLACEMENT, 1_200, from_debt=800)  # 2,000 earned, 800 of it owed
+    books = Books().apply_all(chain.events)
+    city = books.cities["gimpo"]
+    assert city.accounts[RESIDENT].figures.cashback_owed == 0
+    replacement = city.accounts[REPLACEMENT].figures
+    assert (replacement.cashback, replacement.cashback_owed) == (1_200, 200)
+    assert (city.figures.cashback, city.figures.cashback_owed) == (6_200, 200)
+    assert city.cashback_budget == 1_000_000 - 5_000 + 3_000 - 2_000
+    assert {city.current_wallet(w) for w in city.cashback_debtors} == {REPLACEMENT}
+    assert books.anomalies == []
+
+
+def test_cashback_set_against_a_debt_the_events_never_owed_is_an_anomaly():
+    chain = Chain()
+    chain.register(RESIDENT, 1)
+    _cashback(chain, RESIDENT, 0, from_debt=700)
+    books = Books().apply_all(chain.events)
+    [anomaly] = books.anomalies
+    assert anomaly.code == "cashback_debt_unknown" and "700 won" in anomaly.message
+
+
+def test_the_auditor_counts_only_the_cashback_events_it_does_not_read():
+    unread = Books().unread("cashback")
+    assert {"CashbackPaid", "CashbackReversed", "CashbackBudgetChanged"}.isdisjoint(unread)
+    assert {"CashbackRefused", "CashbackTermsChanged"} <= unread

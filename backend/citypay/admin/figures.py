@@ -1,6 +1,7 @@
 """The dashboard's figures: the ledger's books, and the breakdowns only the dashboard needs (by
 fiscal year, business category, region, hour and day in KST; active wallets; top merchants;
-time to settlement; the latest payments), folded from the same events in one pass.
+time to settlement; incentive and cashback by month; the latest payments), folded from the same
+events in one pass.
 
 The books decide what each event means (which Transfer is a payment, which wallet a refund goes
 to); this module only files what the books found under the dashboard's headings, so that a
@@ -35,6 +36,11 @@ def day_key(block_time: int) -> str:
     return kst(block_time).date().isoformat()
 
 
+def month_key(moment: datetime) -> str:
+    """A KST moment's month as the dashboard files it, "YYYY-MM"."""
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
 @dataclass(slots=True)
 class Tally:
     count: int = 0
@@ -63,9 +69,11 @@ class RedemptionFigures:
 class YearFigures:
     """One fiscal year (KST) of a city."""
 
-    charges: Tally = field(default_factory=Tally)  # amount: charged + incentive (as the cap counts)
+    charges: Tally = field(default_factory=Tally)  # amount: charged + incentive
     charged: int = 0
-    incentive: int = 0
+    incentive: int = 0  # at charge
+    cashback: Tally = field(default_factory=Tally)  # cashback minted on payments
+    cashback_reversed: int = 0  # cashback burned when its payment was refunded
     payments: Tally = field(default_factory=Tally)
     by_category: dict[int | None, Tally] = field(default_factory=lambda: defaultdict(Tally))
     by_region: dict[int | None, Tally] = field(default_factory=lambda: defaultdict(Tally))
@@ -79,6 +87,11 @@ class YearFigures:
     program_spending: dict[tuple[int, int | None, int | None], Tally] = field(
         default_factory=lambda: defaultdict(Tally)
     )
+
+    @property
+    def issued(self) -> int:
+        """What charges and cashback minted: what the annual issuance cap counts."""
+        return self.charges.amount + self.cashback.amount
 
 
 class Distinct:
@@ -118,6 +131,9 @@ class MonthFigures:
     payments: Tally = field(default_factory=Tally)
     payers: Distinct = field(default_factory=Distinct)
     merchants: Distinct = field(default_factory=Distinct)
+    incentive: int = 0  # at charge
+    cashback: Tally = field(default_factory=Tally)
+    cashback_reversed: int = 0
 
     def close(self) -> None:
         self.payers.close()
@@ -171,6 +187,9 @@ class CityFigures:
         self.redemptions_pending = 0
         # The treasury's cap, read when the events are folded; PolicyChanged events move it.
         self.annual_cap = 0
+        # (month, mode) of each change of the incentive mode, in chain order: the mode of a
+        # month is the last one changed to by its end (discount before any).
+        self.mode_changes: list[tuple[str, str]] = []
         self._period_time: int | None = None
         self._period_of: tuple[int, YearFigures, DayFigures, MonthFigures] | None = None
         self._registry: RegistryCounts | None = None
@@ -203,7 +222,7 @@ class CityFigures:
                 moment.hour,
                 self.year_of(block_time),
                 self.days[moment.date().isoformat()],
-                self.months[f"{moment.year:04d}-{moment.month:02d}"],
+                self.months[month_key(moment)],
             )
             if self._period_of is not None:
                 for before, now in zip(self._period_of[2:], period[2:], strict=True):
@@ -257,10 +276,36 @@ class CityFigures:
 
     def issued(self, event: ChainEvent) -> None:
         amount, incentive = event.args["amount"], event.args["incentive"]
-        year = self.year_of(event.block_time)
+        _, year, _, month = self._period(event.block_time)
         year.charges.add(amount + incentive)
         year.charged += amount
         year.incentive += incentive
+        month.incentive += incentive
+
+    def cashback_paid(self, event: ChainEvent) -> None:
+        minted = event.args["minted"]
+        if minted:  # not cut to nothing, nor all set against a debt
+            _, year, _, month = self._period(event.block_time)
+            year.cashback.add(minted)
+            month.cashback.add(minted)
+
+    def cashback_reversed(self, event: ChainEvent) -> None:
+        _, year, _, month = self._period(event.block_time)
+        year.cashback_reversed += event.args["burned"]
+        month.cashback_reversed += event.args["burned"]
+
+    def incentive_mode_changed(self, event: ChainEvent) -> None:
+        month = month_key(kst(event.block_time))
+        self.mode_changes.append((month, self.books.incentive_mode))
+
+    def mode_in(self, month: str) -> str:
+        """The incentive mode at the end of `month` ("YYYY-MM")."""
+        mode = "discount"
+        for changed_in, changed_to in self.mode_changes:
+            if changed_in > month:
+                break
+            mode = changed_to
+        return mode
 
     def program_spent(self, event: ChainEvent) -> None:
         merchant = self.books.accounts.get(event.args["merchant"])
@@ -314,6 +359,9 @@ class DashboardFigures:
             ("treasury", "RedemptionSettled"): CityFigures.redemption_closed,
             ("treasury", "RedemptionReturned"): CityFigures.redemption_closed,
             ("treasury", "PolicyChanged"): CityFigures.policy_changed,
+            ("treasury", "IncentiveModeChanged"): CityFigures.incentive_mode_changed,
+            ("cashback", "CashbackPaid"): CityFigures.cashback_paid,
+            ("cashback", "CashbackReversed"): CityFigures.cashback_reversed,
             ("programs", "ProgramSpent"): CityFigures.program_spent,
         }
 

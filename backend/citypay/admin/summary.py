@@ -30,6 +30,10 @@ UNITS = {
     "percent": Label("%", "%"),
     "seconds": Label("초", "seconds"),
 }
+INCENTIVE_MODES = {
+    "discount": Label("충전 할인", "Discount at charge"),
+    "cashback": Label("결제 캐시백", "Cashback on payments"),
+}
 REDEMPTION_STATUS = {
     "pending": Label("처리 중", "Pending"),
     "settled": Label("지급 완료", "Settled"),
@@ -130,6 +134,19 @@ TABLES = {
             ),
         ),
         TableShape(
+            "incentive",
+            "월별 인센티브·결제 캐시백",
+            "Incentive and cashback per month",
+            (
+                Column("month", "월", "Month", "month"),
+                Column("mode", "지급 방식", "Paid as", "label"),
+                Column("chargeIncentive", "충전 인센티브", "Incentive at charge", "won"),
+                Column("cashbacks", "캐시백 건수", "Cashbacks", "count"),
+                Column("cashbackPaid", "캐시백 지급액", "Cashback paid", "won"),
+                Column("cashbackReversed", "캐시백 환수액", "Cashback taken back", "won"),
+            ),
+        ),
+        TableShape(
             "topMerchants",
             "매출 상위 가맹점 (올해)",
             "Top merchants (this fiscal year)",
@@ -221,6 +238,15 @@ OVERVIEW = (
     ("chargedThisYear", Label("올해 충전액", "Charged this year"), "won"),
     ("incentiveThisYear", Label("올해 인센티브 지급액", "Incentive paid this year"), "won"),
     ("incentiveTotal", Label("누적 인센티브", "Incentive paid, all time"), "won"),
+    ("cashbackThisMonth", Label("이번 달 결제 캐시백", "Cashback paid this month"), "won"),
+    ("cashbackTotal", Label("누적 결제 캐시백", "Cashback paid, all time"), "won"),
+    (
+        "cashbackReversedTotal",
+        Label("누적 캐시백 환수 (결제 환불)", "Cashback taken back, all time"),
+        "won",
+    ),
+    ("cashbackOwed", Label("캐시백 미환수액", "Cashback owed by residents"), "won"),
+    ("cashbackBudget", Label("캐시백 예산 잔액", "Cashback budget left"), "won"),
     ("circulation", Label("유통 잔액", "In circulation"), "won"),
     ("paymentsThisYear", Label("올해 결제 건수", "Payments this year"), "count"),
     ("paymentsAmountThisYear", Label("올해 결제 금액", "Paid this year"), "won"),
@@ -304,12 +330,20 @@ def build_summary(
     classes = books.classes()
 
     kpis = {
-        "issuedThisYear": year.charges.amount,
+        "issuedThisYear": year.issued,
         "annualCap": annual_cap,
-        "capUsedPercent": _percent(year.charges.amount, annual_cap),
+        "capUsedPercent": _percent(year.issued, annual_cap),
         "chargedThisYear": year.charged,
-        "incentiveThisYear": year.incentive,
+        # The city's incentive, at charge or as cashback on payments: cashback is incentive.
+        "incentiveThisYear": year.incentive + year.cashback.amount,
         "incentiveTotal": books.figures.incentive,
+        "incentiveMode": _mode_label(books.incentive_mode),
+        "cashbackThisMonth": month.cashback.amount if month else 0,
+        "cashbackTotal": books.figures.cashback,
+        "cashbackReversedTotal": books.figures.cashback_reversed,
+        "cashbackOwed": books.figures.cashback_owed,
+        # What the cashback contract may still pay, by its events; none without one.
+        "cashbackBudget": books.cashback_budget if books.cashback_contract else None,
         "circulation": books.supply,
         "paymentsThisYear": year.payments.count,
         "paymentsAmountThisYear": year.payments.amount,
@@ -370,6 +404,10 @@ def build_summary(
         "daily": [_day_row(date, figures.days.get(date)) for date in days],
         "monthly": [
             _month_row(key, figures.months.get(key)) for key in _last_months(moment, MONTHS_SHOWN)
+        ],
+        "incentive": [
+            _incentive_row(key, figures.months.get(key), figures.mode_in(key))
+            for key in _last_months(moment, MONTHS_SHOWN)
         ],
         "topMerchants": [
             {
@@ -499,4 +537,19 @@ def _month_row(key: str, month) -> dict[str, Any]:
         "merchantsPaid": len(month.merchants) if month else 0,
         "payments": month.payments.count if month else 0,
         "amount": month.payments.amount if month else 0,
+    }
+
+
+def _mode_label(mode: str) -> dict[str, str]:
+    return INCENTIVE_MODES.get(mode, Label(mode, mode)).as_dict()
+
+
+def _incentive_row(key: str, month, mode: str) -> dict[str, Any]:
+    return {
+        "month": key,
+        "mode": _mode_label(mode),
+        "chargeIncentive": month.incentive if month else 0,
+        "cashbacks": month.cashback.count if month else 0,
+        "cashbackPaid": month.cashback.amount if month else 0,
+        "cashbackReversed": month.cashback_reversed if month else 0,
     }

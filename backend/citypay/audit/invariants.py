@@ -6,8 +6,11 @@
 - programs: none funded over its budget nor paid out over its funding;
 - redemptions: every cash-out or refund the treasury counts was requested once and is settled,
   returned or pending, as its events and the contract both say;
-- annual cap: what charging minted in each fiscal year never passed the cap in force, and this
-  year's sum agrees with the treasury's issuedThisFiscalYear();
+- annual cap: what charging and cashback minted in each fiscal year never passed the cap in
+  force, and this year's sum agrees with the treasury's issuedThisFiscalYear();
+- cashback: the budget left by the cashback contract's events is its budget(), the incentive
+  mode by the treasury's events its incentiveMode(), and each resident a reversal named owes by
+  the events what its debtOf() says;
 - reserve: every bank statement the directory recorded is the bank's (its digest recomputed from
   its fields, signed by the custody key the city named), the supply it recorded is the supply by
   the events, and the custody account held at least what the city owed at the statement's time
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -177,32 +181,38 @@ def _annual_cap(books: CityBooks, views: CityViews) -> list[Violation]:
     )
     # The cap the treasury was deployed with is the first change's old value, or today's.
     cap = caps[0].old if caps else views.annual_cap
-    steps = sorted(
-        [((c.block_number, c.log_index), "cap", c) for c in caps]
-        + [((i.block_number, i.log_index), "issue", i) for i in books.issuances],
-        key=lambda step: step[0],
-    )
+    changes = deque(caps)
+    # What the cap counts, in chain order: charges (amount + incentive) and cashback minted.
+    mints = sorted(
+        [
+            ((i.block_number, i.log_index), "charge", i.resident, i.block_time,
+             i.amount + i.incentive)
+            for i in books.issuances
+        ]
+        + [
+            ((c.block_number, c.log_index), "cashback", c.resident, c.block_time, c.minted)
+            for c in books.cashback_mints
+        ]
+    )  # fmt: skip
     running: dict[int, int] = {}
-    for _, kind, item in steps:
-        if kind == "cap":
-            cap = item.new
-            continue
-        year = fiscal_year(item.block_time, start)
-        total = item.amount + item.incentive
+    for position, kind, resident, block_time, total in mints:
+        while changes and (changes[0].block_number, changes[0].log_index) < position:
+            cap = changes.popleft().new
+        year = fiscal_year(block_time, start)
         running[year] = running.get(year, 0) + total
         if running[year] > cap:
             violations.append(
                 Violation(
                     books.code,
                     "annual_cap_exceeded",
-                    f"fiscal year {year}: the charge of {_won(total)} to {item.resident} in "
-                    f"block {item.block_number} brought the year's issuance to "
+                    f"fiscal year {year}: the {kind} of {_won(total)} to {resident} in "
+                    f"block {position[0]} brought the year's issuance to "
                     f"{_won(running[year])}, over the cap of {_won(cap)}",
                     {
                         "fiscal_year": year,
                         "issued": running[year],
                         "cap": cap,
-                        "block": item.block_number,
+                        "block": position[0],
                     },
                 )
             )
@@ -213,8 +223,8 @@ def _annual_cap(books: CityBooks, views: CityViews) -> list[Violation]:
                 books.code,
                 "fiscal_year_issuance_mismatch",
                 f"fiscal year {views.current_fiscal_year}: the treasury says "
-                f"{_won(views.issued_this_fiscal_year)} issued, its Issued events "
-                f"{_won(this_year)}",
+                f"{_won(views.issued_this_fiscal_year)} issued, its Issued and CashbackPaid "
+                f"events {_won(this_year)}",
                 {
                     "fiscal_year": views.current_fiscal_year,
                     "treasury": views.issued_this_fiscal_year,
@@ -222,6 +232,45 @@ def _annual_cap(books: CityBooks, views: CityViews) -> list[Violation]:
                 },
             )
         )
+    return violations
+
+
+def _cashback(books: CityBooks, views: CityViews) -> list[Violation]:
+    violations = []
+    if views.cashback_budget is not None and views.cashback_budget != books.cashback_budget:
+        violations.append(
+            Violation(
+                books.code,
+                "cashback_budget_mismatch",
+                f"the cashback contract's budget() is {_won(views.cashback_budget)}, its events "
+                f"leave {_won(books.cashback_budget)} (difference "
+                f"{views.cashback_budget - books.cashback_budget:+,})",
+                {"cashback": views.cashback_budget, "events": books.cashback_budget},
+            )
+        )
+    if views.incentive_mode is not None and views.incentive_mode != books.incentive_mode:
+        violations.append(
+            Violation(
+                books.code,
+                "incentive_mode_mismatch",
+                f"the treasury's incentiveMode() is {views.incentive_mode}, its events say "
+                f"{books.incentive_mode}",
+                {"treasury": views.incentive_mode, "events": books.incentive_mode},
+            )
+        )
+    for wallet, debt in sorted(views.cashback_debts.items()):
+        account = books.accounts.get(wallet)
+        owed = account.figures.cashback_owed if account is not None else 0
+        if debt != owed:
+            violations.append(
+                Violation(
+                    books.code,
+                    "cashback_debt_mismatch",
+                    f"{wallet} owes {_won(debt)} of reversed cashback by the cashback "
+                    f"contract's debtOf(), {_won(owed)} by its events",
+                    {"wallet": wallet, "cashback": debt, "events": owed},
+                )
+            )
     return violations
 
 
@@ -293,6 +342,7 @@ def check_city(books: CityBooks, views: CityViews, anomalies: list[Anomaly]) -> 
         _supply(books, views)
         + _redemptions(books, views)
         + _annual_cap(books, views)
+        + _cashback(books, views)
         + _programs(books)
         + _reserve(books)
         + _anomalies([a for a in anomalies if a.city == books.code])
@@ -305,8 +355,10 @@ def check(source: ChainSource, city: str | None = None) -> list[Violation]:
     violations = []
     for code in codes:
         books = source.books.city(code)
+        # A debt follows its resident to a recovered wallet's replacement.
+        debtors = sorted({books.current_wallet(wallet) for wallet in books.cashback_debtors})
         views = read_views(
-            source.gateway, source.city(code), source.scanned_to, list(books.redemptions)
+            source.gateway, source.city(code), source.scanned_to, list(books.redemptions), debtors
         )
         violations += check_city(books, views, source.books.anomalies)
     return violations

@@ -32,6 +32,12 @@ CITY_ROWS = (
     "returned",
     "outstanding",
     "clawed_back",
+    "incentive_mode",
+    "cashback",
+    "cashbacks",
+    "cashback_reversed",
+    "cashback_owed",
+    "cashback_budget",
     "supply",
     "resident_count",
     "merchant_count",
@@ -88,6 +94,8 @@ def report(
 
 
 def _number(value: Any) -> str:
+    if value is None:
+        return "-"  # a figure that does not apply (the budget of a city without cashback)
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from eth_abi.exceptions import DecodingError
 from eth_utils import is_address, to_checksum_address
 
-from citypay.chain.events import UnknownEvent, decode_log, topics_of
+from citypay.chain.events import CONTRACT_ABI, UnknownEvent, decode_log, topics_of
 from citypay.chain.gateway import ChainGateway, ChainRefused
 from citypay.chain.log_reader import LogReader, LogReadError, read_ahead
 from citypay.chain.rpc import ChainUnavailable, JsonRpc, NodeRefused
@@ -57,10 +57,12 @@ class CityContracts:
     token: str
     registry: str
     treasury: str
-    # The city's money classes (CityPrograms), as its token names them, and its gifts (CityGifts),
-    # as the programs name them; None for a city from before them.
+    # The city's money classes (CityPrograms), as its token names them, its gifts (CityGifts),
+    # as the programs name them, and its cashback on payments (CityCashback), as its treasury
+    # links it; None for a city from before them (or that links no cashback).
     programs: str | None = None
     gifts: str | None = None
+    cashback: str | None = None
 
 
 def connect(rpc_url: str, *, timeout: float = 60) -> ChainGateway:
@@ -216,14 +218,22 @@ class ChainSource:
         for city in listed:
             programs = self._linked(city.token, "token", "programs", block)
             gifts = None if programs is None else self._linked(programs, "programs", "gifts", block)
+            cashback = self._linked(city.treasury, "treasury", "cashback", block)
             cities[city.code] = CityContracts(
-                city.code, city.name, city.token, city.registry, city.treasury, programs, gifts
+                city.code,
+                city.name,
+                city.token,
+                city.registry,
+                city.treasury,
+                programs,
+                gifts,
+                cashback,
             )
         return cities
 
     def _linked(self, address: str, kind: str, getter: str, block: int) -> str | None:
-        """The contract `address` names by `getter` (the token's programs, the programs' gifts),
-        or None for one from before it was added."""
+        """The contract `address` names by `getter` (the token's programs, the programs' gifts,
+        the treasury's cashback), or None for one from before it was added (or none linked)."""
         try:
             linked = self.gateway.contract(address, kind).call(getter, block=block)
         except (ChainRefused, DecodingError):
@@ -291,7 +301,7 @@ class ChainSource:
         """Starts the books over from the first block of every contract's history."""
         watched = {self.directory_address: ("", "directory")}
         for city in cities.values():
-            for kind in ("token", "registry", "treasury", "programs", "gifts"):
+            for kind in ("token", "registry", "treasury", "programs", "gifts", "cashback"):
                 if getattr(city, kind) is not None:
                     watched[to_checksum_address(getattr(city, kind))] = (city.code, kind)
         self.first_block, self.first_block_from = self._start(list(watched), head)
@@ -374,10 +384,7 @@ class ChainSource:
             books, where = self.books, self._where
             apply, tally = books.apply, books.tally
             # What the books would only count is counted, not decoded (see Books.unread).
-            unread = {
-                kind: topics_of(kind, books.unread(kind))
-                for kind in ("token", "registry", "treasury", "directory", "programs", "gifts")
-            }
+            unread = {kind: topics_of(kind, books.unread(kind)) for kind in CONTRACT_ABI}
             for chunk in read_ahead(reader.read(first, head)):
                 for raw in chunk.logs:
                     city, kind = where[raw["address"].lower()]

@@ -4,15 +4,17 @@ chain alone: `python -m citypay.audit report --period 2026H1` (or a year, `--per
 Periods are calendar halves and years in Korean time (KST), as the ministry counts them; an event
 belongs to the period its block's time falls in. Per city:
 
-- issuance by kind: general issue (charges with their incentive), the sales (the KRW residents
-  paid in) and the incentive given; policy issue (정책발행), in all and by program (paid out,
-  recipients, spent at merchants, refunded, expired, returned to the city);
+- issuance by kind: general issue (charges and their incentive), the sales (the KRW residents
+  paid in) and the incentive given, at charge or as cashback on payments (결제 캐시백, which is
+  general issue too); policy issue (정책발행), in all and by program (paid out, recipients,
+  spent at merchants, refunded, expired, returned to the city);
 - use: payments, merchants' refunds of payments, and gifts between residents (선물하기);
 - redemption: merchants' cash-outs (requested, paid, returned by the bank), residents' refunds
-  (tokens burned and KRW paid out), balances confiscated after illegal exchange;
+  (tokens burned and KRW paid out), balances confiscated after illegal exchange, cashback taken
+  back (burned) from residents whose payment was refunded;
 - outstanding: the tokens in circulation at the start and end of the period, the payouts still
-  pending at its end, and what expired and went back to the city (expired tokens, and the
-  funding a closed program never paid out);
+  pending at its end, what expired and went back to the city (expired tokens, and the funding a
+  closed program never paid out), and the reversed cashback residents still owed at its end;
 - merchants registered and revoked (for illegal exchange among them), residents registered, and
   the active users: residents who paid and merchants paid in the period.
 
@@ -91,7 +93,9 @@ SECTIONS: tuple[tuple[str, str, str, tuple[Item, ...]], ...] = (
         Item("general_issued", "일반발행액 (인센티브 포함)", "General issue", "won"),
         Item("general_charges", "충전 건수", "Charges", "count"),
         Item("sales", "판매액 (이용자 입금)", "Sales (KRW paid in)", "won"),
-        Item("incentive", "인센티브 지원액", "Incentive given", "won"),
+        Item("incentive", "인센티브 지원액 (결제 캐시백 포함)", "Incentive given", "won"),
+        Item("cashbacks", "결제 캐시백 건수", "Cashbacks on payments", "count"),
+        Item("cashback_paid", "결제 캐시백 지급액", "of which cashback on payments", "won"),
         Item("policy_issued", "정책발행액", "Policy issue", "won"),
     )),
     ("use", "사용", "Use", (
@@ -112,6 +116,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[Item, ...]], ...] = (
         Item("resident_refund_paid", "이용자 환불 지급액", "Resident refunds paid out", "won"),
         Item("confiscations", "부정유통 환수 건수", "Confiscations", "count"),
         Item("confiscated", "부정유통 환수액", "Confiscated", "won"),
+        Item("cashback_reversed", "결제 캐시백 환수액 (결제 환불)", "Cashback taken back", "won"),
     )),
     ("outstanding", "잔액", "Outstanding", (
         Item("outstanding_at_start", "기초 유통잔액", "In circulation at the start", "won"),
@@ -119,6 +124,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[Item, ...]], ...] = (
         Item("payouts_pending_at_end", "기말 지급 대기액", "Payouts pending at the end", "won"),
         Item("expired", "유효기간 경과 소멸액", "Expired", "won"),
         Item("returned_to_city", "지자체 환수액", "Returned to the city", "won"),
+        Item("cashback_owed_at_end", "기말 캐시백 미환수액", "Cashback owed at the end", "won"),
     )),
     ("registry", "가맹점·이용자", "Merchants and users", (
         Item("merchants_registered", "가맹점 신규 등록", "Merchants registered", "count"),
@@ -144,8 +150,9 @@ class _CityPeriod:
     # Registered, less revoked, up to the period's end.
     merchants: int = 0
     residents: int = 0
-    # (block time, won) of every program payout (+) and expiry (-): the circulation they change.
-    program_flows: list[tuple[int, int]] = field(default_factory=list)
+    # (block time, won) of every program payout and cashback minted (+), expiry and cashback
+    # burned (-): the circulation they change beside charges and redemptions.
+    flows: list[tuple[int, int]] = field(default_factory=list)
     # Each program's figures in the period, by its number.
     programs: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -191,6 +198,9 @@ class StatutoryTally:
         if event.contract == "programs":
             self._program_event(books, event)
             return
+        if event.contract == "cashback":
+            self._cashback_event(books, event)
+            return
         if event.contract != "registry" or event.block_time >= self.period.end:
             return
         city = self._city(books.code)
@@ -215,9 +225,9 @@ class StatutoryTally:
         city = self._city(books.code)
         amount = event.args.get("amount", 0)
         if event.event == "ProgramPaid":
-            city.program_flows.append((event.block_time, amount))
+            city.flows.append((event.block_time, amount))
         elif event.event == "Expired":
-            city.program_flows.append((event.block_time, -amount))
+            city.flows.append((event.block_time, -amount))
         if not self.period.holds(event.block_time):
             return
         number = event.args.get("program", 0)
@@ -254,6 +264,30 @@ class StatutoryTally:
             program["returned_to_city"] += amount
         elif event.event == "ProgramClosed":
             program["returned_to_city"] += event.args["unpaidBudget"]
+
+    def _cashback_event(self, books: CityBooks, event: ChainEvent) -> None:
+        args = event.args
+        if event.event == "CashbackPaid":
+            minted, burned, owed = args["minted"], 0, -args["fromDebt"]
+        elif event.event == "CashbackReversed":
+            minted, burned, owed = 0, args["burned"], args["amount"] - args["burned"]
+        else:
+            return  # terms and budget: no money moves
+        city = self._city(books.code)
+        city.flows.append((event.block_time, minted - burned))
+        if event.block_time >= self.period.end:
+            return
+        figures = city.figures
+        figures["cashback_owed_at_end"] += owed
+        if event.block_time < self.period.start:
+            return
+        if minted:
+            # Cashback is the city's incentive, minted as general money: general issue.
+            figures["cashbacks"] += 1
+            figures["cashback_paid"] += minted
+            figures["incentive"] += minted
+            figures["general_issued"] += minted
+        figures["cashback_reversed"] += burned
 
     # --- after the fold: what the books keep with its time ---------------------------------------
 
@@ -305,7 +339,7 @@ class StatutoryTally:
                     figures["resident_refund_paid"] += redemption.payout
                 elif redemption.status == "returned" and redemption.kind == "cash_out":
                     figures["cash_outs_returned"] += redemption.restored
-        for moment, won in city.program_flows:
+        for moment, won in city.flows:
             for edge, edge_moment in (("start", period.start), ("end", period.end)):
                 if moment < edge_moment:
                     supply[edge] += won

@@ -442,7 +442,8 @@ class _Spent(Window):
 
 
 class IncentiveSpendAll(Rule):
-    """A wallet charges with the incentive and spends it all at one merchant."""
+    """A wallet charges with the incentive (or, in a cashback city, to earn it) and spends it
+    all at one merchant."""
 
     name = "incentive_spend_all"
     fact = Payment
@@ -458,8 +459,14 @@ class IncentiveSpendAll(Rule):
 
     def cross(self, payment: Payment, activity: CityActivity) -> Crossing | None:
         c, wallet, merchant = self.config, payment.payer, payment.merchant
+        # A city that pays its incentive as cashback pays it on this very spending: any charge
+        # spent at once at one shop brings its incentive with it.
+        cashback = activity.books.incentive_mode == "cashback"
         charge = activity.latest_charge(
-            wallet, payment.event, payment.time - c.window_minutes * MINUTE, with_incentive=True
+            wallet,
+            payment.event,
+            payment.time - c.window_minutes * MINUTE,
+            with_incentive=not cashback,
         )
         if charge is None or charge.amount + charge.incentive < c.min_amount:
             return None
@@ -492,9 +499,13 @@ class IncentiveSpendAll(Rule):
                     observed, evidence, attached, spent.count_to.get(merchant, 0) + 1
                 ),
                 message=(
-                    f"wallet {wallet} charged {charge.amount:,} KRW with a "
-                    f"{charge.incentive:,} KRW incentive and spent {total:,} KRW ({share:g}%) "
-                    f"of it at merchant {merchant}"
+                    f"wallet {wallet} charged {charge.amount:,} KRW with "
+                    + (
+                        "its incentive paid as cashback on payments"
+                        if cashback
+                        else f"a {charge.incentive:,} KRW incentive"
+                    )
+                    + f" and spent {total:,} KRW ({share:g}%) of it at merchant {merchant}"
                 ),
             )
 

@@ -15,6 +15,16 @@ against the contracts' own views. What each event means:
   cash-out (환전) or a resident's refund (환불): tokens burned, then the bank transfer paid
   (`settled`, in payout won) or failed and the tokens restored (`returned`). A pending one is
   `outstanding` (its payout, what the city still owes).
+- cashback `CashbackPaid(..., resident, base, bps, minted, fromDebt)`: cashback on a payment (결제
+  캐시백), the city's incentive paid when a resident pays rather than at charge. `minted` is new
+  money (the treasury counts it in `issued` and `incentive`, as the books do); `fromDebt` only
+  settles what the resident owed from a reversed cashback. Both come off the cashback budget.
+- cashback `CashbackReversed(..., resident, base, amount, burned)`: a refund took its payment's
+  cashback back: `burned` from the resident's money (the treasury counts it in `burned` and
+  `clawedBack`), the rest owed, set against its next cashback. `amount` goes back to the budget.
+- treasury `CashbackLinked` / `IncentiveModeChanged` and cashback `CashbackBudgetChanged`: the
+  city's cashback contract, whether it pays its incentive as a discount at charge or as cashback
+  on payments, and the budget it set.
 
 - directory `CustodyConfigured` / `ReserveAttested`: the proof of reserve. A statement is the
   bank's balance of the custody account at `asOf`; the books set it against what the city owed at
@@ -35,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from citypay.chain.enums import AccountKind, RedemptionKind, Status
+from citypay.chain.enums import AccountKind, IncentiveMode, RedemptionKind, Status
 from citypay.chain.events import ChainEvent, event_names
 from citypay.reserve.statement import Statement
 
@@ -51,6 +61,7 @@ def _named(enum: type[IntEnum], **renamed: str) -> dict[int, str]:
 ACCOUNT_KINDS = _named(AccountKind, NONE="")
 REGISTRY_STATUS = _named(Status)
 REDEMPTION_KINDS = _named(RedemptionKind)
+INCENTIVE_MODES = _named(IncentiveMode)
 
 KST = timedelta(hours=9)
 
@@ -72,8 +83,8 @@ class Figures:
     gave back, a resident's what it got back)."""
 
     charged: int = 0  # deposits turned into tokens (Issued.amount)
-    incentive: int = 0  # the city's incentive on top of them
-    issued: int = 0  # charged + incentive: what charging minted
+    incentive: int = 0  # the city's incentive: on top of charges, and cashback minted
+    issued: int = 0  # charged + incentive: what charging and cashback minted
     paid: int = 0  # payments made by residents
     received: int = 0  # payments received by merchants
     payments: int = 0  # how many payments (made or received)
@@ -82,14 +93,22 @@ class Figures:
     cashed_out: int = 0  # burned by merchants' cash-outs (환전)
     resident_refunded: int = 0  # burned by residents' refunds (환불)
     confiscated: int = 0  # burned from accounts revoked for illegal exchange (깡)
-    burned: int = 0  # cashed_out + resident_refunded + confiscated
+    burned: int = 0  # cashed_out + resident_refunded + confiscated + cashback_reversed
     settled: int = 0  # payout of redemptions the bank paid
     returned: int = 0  # tokens restored by redemptions whose bank transfer failed
     outstanding: int = 0  # payout of redemptions still pending
-    clawed_back: int = 0  # unused incentive kept back from residents' refunds not returned
+    # Incentive taken back: unused incentive kept back from residents' refunds not returned, and
+    # cashback burned.
+    clawed_back: int = 0
     gifted: int = 0  # gifts (선물하기) given by residents
     gifts_received: int = 0  # gifts received by residents
     gifts: int = 0  # how many gifts (given or received)
+    cashback: int = 0  # cashback on payments minted to residents (in incentive and issued)
+    cashbacks: int = 0  # how many payments earned cashback that was minted
+    cashback_reversed: int = 0  # cashback burned when its payment was refunded (in burned)
+    # Reversed cashback the resident's money did not cover: owed now, set against its next
+    # cashback. The contract keeps it by the resident's first wallet: it follows a recovery.
+    cashback_owed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -205,6 +224,17 @@ class Issuance:
 
 
 @dataclass(slots=True)
+class CashbackMint:
+    """Cashback minted on a payment: counted by the annual issuance cap like a charge."""
+
+    block_number: int
+    log_index: int
+    block_time: int
+    resident: str
+    minted: int
+
+
+@dataclass(slots=True)
 class PolicyChange:
     block_number: int
     log_index: int
@@ -299,15 +329,22 @@ class CityBooks:
     registry: str | None = None
     treasury: str | None = None
     programs_contract: str | None = None
+    cashback_contract: str | None = None  # as the treasury linked it (CashbackLinked)
+    incentive_mode: str = "discount"  # or "cashback": how the city pays its incentive
+    # What the cashback contract may still pay (its budget()), followed from its events.
+    cashback_budget: int = 0
+    # The wallets a cashback reversal or a debt's repayment named: the residents that owe or owed.
+    cashback_debtors: set[str] = field(default_factory=set)
     figures: Figures = field(default_factory=Figures)
     programs: dict[int, Program] = field(default_factory=dict)
     # General money that expired and went back to the city (Expired with program 0).
     general_expired: int = 0
-    minted: int = 0  # every Transfer from the zero address: charges and restores
-    destroyed: int = 0  # every Transfer to the zero address: redemptions
+    minted: int = 0  # every Transfer from the zero address: charges, cashback and restores
+    destroyed: int = 0  # every Transfer to the zero address: redemptions, cashback taken back
     accounts: dict[str, Account] = field(default_factory=dict)
     redemptions: dict[int, Redemption] = field(default_factory=dict)
     issuances: list[Issuance] = field(default_factory=list)
+    cashback_mints: list[CashbackMint] = field(default_factory=list)
     policy_changes: list[PolicyChange] = field(default_factory=list)
     events: int = 0
     first_block: int | None = None
@@ -364,11 +401,13 @@ class CityBooks:
         return address
 
     def issued_by_fiscal_year(self, start_month: int) -> dict[int, int]:
-        """What charging minted (amount + incentive) in each fiscal year: what the cap counts."""
+        """What charging (amount + incentive) and cashback minted in each fiscal year: what the
+        cap counts."""
         years: dict[int, int] = {}
-        for issuance in self.issuances:
-            year = fiscal_year(issuance.block_time, start_month)
-            years[year] = years.get(year, 0) + issuance.amount + issuance.incentive
+        minted = [(i.block_time, i.amount + i.incentive) for i in self.issuances]
+        for block_time, value in minted + [(c.block_time, c.minted) for c in self.cashback_mints]:
+            year = fiscal_year(block_time, start_month)
+            years[year] = years.get(year, 0) + value
         return years
 
     @property
@@ -401,6 +440,10 @@ class CityBooks:
             "token": self.token,
             "registry": self.registry,
             "treasury": self.treasury,
+            "incentive_mode": self.incentive_mode,
+            "cashback_contract": self.cashback_contract,
+            # None where no cashback contract is linked: no budget to speak of.
+            "cashback_budget": self.cashback_budget if self.cashback_contract else None,
             **self.figures.as_dict(),
             "supply": self.supply,
             "resident_count": sum(1 for a in self.accounts.values() if a.kind == "resident"),
@@ -453,6 +496,8 @@ class Books:
             ("treasury", "RedemptionReturned"): self._redemption_returned,
             ("treasury", "CashOutAuthorized"): self._cash_out_authorized,
             ("treasury", "PolicyChanged"): self._policy_changed,
+            ("treasury", "CashbackLinked"): self._cashback_linked,
+            ("treasury", "IncentiveModeChanged"): self._incentive_mode_changed,
             ("programs", "ProgramCreated"): self._program_created,
             ("programs", "ProgramFunded"): self._program_funded,
             ("programs", "ProgramPaid"): self._program_paid,
@@ -461,6 +506,9 @@ class Books:
             ("programs", "ProgramClosed"): self._program_closed,
             ("programs", "Expired"): self._expired,
             ("gifts", "Gifted"): self._gifted,
+            ("cashback", "CashbackPaid"): self._cashback_paid,
+            ("cashback", "CashbackReversed"): self._cashback_reversed,
+            ("cashback", "CashbackBudgetChanged"): self._cashback_budget_changed,
         }
 
     # --- folding ------------------------------------------------------------------------------
@@ -677,6 +725,9 @@ class Books:
         replacement.registered_at = event.block_time
         lost.replaced_by = replacement.address
         lost.status, lost.active, lost.frozen = "recovered", False, False
+        # What the lost wallet owed from reversed cashback is the resident's debt still.
+        replacement.figures.cashback_owed += lost.figures.cashback_owed
+        lost.figures.cashback_owed = 0
 
     # --- registry -----------------------------------------------------------------------------
 
@@ -849,6 +900,13 @@ class Books:
             )
         )
 
+    def _cashback_linked(self, books: CityBooks, event: ChainEvent) -> None:
+        books.cashback_contract = event.args["cashback"]
+
+    def _incentive_mode_changed(self, books: CityBooks, event: ChainEvent) -> None:
+        mode = event.args["newMode"]
+        books.incentive_mode = INCENTIVE_MODES.get(mode, str(mode))
+
     # --- programs (money classes) ---------------------------------------------------------------
 
     def _program(self, books: CityBooks, event: ChainEvent) -> Program | None:
@@ -916,6 +974,52 @@ class Books:
             nonce = event.args["nonce"]
             reference = None if int(nonce, 16) == 0 else nonce
             self._emit("gift", books, giver, receiver, value, event, reference)
+
+    # --- cashback -----------------------------------------------------------------------------
+
+    def _cashback_paid(self, books: CityBooks, event: ChainEvent) -> None:
+        """The minted cashback's balance moves by its Transfer from the zero address."""
+        args = event.args
+        resident, minted, from_debt = args["resident"], args["minted"], args["fromDebt"]
+        books.cashback_budget -= minted + from_debt
+        if from_debt:
+            books.cashback_debtors.add(resident)
+            owed = books.account(resident).figures.cashback_owed
+            if from_debt > owed:
+                self._anomaly(
+                    books,
+                    "cashback_debt_unknown",
+                    f"{resident} repays {from_debt:,} won of reversed cashback owing "
+                    f"{owed:,} by the events",
+                    event,
+                )
+        for figures in (books.account(resident).figures, books.figures):
+            figures.cashback_owed -= from_debt
+        if not minted:
+            return  # cut to nothing by a limit, or all set against the debt
+        books.cashback_mints.append(
+            CashbackMint(event.block_number, event.log_index, event.block_time, resident, minted)
+        )
+        for figures in (books.account(resident).figures, books.figures):
+            figures.cashback += minted
+            figures.cashbacks += 1
+            figures.incentive += minted
+            figures.issued += minted
+
+    def _cashback_reversed(self, books: CityBooks, event: ChainEvent) -> None:
+        """The burned cashback's balance moves by its Transfer to the zero address."""
+        args = event.args
+        resident, amount, burned = args["resident"], args["amount"], args["burned"]
+        books.cashback_budget += amount
+        books.cashback_debtors.add(resident)
+        for figures in (books.account(resident).figures, books.figures):
+            figures.cashback_reversed += burned
+            figures.burned += burned
+            figures.clawed_back += burned
+            figures.cashback_owed += amount - burned
+
+    def _cashback_budget_changed(self, books: CityBooks, event: ChainEvent) -> None:
+        books.cashback_budget = event.args["newBudget"]
 
 
 def _code_text(raw: str) -> str:

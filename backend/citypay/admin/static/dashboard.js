@@ -61,9 +61,11 @@
     reserveOwed: "won",
     reserveMargin: "won",
     reserveAsOf: "time",
+    incentiveMode: "label",
   };
   const kpiKind = (key) =>
-    KPI_KINDS[key] || (/(Amount|Cap|^issued|^charged|^incentive|circulation|outstanding)/.test(key) ? "won" : "count");
+    KPI_KINDS[key] ||
+    (/(Amount|Cap|^issued|^charged|^incentive|^cashback|circulation|outstanding)/.test(key) ? "won" : "count");
 
   // --- the API ----------------------------------------------------------------------------------
 
@@ -372,7 +374,7 @@
 
   // Tables whose rows come oldest first (as the charts draw them), shown newest first; the hours
   // without a payment are left out of the hours table (the chart shows all 24).
-  const NEWEST_FIRST = new Set(["daily", "monthly"]);
+  const NEWEST_FIRST = new Set(["daily", "monthly", "incentive"]);
 
   function renderTable(card, table) {
     const body = tableCard(card, table);
