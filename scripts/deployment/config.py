@@ -46,10 +46,7 @@ def _number_not_text(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, float) else value
 
 
-class CashbackBandConfig(StrictSection):
-    """Merchants with an annual revenue up to `revenue_up_to` KRW earn `percent` back."""
-
-    revenue_up_to: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
+class _CashbackRate(StrictSection):
     # CityCashback.MAX_RATE_BPS: no city pays more than 30% back.
     percent: Annotated[Decimal, Field(ge=0, le=30, decimal_places=2)]
 
@@ -60,17 +57,16 @@ class CashbackBandConfig(StrictSection):
         return int(self.percent * 100)
 
 
-class CashbackRegionConfig(StrictSection):
+class CashbackBandConfig(_CashbackRate):
+    """Merchants with an annual revenue up to `revenue_up_to` KRW earn `percent` back."""
+
+    revenue_up_to: Annotated[int, Field(strict=True, gt=0, le=UINT64_MAX)]
+
+
+class CashbackRegionConfig(_CashbackRate):
     """A region's rate (e.g. a population-decline area's), in place of its band's where higher."""
 
     region: Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
-    percent: Annotated[Decimal, Field(ge=0, le=30, decimal_places=2)]
-
-    _percent_is_a_number = field_validator("percent", mode="before")(_number_not_text)
-
-    @property
-    def bps(self) -> int:
-        return int(self.percent * 100)
 
 
 class CashbackConfig(StrictSection):
