@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-import brownie
 import pytest
-from brownie import CityCashback, accounts
-from eth_abi import decode, encode
+from brownie import accounts
 from eth_utils import keccak
-from treasury.conftest import error_message, kst  # noqa: F401
+from treasury.conftest import error_data, kst, reverts_with  # noqa: F401
 
 from scripts.city_suite import GIMPO
 
@@ -106,34 +104,3 @@ def settle(cashback, cashback_payer):
         return cashback.settle(payer, merchant, payment_id, {"from": sender or cashback_payer})
 
     return settle_
-
-
-# --- CityCashback's errors, which the shared helpers of tests/treasury do not know -------------
-
-
-def _cashback_error_types(name: str) -> list[str] | None:
-    for item in CityCashback.abi:
-        if item["type"] == "error" and item["name"] == name:
-            return [i["type"] for i in item["inputs"]]
-    return None
-
-
-def cashback_error(name: str, *args) -> tuple[str, str]:
-    """A CityCashback error as Brownie renders it and as its revert data (a batch's reason)."""
-    types = _cashback_error_types(name)
-    values = [arg.address if hasattr(arg, "address") else arg for arg in args]
-    decoded = decode(types, encode(types, values))
-    data = keccak(text=f"{name}({','.join(types)})")[:4] + encode(types, values)
-    return f"{name}: {', '.join(str(v) for v in decoded)}", "0x" + data.hex()
-
-
-@pytest.fixture(scope="session")
-def reverts_with():
-    """`with reverts_with("CityCashbackNotMerchant", shop):` expects exactly that error."""
-
-    def reverts_with_(name: str, *args):
-        if _cashback_error_types(name) is not None:
-            return brownie.reverts(cashback_error(name, *args)[0])
-        return brownie.reverts(error_message(name, *args))
-
-    return reverts_with_

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from brownie import CityCashback, CityToken, CityTreasury, web3
 from eth_utils import keccak
-from treasury.conftest import hex32
+from treasury.conftest import error_data, hex32
 
 from .conftest import (
     BUDGET,
@@ -18,7 +18,6 @@ from .conftest import (
     REGION,
     SMALL,
     ZERO_ID,
-    cashback_error,
     invoice,
     wallet,
 )
@@ -38,7 +37,7 @@ def _reversed(tx) -> list:
 
 def _refusal(error: str, *args) -> str:
     """What settleRefusal and a batch's CashbackRefused report for `error`."""
-    return cashback_error(error, *args)[1]
+    return error_data(error, *args)
 
 
 def _claim(cashback, payer, merchant, payment_id=ZERO_ID) -> tuple:

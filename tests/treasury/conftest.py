@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import brownie
 import pytest
 from brownie import (
+    CityCashback,
     CityDirectory,
     CityGifts,
     CityPrograms,
@@ -45,7 +46,9 @@ _cash_out_nonces = itertools.count(1)
 
 
 def _error_types(name: str) -> list[str]:
-    contracts = (CityToken, CityRegistry, CityTreasury, CityDirectory, CityPrograms, CityGifts)
+    contracts = (
+        CityToken, CityRegistry, CityTreasury, CityDirectory, CityPrograms, CityGifts, CityCashback
+    )  # fmt: skip
     for container in contracts:
         for item in container.abi:
             if item["type"] == "error" and item["name"] == name:
