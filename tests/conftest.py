@@ -144,6 +144,16 @@ def registry(suite):
 
 
 @pytest.fixture(scope="module")
+def programs(suite):
+    return suite.programs
+
+
+@pytest.fixture(scope="module")
+def gifts(suite):
+    return suite.gifts
+
+
+@pytest.fixture(scope="module")
 def treasury(suite):
     return suite.treasury
 

@@ -54,16 +54,6 @@ def cashback_payer():
     return accounts[12]
 
 
-@pytest.fixture(scope="module")
-def programs(suite):
-    return suite.programs
-
-
-@pytest.fixture(scope="module")
-def gifts(suite):
-    return suite.gifts
-
-
 def wallet(label: str):
     return accounts.add(keccak(text=f"city-cashback-test-wallet:{label}:{next(_wallets)}"))
 

@@ -31,16 +31,6 @@ def wallet(label: str = "resident"):
 
 
 @pytest.fixture(scope="module")
-def gifts(suite):
-    return suite.gifts
-
-
-@pytest.fixture(scope="module")
-def programs(suite):
-    return suite.programs
-
-
-@pytest.fixture(scope="module")
 def gifts_domain(gifts):
     _, name, version, chain_id, contract, _, _ = gifts.eip712Domain()
     return TokenDomain(name, version, chain_id, contract)

@@ -23,11 +23,6 @@ def wallet(seed: str):
 
 
 @pytest.fixture(scope="module")
-def programs(suite):
-    return suite.programs
-
-
-@pytest.fixture(scope="module")
 def manager():
     return accounts[9]
 
