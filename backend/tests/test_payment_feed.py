@@ -42,8 +42,8 @@ def test_a_payment_committed_late_under_a_lower_id_is_told_even_if_already_inclu
         events = feed.changes("gimpo", MERCHANT)
 
         async def collect() -> None:
-            async for payment in events:
-                told.append((payment.id, payment.status.value))
+            async for payments in events:
+                told.extend((payment.id, payment.status.value) for payment in payments)
 
         collector = asyncio.create_task(collect())
         await asyncio.sleep(0.3)

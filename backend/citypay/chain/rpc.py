@@ -83,9 +83,11 @@ class JsonRpc:
         not raised: one refused call does not lose the others' answers)."""
         if not calls:
             return []
+        with self._ids_lock:  # once a batch, not once a call
+            ids = [next(self._ids) for _ in calls]
         requests = [
-            {"jsonrpc": "2.0", "id": self._id(), "method": method, "params": list(params)}
-            for method, params in calls
+            {"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}
+            for id_, (method, params) in zip(ids, calls, strict=True)
         ]
         answers = self._post(requests)
         if not isinstance(answers, list):

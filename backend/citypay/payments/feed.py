@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
 
 from sqlalchemy import func, or_, select
@@ -55,19 +56,20 @@ class PaymentFeed:
         self._last_id: int | None = None  # the newest payment at the last poll
         self._gaps: dict[int, float] = {}  # ids below _last_id not seen yet -> when first missed
 
-    async def changes(self, city: str, merchant: str) -> AsyncIterator:
-        """The merchant's latest payments, then each change of one as it is committed."""
+    async def changes(self, city: str, merchant: str) -> AsyncIterator[list]:
+        """The merchant's latest payments, then the payments each poll found changed, as they
+        are committed: a list at a time, which a stream writes in one piece (a busy till hears
+        of dozens of changes a poll)."""
         backlog = await run_in_threadpool(self._backlog, city, merchant)
-        for payment in backlog:
-            yield payment
+        if backlog:
+            yield backlog
         stream = _Stream(city, merchant, {p.id: p.status.value for p in backlog})
         self._streams.add(stream)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
             while True:
-                for payment in await stream.queue.get():
-                    yield payment
+                yield await stream.queue.get()
         finally:
             self._streams.discard(stream)
 
@@ -126,9 +128,14 @@ class PaymentFeed:
         }
 
     async def _deliver(self, rows: list) -> None:
+        # Each poll reads every payment in flight (a thousand or more while a sale-day rush is
+        # on), so the rows are sorted by merchant once rather than scanned once a stream.
+        by_merchant: dict[tuple[str, str], list] = defaultdict(list)
+        for row in rows:
+            by_merchant[(row.city, row.merchant)].append(row)
         fresh: dict[_Stream, list[int]] = {}
         for stream in list(self._streams):
-            mine = [r for r in rows if r.merchant == stream.merchant and r.city == stream.city]
+            mine = by_merchant.get((stream.city, stream.merchant), [])
             ids = [r.id for r in mine if stream.told.get(r.id) != r.status.value]
             # A closed payment does not change again.
             stream.told = {r.id: r.status.value for r in mine if r.status in IN_FLIGHT}
@@ -143,7 +150,8 @@ class PaymentFeed:
             for payment in changed:
                 if payment.status in IN_FLIGHT:
                     stream.told[payment.id] = payment.status.value
-            stream.queue.put_nowait(changed)
+            if changed:
+                stream.queue.put_nowait(changed)
 
     def _payments(self, ids: list[int]) -> list:
         with self.db.session() as session:

@@ -7,8 +7,10 @@ only for the group it lands in, and the busier the service, the larger the group
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 class Queued:
     item: Any
     future: Future = field(default_factory=Future)
+    # submit_async's: the event loop's future, told once the group is settled.
+    waiter: asyncio.Future | None = None
 
 
 class GroupWorker:
@@ -38,15 +42,23 @@ class GroupWorker:
         return self._queued(item).result(timeout)
 
     async def submit_async(self, item: Any, timeout: float = 60) -> Any:
-        """submit() for the event loop."""
-        return await asyncio.wait_for(asyncio.wrap_future(self._queued(item)), timeout)
+        """submit() for the event loop. A group's waiters on one loop are woken by one call
+        into it, not one each: a wake-up is a write to the loop's pipe, and a group holds
+        dozens of payments (make bench-relay)."""
+        queued = Queued(item, waiter=asyncio.get_running_loop().create_future())
+        self._put(queued)
+        async with asyncio.timeout(timeout):
+            return await queued.waiter
 
     def _queued(self, item: Any) -> Future:
+        queued = Queued(item)
+        self._put(queued)
+        return queued.future
+
+    def _put(self, queued: Queued) -> None:
         if self._thread is None:
             self._start()
-        queued = Queued(item)
         self._queue.put(queued)
-        return queued.future
 
     def _start(self) -> None:
         with self._starting:
@@ -63,6 +75,7 @@ class GroupWorker:
                 except queue.Empty:
                     break
             self._settle(group)
+            _wake(group)
 
     def _settle(self, group: list[Queued]) -> None:
         try:
@@ -75,3 +88,25 @@ class GroupWorker:
                 return
             for queued in unsettled:
                 self._settle([queued])
+
+
+def _wake(group: list[Queued]) -> None:
+    """Hands each settled future's outcome to its waiter on an event loop, one call a loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Queued]] = defaultdict(list)
+    for queued in group:
+        if queued.waiter is not None:
+            by_loop[queued.waiter.get_loop()].append(queued)
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_pass_on, waiting)
+
+
+def _pass_on(waiting: list[Queued]) -> None:
+    for queued in waiting:
+        if queued.waiter.done() or not queued.future.done():  # timed out, or left unsettled
+            continue
+        failure = queued.future.exception()
+        if failure is not None:
+            queued.waiter.set_exception(failure)
+        else:
+            queued.waiter.set_result(queued.future.result())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import namedtuple
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
@@ -65,3 +66,8 @@ class Payment(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+# A payment as a plain row, with Payment's attributes: what the acceptor returns for a payment it
+# records, and the feed sends (an ORM object costs several times as much to build).
+PaymentRecord = namedtuple("PaymentRecord", [column.key for column in Payment.__table__.columns])

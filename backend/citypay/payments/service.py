@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ from citypay.payments.checks import (
 )
 from citypay.payments.feed import PaymentFeed
 from citypay.payments.groups import GroupWorker, Queued
-from citypay.payments.models import Invoice, Payment, PaymentStatus
+from citypay.payments.models import Invoice, Payment, PaymentRecord, PaymentStatus
 
 # The most payments one commit records.
 LARGEST_GROUP = 256
@@ -89,12 +89,16 @@ class PaymentService:
             verifying_contract=token.address,
         )
 
-    def accept_once(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
+    def accept_once(
+        self, city: City, authorization: SignedAuthorization
+    ) -> tuple[Payment | PaymentRecord, bool]:
         """Records a payment to relay. Returns (payment, created): the same authorization posted
         again, also at the same time, returns the payment it already is."""
         return _settled(self._acceptor.submit(self._offer(city, authorization)))
 
-    async def accept(self, city: City, authorization: SignedAuthorization) -> tuple[Payment, bool]:
+    async def accept(
+        self, city: City, authorization: SignedAuthorization
+    ) -> tuple[Payment | PaymentRecord, bool]:
         """accept_once() for the event loop: waits for the acceptor without a thread."""
         return _settled(await self._acceptor.submit_async(self._offer(city, authorization)))
 
@@ -132,7 +136,7 @@ class PaymentService:
 
     def _record(self, session: Session, offers: list[_Offer]) -> list:
         """Each offer's outcome: (payment, created) or the ApiError refusing it. The new
-        payments are added to `session`, whose commit records them."""
+        payments are inserted in `session`, whose commit records them."""
         existing = self._existing(session, offers)
         outcomes: list = [None] * len(offers)
         fresh = []
@@ -151,10 +155,11 @@ class PaymentService:
         pending = self._in_flight(session, offered)
         invoices, paid = self._invoices(session, offered)
         views = self._views.read([(o.city, o.authorization) for o in offered])
-        taken: dict[tuple, Payment] = {}
+        new: dict[tuple, tuple[int, dict]] = {}  # the payments to record: key -> (index, row)
+        again: list[tuple[int, _Offer]] = []  # posted twice in one group
         for index, offer, view in zip(fresh, offered, views, strict=True):
-            if offer.key in taken:  # posted twice in one group
-                outcomes[index] = _same_or_refusal(taken[offer.key], offer.authorization)
+            if offer.key in new:
+                again.append((index, offer))
                 continue
             payer = (offer.city.code, offer.authorization.from_)
             invoice = invoices.get(_hex(offer.authorization.nonce))
@@ -164,14 +169,17 @@ class PaymentService:
             if refusal is not None:
                 outcomes[index] = refusal
                 continue
-            payment = _payment(offer, invoice)
-            session.add(payment)
-            taken[offer.key] = payment
+            new[offer.key] = (index, _row(offer, invoice))
             pending[payer] += offer.authorization.value
             if invoice is not None:
                 paid.add(invoice.id)
-            outcomes[index] = (payment, True)
-        session.flush()
+        if not new:
+            return outcomes
+        recorded = dict(zip(new, _insert(session, [row for _, row in new.values()]), strict=True))
+        for key, (index, _) in new.items():
+            outcomes[index] = (recorded[key], True)
+        for index, offer in again:
+            outcomes[index] = _same_or_refusal(recorded[offer.key], offer.authorization)
         return outcomes
 
     @staticmethod
@@ -259,31 +267,49 @@ class PaymentService:
         )
 
 
-def _settled(outcome) -> tuple[Payment, bool]:
+def _settled(outcome) -> tuple[Payment | PaymentRecord, bool]:
     if isinstance(outcome, ApiError):
         raise outcome
     return outcome
 
 
-def _payment(offer: _Offer, invoice: Invoice | None) -> Payment:
+def _row(offer: _Offer, invoice: Invoice | None) -> dict:
+    """The payment's columns but its id, as recorded on acceptance."""
     authorization = offer.authorization
-    return Payment(
-        city=offer.city.code,
-        payer=authorization.from_,
-        merchant=authorization.to,
-        value=authorization.value,
-        valid_after=authorization.valid_after,
-        valid_before=authorization.valid_before,
-        nonce=_hex(authorization.nonce),
-        v=authorization.v,
-        r=_hex(authorization.r),
-        s=_hex(authorization.s),
-        invoice_id=invoice.id if invoice else None,
-        status=PaymentStatus.ACCEPTED,
-    )
+    now = utcnow()
+    return {
+        "city": offer.city.code,
+        "payer": authorization.from_,
+        "merchant": authorization.to,
+        "value": authorization.value,
+        "valid_after": authorization.valid_after,
+        "valid_before": authorization.valid_before,
+        "nonce": _hex(authorization.nonce),
+        "v": authorization.v,
+        "r": _hex(authorization.r),
+        "s": _hex(authorization.s),
+        "invoice_id": invoice.id if invoice else None,
+        "status": PaymentStatus.ACCEPTED,
+        "failure_reason": None,
+        "relay_transaction_id": None,
+        "tx_hash": None,
+        "block_number": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _same_or_refusal(existing: Payment, authorization: SignedAuthorization):
+def _insert(session: Session, rows: list[dict]) -> list[PaymentRecord]:
+    """Records the rows in one statement, returning each as a PaymentRecord with its id. Plain
+    rows, not ORM objects: building and flushing those took half the acceptor's time in
+    make bench-relay's profile (about 0.1 ms a payment)."""
+    ids = session.scalars(
+        insert(Payment).returning(Payment.id, sort_by_parameter_order=True), rows
+    ).all()
+    return [PaymentRecord(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
+
+
+def _same_or_refusal(existing: Payment | PaymentRecord, authorization: SignedAuthorization):
     """(existing, False) if it is this very authorization; the refusal if the nonce is taken by
     other terms."""
     same = (
