@@ -303,8 +303,10 @@ def _insert(session: Session, rows: list[dict]) -> list[PaymentRecord]:
     """Records the rows in one statement, returning each as a PaymentRecord with its id. Plain
     rows, not ORM objects: building and flushing those took half the acceptor's time in
     make bench-relay's profile (about 0.1 ms a payment)."""
+    # The table, not the mapped class: the ORM's bulk path added a fifth to each row's cost.
+    table = Payment.__table__
     ids = session.scalars(
-        insert(Payment).returning(Payment.id, sort_by_parameter_order=True), rows
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
     ).all()
     return [PaymentRecord(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
 
