@@ -8,8 +8,10 @@ import time
 
 import pytest
 from citypay.chain.deployment import Deployment
+from citypay.chain.events import CONTRACT_ABI, decode_log, event_names, event_shape, topics_of
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
+from citypay.listener import indexer
 from citypay.listener.indexer import Listener
 from citypay.listener.models import IndexedEvent, ListenerCheckpoint
 from conftest import own_database_url
@@ -181,3 +183,110 @@ def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
             if e.args["resident"] == resident.address
         )
     assert amounts == [30_000]
+
+
+def _word(abi_type: str, rng: random.Random) -> str:
+    """64 hex digits holding a random value of a one-word ABI type, as a node writes it."""
+    if abi_type == "address":
+        value = rng.getrandbits(160)
+    elif abi_type == "bool":
+        value = rng.getrandbits(1)
+    elif abi_type.startswith("uint"):
+        value = rng.getrandbits(int(abi_type[4:] or 256))
+    elif abi_type.startswith("int"):
+        bits = int(abi_type[3:] or 256)
+        value = rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) % (1 << 256)
+    else:  # bytesN: left-aligned
+        size = int(abi_type[5:])
+        return rng.randbytes(size).hex() + "00" * (32 - size)
+    return f"{value:064x}"
+
+
+def _log(address: str, topic: str, shape, rng: random.Random, index: int, block: int) -> dict:
+    topics = [topic] + ["0x" + _word(abi_type, rng) for _, abi_type in shape.indexed]
+    return {
+        "address": address,
+        "topics": topics,
+        "data": "0x" + "".join(_word(abi_type, rng) for abi_type in shape.data_types),
+        "blockHash": "0x" + f"{block:064x}",
+        "blockNumber": hex(block),
+        "blockTimestamp": hex(1_700_000_000 + block),
+        "transactionHash": "0x" + rng.randbytes(32).hex(),
+        "transactionIndex": "0x0",
+        "logIndex": hex(index),
+        "removed": False,
+    }
+
+
+def test_chunk_decoding_gives_decode_logs_events_and_rows():
+    """The listener's own decoders (written out per event) give, for every event of every
+    packaged ABI, the ChainEvent of decode_log and the row made from it (args as json.dumps
+    writes them); logs of another shape than their event's go through decode_log."""
+    rng = random.Random(7)
+    where, logs = {}, []
+    for number, kind in enumerate(CONTRACT_ABI):
+        address = f"0x{number + 1:040x}"
+        where[address] = ("gimpo" if kind != "directory" else "", kind)
+        for topic in sorted(topics_of(kind, set(event_names(kind)))):
+            shape = event_shape(kind, topic)
+            if shape.hex_readers is None:
+                continue  # a dynamic value: decode_log's, as for any log the decoders refuse
+            for _ in range(3):
+                logs.append(_log(address, topic, shape, rng, len(logs), 10 + len(logs) // 50))
+            odd = _log(address, topic, shape, rng, len(logs), 10 + len(logs) // 50)
+            odd["data"] += "00" * 32  # a word more than the event has: decode_log decides
+            logs.append(odd)
+    events, rows, blocks = indexer._ChunkDecoder(where).decode(logs)
+    expected = [
+        decode_log(entry, *where[entry["address"]], int(entry["blockTimestamp"], 16))
+        for entry in logs
+    ]
+    assert events == expected
+    assert rows == [indexer._row(event) for event in expected]
+    assert blocks == sorted({(e.block_number, e.block_hash) for e in expected})
+
+
+def _stored_in_order(db: Database) -> list[tuple]:
+    """The stored events' keys in the order they were stored, which must be the chain's."""
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                IndexedEvent.block_number, IndexedEvent.tx_hash, IndexedEvent.log_index
+            ).order_by(IndexedEvent.id)
+        ).all()
+    keys = [tuple(row) for row in rows]
+    assert keys == sorted(keys, key=lambda key: (key[0], key[2]))  # block, then log index
+    return sorted(keys)
+
+
+def test_a_failure_between_chunks_loses_and_duplicates_nothing(chain, database, monkeypatch):
+    """Chunks stored in bulk, each with its checkpoint in one transaction: when the third
+    chunk's insert fails, the first two stay with their checkpoint, nothing of the third; a
+    listener started again stores every event once, in chain order."""
+    resident, merchant = new_wallet("bulk-resident"), new_wallet("bulk-merchant")
+    chain.register_resident(CITY, resident)
+    chain.register_merchant(CITY, merchant)
+    chain.charge(CITY, resident, 10_000)
+    stored_chunks = []
+    insert = indexer._insert
+
+    def failing_insert(session, rows):
+        if len(stored_chunks) == 2:
+            raise RuntimeError("the database went away")
+        insert(session, rows)
+        stored_chunks.append(len(rows))
+
+    monkeypatch.setattr(indexer, "_insert", failing_insert)
+    watched = chain.deployment.watched_contracts()
+    first = Listener(database, chain.deployment.gateway.rpc, watched, max_span=3)
+    with pytest.raises(RuntimeError, match="went away"):
+        first.step()
+    done = checkpoint_block(database)
+    assert _stored_in_order(database) == chain_truth(chain.deployment, done)
+    assert len(_stored_in_order(database)) == sum(stored_chunks)
+
+    monkeypatch.setattr(indexer, "_insert", insert)
+    again = Listener(database, chain.deployment.gateway.rpc, watched, max_span=3)
+    again.step()
+    assert again.indexed_to > done
+    assert _stored_in_order(database) == chain_truth(chain.deployment, again.indexed_to)

@@ -125,6 +125,12 @@ class _EventShape:
         data = tuple(_hex_word_reader(abi_type) for abi_type in self.data_types)
         return None if None in topics or None in data else (topics, data)  # type: ignore[return-value]
 
+    @property
+    def hex_readers(self) -> tuple[tuple[Callable[[str], Any], ...], ...] | None:
+        """(topic readers, data readers), each reading 64 hex digits (no 0x) as decode_hex_args
+        does, when every value is a one-word static one; None otherwise."""
+        return self._hex_readers
+
     def decode_hex_args(self, topics: list[str], data: str) -> dict[str, Any] | None:
         """The arguments read from the log's hex text; None when this event or this log needs
         the general decoder."""
@@ -201,6 +207,12 @@ class UnknownEvent(ValueError):
 @cache
 def _shapes_by_hex(contract: str) -> dict[str, _EventShape]:
     return {"0x" + topic.hex(): shape for topic, shape in _shapes(contract).items()}
+
+
+def event_shape(contract: str, topic: str) -> _EventShape | None:
+    """The event of a contract kind's packaged ABI whose first topic is `topic` (0x hex); None
+    when it has none."""
+    return _shapes_by_hex(contract).get(topic.lower())
 
 
 def event_names(contract: str) -> list[str]:

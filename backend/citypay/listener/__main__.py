@@ -17,7 +17,7 @@ from citypay.db.lease import LeaseHeld, ProcessLease
 from citypay.db.migrate import upgrade
 from citypay.db.session import Database
 from citypay.fraud.engine import fraud_engine_for
-from citypay.listener.indexer import listener_for
+from citypay.listener.indexer import listener_for, settle_start_up
 from citypay.metrics import new_registry
 from citypay.metrics.listener import ListenerCollector
 
@@ -47,6 +47,7 @@ def main() -> None:
             "metrics_port": settings.LISTENER_METRICS_PORT,
         },
     )
+    settle_start_up()
     try:
         listener.run_forever()
     finally:
