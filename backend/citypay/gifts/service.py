@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from citypay.authorization import SignedAuthorization, TokenDomain
 from citypay.chain.deployment import City, Deployment
 from citypay.chain.outbox import Outbox
-from citypay.chain.relayed import RelayStatus, hex32
+from citypay.chain.relayed import IDLE_ROUND_SECONDS, RelayStatus, hex32
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 from citypay.core.validity import Validity
@@ -61,7 +61,7 @@ class GiftService:
         self.settings = settings
         self.relayers = relayers  # by city code: each city's gifts from its own relayer
         self.sender = gift_sender(db, deployment, outbox, relayers)
-        self.worker = Worker("gifts", self.sender.round, settings.RELAY_INTERVAL)
+        self.worker = Worker("gifts", self.sender.round, IDLE_ROUND_SECONDS)
 
     @cache  # noqa: B019 - one service per app; a city's gifts domain never changes
     def domain(self, city_code: str) -> TokenDomain:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from citypay.authorization import SignedRefund, TokenDomain
 from citypay.chain.deployment import City, Deployment
 from citypay.chain.outbox import Outbox
-from citypay.chain.relayed import RelayStatus
+from citypay.chain.relayed import IDLE_ROUND_SECONDS, RelayStatus
 from citypay.core.config import Settings
 from citypay.core.errors import NotFound
 from citypay.core.validity import Validity
@@ -47,7 +47,7 @@ class RefundService:
         self._domain = domain  # city code -> the token's EIP-712 domain
         self.relayers = relayers  # by city code: each city's refunds from its own relayer
         self.sender = refund_sender(db, deployment, outbox, relayers)
-        self.worker = Worker("refunds", self.sender.round, settings.RELAY_INTERVAL)
+        self.worker = Worker("refunds", self.sender.round, IDLE_ROUND_SECONDS)
 
     # --- the request -------------------------------------------------------------------------
 
