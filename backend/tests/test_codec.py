@@ -64,6 +64,7 @@ def test_every_byte_is_eth_abis(contract, signature, data):
     [
         ("balanceOf", ["0x" + "ab" * 19]),  # too short
         ("balanceOf", ["0x" + "zz" * 20]),  # not hex
+        ("balanceOf", ["0x  " + "ab" * 19]),  # 42 characters, 19 bytes
         ("authorizationState", ["0x" + "ab" * 20, b"\x01" * 33]),  # 33 bytes for a bytes32
         ("transfer", ["0x" + "ab" * 20, -1]),
         ("transfer", ["0x" + "ab" * 20, 2**256]),

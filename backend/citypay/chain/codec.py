@@ -93,9 +93,12 @@ def _word_writer(kind: str) -> Callable[[Any], bytes] | None:
             if not isinstance(value, str) or len(value) != 42 or value[:2] != "0x":
                 raise _NotPlain
             try:
-                return bytes(12) + bytes.fromhex(value[2:])
+                raw = bytes.fromhex(value[2:])
             except ValueError:
                 raise _NotPlain from None
+            if len(raw) != 20:  # fromhex skips spaces: "0x  ab..." is 42 characters too
+                raise _NotPlain
+            return bytes(12) + raw
 
         return address
     if kind == "bool":

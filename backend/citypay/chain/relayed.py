@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 # The most messages of one kind a round sends.
 ROUND = 50
 # A sender's round comes at once when a message is accepted in this process (the service wakes
-# it); idle, one a second finds what another replica accepted or a restart left. Every
-# RELAY_INTERVAL instead, the refunds' and gifts' empty rounds were 4% of a busy replica's time
-# under make bench-relay.
+# it); idle, one a second finds what another replica accepted or a restart left, as the payment
+# relayer's idle look does. Every RELAY_INTERVAL instead, the refunds' and gifts' empty rounds
+# were 4% of a busy replica's time under make bench-relay.
 IDLE_ROUND_SECONDS = 1.0
 ZERO = bytes(32)
 
@@ -215,7 +215,15 @@ class RelayedSender:
         outbox.on(kind.name, mined=self._mined, unmined=self._unmined)
 
     def round(self) -> None:
-        """Sends the messages accepted (the outbox follows them)."""
+        """Sends the messages accepted (the outbox follows them), ROUND at a time until none is
+        left: a backlog (a mass refund, a restart) goes out at once, not a ROUND an idle round."""
+        while True:
+            found, moved = self._send_some()
+            if found < ROUND or not moved:  # all sent, or the rest is stuck: the next round
+                return
+
+    def _send_some(self) -> tuple[int, int]:
+        """(messages found accepted, of which handled: sent, settled or refused)."""
         row = self.kind.row
         with self.db.session() as session:
             accepted = session.scalars(
@@ -224,15 +232,18 @@ class RelayedSender:
                 .order_by(row.id)
                 .limit(ROUND)
             ).all()
+        moved = 0
         for message in accepted:
             try:
                 self._submit(message)
+                moved += 1
             except (_Taken, IntegrityError):
                 log.info(
                     "%s %s: taken by another sender or nonce; next round",
                     self.kind.name,
                     message.id,
                 )
+        return len(accepted), moved
 
     def _submit(self, message) -> None:
         kind, row = self.kind, self.kind.row

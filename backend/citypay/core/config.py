@@ -59,7 +59,8 @@ class Settings(LogSettings):
     KEYSTORE_DIR: Path | None = None
 
     # Relay batching: the submitter sends what is queued every RELAY_INTERVAL seconds, at most
-    # RELAY_BATCH_SIZE authorizations a transaction.
+    # RELAY_BATCH_SIZE authorizations a transaction. (Refunds and gifts go out as soon as they
+    # are accepted, and idle senders look once a second: chain/relayed.py.)
     RELAY_INTERVAL: float = 0.25
     RELAY_BATCH_SIZE: int = 200
     # An authorization whose validBefore is closer than this is refused: it could expire queued.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ConfigDict, Field, ValidationError
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citypay.api.auth import PrincipalDep, allow
 from citypay.api.deps import CityDep, PlatformDep, get_city, get_platform
@@ -90,7 +91,13 @@ class _PaymentRoute(APIRoute):
             content_type = request.headers.get("content-type", "")
             if content_type.split(";")[0].strip().lower() == "application/json":
                 try:
-                    body = AuthorizationIn.model_validate_json(await request.body())
+                    raw = await request.body()
+                except StarletteHTTPException:
+                    raise  # the body's size limit (api/body_limit.py)
+                except Exception as failure:  # the client gone mid-body: as FastAPI answers it
+                    raise HTTPException(400, "There was an error parsing the body") from failure
+                try:
+                    body = AuthorizationIn.model_validate_json(raw)
                 except ValidationError:
                     pass
                 else:
