@@ -367,7 +367,7 @@ def _log_decoder(city: str, kind: str, shape) -> LogDecoder | None:
     sources += [f"data[{2 + 64 * at}:{66 + 64 * at}]" for at in range(len(data_readers))]
     slots = [_json_slot(t, v) for t, v in zip(types, values, strict=True)]
     if None in slots or len(set(names)) < len(names):  # a bool, or one key twice
-        text = "dumps(args)"
+        text = "dumps(args, ensure_ascii=True)"  # json.dumps' default, as _row writes it
     else:
         pairs = (f'"{name}": {slot}' for name, slot in zip(names, slots, strict=True))
         text = "f" + repr("{{" + ", ".join(pairs) + "}}")
