@@ -147,14 +147,15 @@ def measure_indexing(chain, workdir: Path) -> tuple[list[dict], dict]:
             assert stored == count, (stored, count)
             postgres_runs.append((seconds, None))
         rows.append(_indexing("listener into PostgreSQL, from scratch", count, postgres_runs))
+    reader = LogReader(rpc, list(where), max_span=max_span)
     history = {
         "first_block": first,
         "last_block": last,
         "logs": count,
         "chunks": chunks,
-        "first_span": LogReader(rpc, list(where), max_span=max_span).span,
+        "first_span": reader.span,
         "max_span": max_span,
-        "max_logs": LogReader(rpc, list(where), max_span=max_span).max_logs,
+        "max_logs": reader.max_logs,
         "indexing_load_average": load,
         "events": dict(kinds.most_common()),
     }

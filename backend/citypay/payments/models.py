@@ -69,5 +69,5 @@ class Payment(Base):
 
 
 # A payment as a plain row, with Payment's attributes: what the acceptor returns for a payment it
-# records, and the feed sends (an ORM object costs several times as much to build).
+# records (an ORM object costs several times as much to build; the feed reads plain rows too).
 PaymentRecord = namedtuple("PaymentRecord", [column.key for column in Payment.__table__.columns])
