@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from brownie import accounts, chain, web3
-from brownie.exceptions import TransactionError
 from brownie.network.transaction import TransactionReceipt
 from brownie.project import get_loaded_projects
 from brownie.project.main import TempProject
@@ -32,7 +31,7 @@ from citypay.authorization import (
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite, signed_application
-from scripts.receipts import mined_after_all
+from scripts.receipts import await_receipts_brownie_calls_dropped
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -92,17 +91,11 @@ def _hash(kind: str, label: str) -> bytes:
 
 
 def _send(function, *args, sender) -> TransactionReceipt:
-    try:
-        return function(*args, {"from": sender}, silent=True)
-    except TransactionError as error:
-        return mined_after_all(error)
+    return function(*args, {"from": sender}, silent=True)
 
 
 def _deploy(container, *args, sender):
-    try:
-        return container.deploy(*args, {"from": sender}, silent=True)
-    except TransactionError as error:
-        return container.at(mined_after_all(error).contract_address)
+    return container.deploy(*args, {"from": sender}, silent=True)
 
 
 def _domain(token) -> TokenDomain:
@@ -504,6 +497,7 @@ def cashback_rows(people: People, suite) -> list[Row]:
 
 
 def main() -> None:
+    await_receipts_brownie_calls_dropped()
     admin, issuer, registrar, settler, relayer, funder = (accounts[i] for i in range(6))
     people = People(
         admin=admin,

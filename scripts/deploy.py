@@ -138,6 +138,7 @@ def connect_brownie(
 
     from scripts.deployment.artifacts import load_project
     from scripts.deployment.rpc import connect
+    from scripts.receipts import await_receipts_brownie_calls_dropped
 
     rpc_url, chain_id, _, _ = resolve_network(network, rpc_url, chain_id, None)
     connect(rpc_url, chain_id)  # the clear errors: unreachable, wrong chain id
@@ -152,6 +153,7 @@ def connect_brownie(
     if brownie_network.is_connected():
         brownie_network.disconnect()
     brownie_network.connect(network_id)
+    await_receipts_brownie_calls_dropped()
     CONFIG.active_network["settings"].update(gas_price=0, max_fee=None, priority_fee=None)
     return city_project
 

@@ -11,11 +11,14 @@ from citypay.registry_authorization import registry_domain_for, sign_payout_acco
 from eth_utils import keccak
 
 from scripts.city_suite import GIMPO, deploy_city_suite
+from scripts.receipts import await_receipts_brownie_calls_dropped
 
 KRW = 1
 RESTAURANT = 5611
 BAKERY = 4721
 _reference_counter = itertools.count(1)
+
+await_receipts_brownie_calls_dropped()
 
 
 @pytest.fixture(autouse=True)

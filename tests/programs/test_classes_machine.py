@@ -37,7 +37,7 @@ from pathlib import Path
 import brownie
 import pytest
 from brownie import CityCashback, CityGifts, CityPrograms, accounts, chain, web3
-from brownie.exceptions import TransactionError, VirtualMachineError
+from brownie.exceptions import VirtualMachineError
 from brownie.test import state_machine, strategy
 from citypay.authorization import (
     GIFT_AUTHORIZATION,
@@ -50,7 +50,6 @@ from hexbytes import HexBytes
 from hypothesis import event
 
 from scripts.city_suite import GIMPO
-from scripts.receipts import mined_after_all
 
 from .conftest import BAKERY, BOOKSTORE, GONGJU, RESTAURANT, wallet
 from .conftest import GIMPO as GIMPO_REGION
@@ -665,8 +664,6 @@ class ClassesMachine:
             return function(*args)
         except VirtualMachineError:
             return None
-        except TransactionError as error:
-            return mined_after_all(error)
 
     def _bought_with_krw(self, resident) -> int:
         """Its unexpired general money less the incentive its charges hold in it (rounded up)."""
