@@ -6,11 +6,7 @@ LATE reads, while the sender's nonce already counts it (what anvil does at times
 
 import pytest
 from brownie import web3
-from brownie.exceptions import TransactionError
-from brownie.network.transaction import TransactionReceipt
 from web3.exceptions import TransactionNotFound
-
-from scripts import receipts
 
 LATE = 2
 
@@ -35,14 +31,3 @@ def test_a_receipt_served_late_is_awaited(city, token, resident, merchant, late_
     assert tx.status == 1
     assert len(late_receipts) > LATE
     assert token.balanceOf(merchant) == 1_000
-
-
-def test_without_the_wait_brownie_calls_it_dropped(
-    city, token, resident, merchant, late_receipts, monkeypatch
-):
-    """The window above is the one that failed CI: Brownie's own wait falls into it."""
-    monkeypatch.setattr(
-        TransactionReceipt, "_await_confirmation", receipts._brownies_await_confirmation
-    )
-    with pytest.raises(TransactionError, match="Tx dropped without known replacement"):
-        token.transfer(merchant, 1_000, {"from": resident})
