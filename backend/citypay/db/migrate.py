@@ -17,10 +17,10 @@ _INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 _MIGRATION_LOCK = lock_key("schema-migration")
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, revision: str = "head") -> None:
     config = Config(str(_INI))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             take_advisory_locks(connection, [_MIGRATION_LOCK])
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)

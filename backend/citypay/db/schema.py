@@ -1,6 +1,6 @@
 """Every table of the backend in one metadata: the models of each domain are imported here, so
-Alembic compares all of them with the migrations (a test runs `alembic check`) and a foreign key
-to another domain's table always finds it."""
+all of them are compared with the migrations (tests/test_migrations.py, as `alembic check` does)
+and a foreign key to another domain's table always finds it."""
 
 from __future__ import annotations
 
