@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import time
@@ -174,15 +175,62 @@ def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
 
     assert listener.reorgs >= 1
     assert indexed(database) == chain_truth(own_chain.deployment, listener.indexed_to)
-    with database.session() as session:
-        amounts = sorted(
+    assert issued_to(database, resident.address) == [30_000]
+
+
+def test_a_reorg_while_a_chunk_is_read_is_read_again_though_its_last_block_has_no_log(
+    own_chain, database
+):
+    w3: Web3 = own_chain.w3
+    resident = new_wallet("raced-resident")
+    own_chain.register_resident(CITY, resident)
+    listener = Listener(
+        database, own_chain.deployment.gateway.rpc, own_chain.deployment.watched_contracts()
+    )
+    listener.step()
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    own_chain.charge(CITY, resident, 10_000)  # the branch that will be orphaned
+    _wait_for_block(w3, w3.eth.block_number + 1)  # the chunk's last block: one with no log
+    get_logs = listener.reader._get_logs
+    reorganized = []
+
+    def reorganized_once_read(first: int, last: int) -> list[dict]:
+        logs = get_logs(first, last)
+        if not reorganized:
+            # Right after the logs are read, before the header of the chunk's last block is: the
+            # chain drops the charge and grows another branch as high as the chunk's last block.
+            reorganized.append(last)
+            assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+            own_chain.charge(CITY, resident, 30_000)
+            _wait_for_block(w3, last)
+        return logs
+
+    listener.reader._get_logs = reorganized_once_read
+    for _ in range(3):  # as the listener's thread steps: a chunk raced is read again
+        with contextlib.suppress(indexer._ChunkRaced):
+            listener.step()
+    assert reorganized and listener.indexed_to >= reorganized[0]
+    assert indexed(database) == chain_truth(own_chain.deployment, listener.indexed_to)
+    assert issued_to(database, resident.address) == [30_000]
+
+
+def _wait_for_block(w3: Web3, number: int) -> None:
+    deadline = time.monotonic() + 30
+    while w3.eth.block_number < number:
+        assert time.monotonic() < deadline, f"block {number} was not mined"
+        time.sleep(0.1)
+
+
+def issued_to(db: Database, resident: str) -> list[int]:
+    """The amounts of the Issued events to the resident that are stored."""
+    with db.session() as session:
+        return sorted(
             e.args["amount"]
             for e in session.execute(
                 select(IndexedEvent).where(IndexedEvent.event == "Issued")
             ).scalars()
-            if e.args["resident"] == resident.address
+            if e.args["resident"] == resident
         )
-    assert amounts == [30_000]
 
 
 def _word(abi_type: str, rng: random.Random) -> str:

@@ -18,7 +18,10 @@ of order with the others').
 The bound is the worst case (logs that cost nothing but their 375 gas), so chunks of payments,
 about 20,000 gas a log, hold about a hundredth of `max_logs`; and it costs a header for every
 block read in chunks of more than one, which on long empty stretches is most of the read (anvil:
-34 µs a header, where eth_getLogs takes 2 µs an empty block). A chunk of one block asks for none.
+34 µs a header, where eth_getLogs takes 2 µs an empty block). A chunk of one block asks for its
+header only for its hash: each chunk carries the hash its last block had before its logs were
+read, which the caller compares with the hash after (a reorg under the read, even where the last
+block has no log).
 
 `read_ahead` asks for the next chunk while the caller works on the last, so the node's time and
 the caller's overlap.
@@ -57,6 +60,10 @@ class Chunk:
     first: int
     last: int
     logs: list[dict]  # raw entries, hex strings as the node sent them, blockTimestamp filled
+    # The hash of the last block as read before the logs (None: not there yet). The same hash
+    # read after them says the chain did not change under the read, below it either: a block's
+    # hash commits to its parent's.
+    last_hash: str | None
 
 
 class LogReader:
@@ -117,30 +124,36 @@ class LogReader:
             if "blockTimestamp" not in entry:
                 entry["blockTimestamp"] = blocks[int(entry["blockNumber"], 16)]["timestamp"]
 
-    def _gas_used(self, first: int, last: int) -> dict[int, int]:
-        """The gas each block in [first, last] used; 0 above the head (no block, no logs)."""
+    def _gas_used(self, first: int, last: int) -> dict[int, tuple[int, str | None]]:
+        """The gas each block in [first, last] used (0 above the head: no block, no logs) and
+        its hash."""
         return {
-            number: int(block["gasUsed"], 16) if block else 0
+            number: (int(block["gasUsed"], 16), block["hash"]) if block else (0, None)
             for number, block in self.headers(list(range(first, last + 1))).items()
         }
 
-    def _chunk_end(self, start: int, end: int, ahead: dict[int, int]) -> int:
-        """The last block of the chunk that starts at `start`: `end`, or the block before the one
-        whose gas could pay for more than max_logs logs in the chunk (`start` itself whatever it
-        used: a block cannot be split). `ahead` holds the gas of blocks fetched but not yet in a
-        chunk; the chunk's own are taken out of it."""
-        if start == end:
-            return end  # one block: nothing to bound, and no header to ask for
+    def _chunk_end(
+        self, start: int, end: int, ahead: dict[int, tuple[int, str | None]]
+    ) -> tuple[int, str | None]:
+        """The last block of the chunk that starts at `start` and its hash: `end`, or the block
+        before the one whose gas could pay for more than max_logs logs in the chunk (`start`
+        itself whatever it used: a block cannot be split). `ahead` holds the gas and hash of
+        blocks fetched but not yet in a chunk; the chunk's own are taken out of it."""
+        if start == end:  # one block: nothing to bound, its header only for its hash
+            return end, self.block_hashes([end])[end]
         budget = self.max_logs * LOG_GAS // 2
         spent = 0
+        last_hash = None
         for number in range(start, end + 1):
             if number not in ahead:
                 ahead.update(self._gas_used(number, min(end, number + HEADERS_PER_BATCH - 1)))
-            spent += ahead[number]
+            gas, block_hash = ahead[number]
+            spent += gas
             if spent > budget and number > start:
-                return number - 1
+                return number - 1, last_hash
             del ahead[number]
-        return end
+            last_hash = block_hash
+        return end, last_hash
 
     def _get_logs(self, first: int, last: int) -> list[dict]:
         query = {"address": self.addresses, "fromBlock": hex(first), "toBlock": hex(last)}
@@ -150,9 +163,9 @@ class LogReader:
         """Every log of the watched addresses in [first, last], one chunk at a time, in order."""
         start = first
         failures = 0
-        ahead: dict[int, int] = {}  # gas used by blocks past the last chunk, by height
+        ahead: dict[int, tuple[int, str | None]] = {}  # blocks past the last chunk, by height
         while start <= last:
-            end = self._chunk_end(start, min(start + self.span - 1, last), ahead)
+            end, end_hash = self._chunk_end(start, min(start + self.span - 1, last), ahead)
             try:
                 logs = self._get_logs(start, end)
             except ChainError as refusal:  # refused, or no answer in time
@@ -178,7 +191,7 @@ class LogReader:
                 continue
             failures = 0
             self._fill_timestamps(logs)
-            yield Chunk(start, end, logs)
+            yield Chunk(start, end, logs, end_hash)
             if len(logs) < self.quiet_logs and self.span < self.max_span:
                 self.span = min(self.max_span, self.span * 2)
             start = end + 1

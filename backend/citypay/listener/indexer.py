@@ -218,13 +218,15 @@ class Listener:
 
     def _decode(self, read: tuple[Chunk, dict | None]) -> _Read:
         chunk, end = read
-        return _Read(chunk.last, end, *self._decoder.decode(chunk.logs))
+        return _Read(chunk.last, chunk.last_hash, end, *self._decoder.decode(chunk.logs))
 
     def _store(self, read: _Read, rescan_from: int | None) -> int:
         last, end, events = read.last, read.end, read.events
         end_hash = end["hash"] if end else None
-        if end_hash is None or any(
-            number == last and block_hash != end_hash for number, block_hash in read.blocks
+        if (
+            end_hash is None
+            or end_hash != read.last_hash
+            or any(number == last and block_hash != end_hash for number, block_hash in read.blocks)
         ):
             # The chain moved under the read (a reorg at the tip): store nothing, read again.
             raise _ChunkRaced(last)
@@ -295,6 +297,7 @@ class _Read:
     decoded."""
 
     last: int  # the chunk's last block
+    last_hash: str | None  # the hash of the chunk's last block, read before its logs
     end: dict | None  # the header of the chunk's last block, read after its logs
     events: list[ChainEvent]
     rows: list[tuple]  # the events as chain_events rows (_COLUMNS)
