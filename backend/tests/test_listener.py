@@ -52,6 +52,13 @@ def checkpoint_block(db: Database) -> int:
         return session.execute(select(ListenerCheckpoint.block_number)).scalar_one()
 
 
+def listener_of(chain: ChainUnderTest, db: Database, **options) -> Listener:
+    """A listener of the chain's deployment, storing into `db`."""
+    return Listener(
+        db, chain.deployment.gateway.rpc, chain.deployment.watched_contracts(), **options
+    )
+
+
 @pytest.fixture
 def database(tmp_path):
     """A database of the test's own: SQLite, or a fresh schema when DATABASE_URL names a server."""
@@ -66,9 +73,7 @@ def test_indexes_every_event_of_the_deployment_once(chain, database):
     chain.register_resident(CITY, resident)
     chain.register_merchant(CITY, merchant)
     chain.charge(CITY, resident, 50_000)
-    listener = Listener(
-        database, chain.deployment.gateway.rpc, chain.deployment.watched_contracts(), max_span=7
-    )
+    listener = listener_of(chain, database, max_span=7)
     listener.step()
     assert indexed(database) == chain_truth(chain.deployment, listener.indexed_to)
     assert listener.lag == listener.head - listener.indexed_to
@@ -85,16 +90,11 @@ def test_indexes_every_event_of_the_deployment_once(chain, database):
 
 
 def test_a_restart_rescans_its_margin_without_duplicates(chain, database):
-    first = Listener(database, chain.deployment.gateway.rpc, chain.deployment.watched_contracts())
+    first = listener_of(chain, database)
     first.step()
     stored = indexed(database)
     # A new listener on the same database, as after a restart: it rescans the margin again.
-    again = Listener(
-        database,
-        chain.deployment.gateway.rpc,
-        chain.deployment.watched_contracts(),
-        rescan_margin=50,
-    )
+    again = listener_of(chain, database, rescan_margin=50)
     assert first.rescan_start() is None  # resumed: nothing more to rescan
     checkpoint = checkpoint_block(database)
     assert again.rescan_start() == max(again.start_block, checkpoint - 50 + 1)
@@ -155,9 +155,7 @@ def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
     resident, merchant = new_wallet("reorg-resident"), new_wallet("reorg-merchant")
     own_chain.register_resident(CITY, resident)
     own_chain.register_merchant(CITY, merchant)
-    listener = Listener(
-        database, own_chain.deployment.gateway.rpc, own_chain.deployment.watched_contracts()
-    )
+    listener = listener_of(own_chain, database)
     listener.step()
 
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
@@ -169,8 +167,7 @@ def test_a_reorg_replaces_the_orphaned_events(own_chain, database):
 
     assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
     own_chain.charge(CITY, resident, 30_000)  # the branch the chain keeps
-    while w3.eth.block_number < listener.indexed_to + 1:
-        time.sleep(0.2)  # the new branch at least as long as the old one was indexed
+    _wait_for_block(w3, listener.indexed_to + 1)  # the new branch as long as the old one indexed
     listener.step()
 
     assert listener.reorgs >= 1
@@ -184,9 +181,7 @@ def test_a_reorg_while_a_chunk_is_read_is_read_again_though_its_last_block_has_n
     w3: Web3 = own_chain.w3
     resident = new_wallet("raced-resident")
     own_chain.register_resident(CITY, resident)
-    listener = Listener(
-        database, own_chain.deployment.gateway.rpc, own_chain.deployment.watched_contracts()
-    )
+    listener = listener_of(own_chain, database)
     listener.step()
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
     own_chain.charge(CITY, resident, 10_000)  # the branch that will be orphaned
