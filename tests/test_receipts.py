@@ -6,7 +6,10 @@ LATE reads, while the sender's nonce already counts it (what anvil does at times
 
 import pytest
 from brownie import web3
+from brownie.network.transaction import TransactionReceipt
 from web3.exceptions import TransactionNotFound
+
+from scripts import receipts
 
 LATE = 2
 
@@ -24,6 +27,10 @@ def late_receipts(monkeypatch):
 
     monkeypatch.setattr(web3.eth, "_transaction_receipt", late, raising=False)
     return reads
+
+
+def test_every_transaction_of_the_tests_awaits_its_receipt():
+    assert TransactionReceipt._await_confirmation is receipts._await_confirmation
 
 
 def test_a_receipt_served_late_is_awaited(city, token, resident, merchant, late_receipts):

@@ -209,6 +209,50 @@ def test_a_reorg_while_a_chunk_is_read_is_read_again_though_its_last_block_has_n
     assert issued_to(database, resident.address) == [30_000]
 
 
+def test_a_reorg_between_two_chunks_of_a_step_is_walked_back(own_chain, database):
+    """The chain reorganizes after a chunk is read, below it, before the next chunk's first
+    header is: each chunk alone is of one chain, but the second is not on top of the first."""
+    w3: Web3 = own_chain.w3
+    resident = new_wallet("between-chunks-resident")
+    own_chain.register_resident(CITY, resident)
+    listener = listener_of(own_chain, database, max_span=2)  # chunks of two blocks
+    listener.step()
+    checkpoint = listener.indexed_to
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    orphaned = _issue(own_chain, resident, 10_000)  # in the first chunk of the next step
+    assert orphaned in (checkpoint + 1, checkpoint + 2), "the charge missed the first chunk"
+    second = checkpoint + 3
+    _wait_for_block(w3, second + 1)
+    headers = listener.reader.headers
+    reorganized = []
+
+    def reorganized_before_the_second_chunk(numbers: list[int]) -> dict:
+        if numbers[:1] == [second] and not reorganized:
+            reorganized.append(second)
+            assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+            own_chain.charge(CITY, resident, 30_000)
+            _wait_for_block(w3, second + 1)
+        return headers(numbers)
+
+    listener.reader.headers = reorganized_before_the_second_chunk
+    for _ in range(3):
+        with contextlib.suppress(indexer._ChunkRaced):
+            listener.step()
+    assert reorganized and listener.indexed_to > second
+    assert indexed(database) == chain_truth(own_chain.deployment, listener.indexed_to)
+    assert issued_to(database, resident.address) == [30_000]
+
+
+def _issue(chain: ChainUnderTest, resident, amount: int) -> int:
+    """Charges the resident; the block it is in."""
+    city = chain.deployment.city(CITY)
+    reference = Web3.keccak(text=f"deposit:{resident.address}:{time.time_ns()}")
+    receipt = chain.send(
+        city.roles["issuers"][0], city.treasury.functions.issue(resident.address, amount, reference)
+    )
+    return receipt["blockNumber"]
+
+
 def _wait_for_block(w3: Web3, number: int) -> None:
     deadline = time.monotonic() + 30
     while w3.eth.block_number < number:

@@ -140,6 +140,8 @@ class LogReader:
         itself whatever it used: a block cannot be split). `ahead` holds the gas and hash of
         blocks fetched but not yet in a chunk; the chunk's own are taken out of it."""
         if start == end:  # one block: nothing to bound, its header only for its hash
+            if end in ahead:
+                return end, ahead.pop(end)[1]
             return end, self.block_hashes([end])[end]
         budget = self.max_logs * LOG_GAS // 2
         spent = 0

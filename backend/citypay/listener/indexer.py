@@ -9,6 +9,9 @@ stores it again: a reorg that happened while it was down is then corrected too.
 While running, each step compares the checkpoint's block hash with the chain's. If they differ
 (a reorg, or an anvil evm_revert in the tests), it walks back through the stored events' block
 hashes to the newest block the chain still has, deletes everything above it and reads again.
+A chunk is stored only if the chain did not change while it was read (its last block's hash the
+same before its logs and after) and it lies on what is stored (the block below it still has the
+hash stored for it); otherwise the step stops, and the next finds the change.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class Listener:
         self.events_stored = 0
         self.reorgs = 0
         self._resumed = False
+        # (block, hash) of the newest block whose events are stored, as the chain had it: the
+        # next chunk's block below must still have that hash. None while rescanning.
+        self._stored_end: tuple[int, str] | None = None
         self._subscribers: list[Callable[[Update], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +158,7 @@ class Listener:
 
     def _next_range(self) -> tuple[int, int | None]:
         """(first block to read, block from which stored events are to be replaced or None)."""
+        self._stored_end = None
         checkpoint = self._checkpoint()
         if checkpoint is None:
             return self.start_block, None
@@ -165,6 +172,7 @@ class Listener:
             self.reorgs += 1
             log.warning("reorg: block %d changed; re-indexing from block %d", number, fork + 1)
             return fork + 1, fork + 1
+        self._stored_end = (number, block_hash)
         return number + 1, None
 
     def _resume_block(self, checkpoint: int) -> int:
@@ -206,19 +214,29 @@ class Listener:
         database's work runs mostly without the GIL, the node's in its own process)."""
         return read_ahead(self._decoded(read_ahead(self._read(first, last))))
 
-    def _read(self, first: int, last: int) -> Iterator[tuple[Chunk, dict | None]]:
+    def _read(self, first: int, last: int) -> Iterator[tuple[Chunk, dict | None, dict | None]]:
         for chunk in self.reader.read(first, last):
-            # The header of the chunk's last block, read after its logs: _store's check that
-            # the chain did not move under the read, and the checkpoint's hash.
-            yield chunk, self.reader.headers([chunk.last])[chunk.last]
+            # The headers of the chunk's last block and of the block below it, read after its
+            # logs: _store's checks that the chain did not move under the read, nor under the
+            # chunks stored before it, and the checkpoint's hash.
+            below, end = chunk.first - 1, chunk.last
+            headers = self.reader.headers([below, end] if below >= 0 else [end])
+            yield chunk, headers.get(below), headers[end]
 
-    def _decoded(self, reads: Iterator[tuple[Chunk, dict | None]]) -> Iterator[_Read]:
+    def _decoded(self, reads: Iterator[tuple[Chunk, dict | None, dict | None]]) -> Iterator[_Read]:
         # map(), not a loop: nothing here holds a chunk's parsed logs once they are decoded.
         return map(self._decode, reads)
 
-    def _decode(self, read: tuple[Chunk, dict | None]) -> _Read:
-        chunk, end = read
-        return _Read(chunk.last, chunk.last_hash, end, *self._decoder.decode(chunk.logs))
+    def _decode(self, read: tuple[Chunk, dict | None, dict | None]) -> _Read:
+        chunk, below, end = read
+        return _Read(
+            chunk.first,
+            chunk.last,
+            chunk.last_hash,
+            below["hash"] if below else None,
+            end,
+            *self._decoder.decode(chunk.logs),
+        )
 
     def _store(self, read: _Read, rescan_from: int | None) -> int:
         last, end, events = read.last, read.end, read.events
@@ -230,6 +248,10 @@ class Listener:
         ):
             # The chain moved under the read (a reorg at the tip): store nothing, read again.
             raise _ChunkRaced(last)
+        if self._stored_end is not None and self._stored_end != (read.first - 1, read.below_hash):
+            # The blocks stored last changed since: nothing more on top of them. The next step
+            # finds the checkpoint's block changed and walks back to where the chains agree.
+            raise _ChunkRaced(read.first - 1)
         with self.db.session() as session:
             if rescan_from is not None:
                 session.execute(
@@ -245,6 +267,7 @@ class Listener:
             else:
                 checkpoint.block_number, checkpoint.block_hash = last, end_hash
         self.indexed_to = last
+        self._stored_end = (last, end_hash)
         self._indexed_time = (last, int(end["timestamp"], 16))
         self.events_stored += len(events)
         update = Update(events, last, self.head or last, rescan_from)
@@ -296,8 +319,10 @@ class _Read:
     """A chunk as read and decoded ahead of its storing; not its parsed logs, let go once
     decoded."""
 
+    first: int  # the chunk's first block
     last: int  # the chunk's last block
     last_hash: str | None  # the hash of the chunk's last block, read before its logs
+    below_hash: str | None  # the hash of the block below the chunk, read after its logs
     end: dict | None  # the header of the chunk's last block, read after its logs
     events: list[ChainEvent]
     rows: list[tuple]  # the events as chain_events rows (_COLUMNS)
