@@ -25,8 +25,8 @@ import pytest
 from citypay.admin.service import DashboardService
 from citypay.authorization import TokenDomain
 from citypay.cashout.authorization import cash_out_body
-from citypay.chain.events import packaged_abi
 from citypay.chain.keys import development_account
+from citypay.day.cashback import settled_cashback
 from citypay.db.session import Database
 from citypay.wallet.client import WalletClient
 from citypay.wallet.sign_in import sign_in
@@ -118,28 +118,16 @@ def pay(backend, api, day: Day, payer: str, merchant: str, amount: int) -> dict:
     with WalletClient(backend.url, day.residents[payer], city=CITY) as wallet:
         payment = wallet.pay(_qr(api, day.merchants[merchant]), amount)
     assert payment["status"] == "included", payment
-    record_payment(backend.chain, day, payment, amount)
+    record_payment(api, day, payment, amount)
     return payment
 
 
-def record_payment(chain, day: Day, payment: dict, amount: int) -> None:
-    """An included payment in the day, and its cashback settled."""
+def record_payment(api, day: Day, payment: dict, amount: int) -> None:
+    """An included payment in the day, once the backend's worker has settled its cashback (the
+    test does not send as the cashback payer: the worker sends from that account meanwhile)."""
     day.payments.append((payment["payer"], payment["merchant"], amount))
-    settle_cashback(chain, payment)
+    settled_cashback(api, CITY, payment)
     day.cashbacks.append(amount * CASHBACK_BPS // 10_000)
-
-
-def settle_cashback(chain, payment: dict) -> None:
-    """Settles a payment's cashback, or takes back a refunded one's, as the backend's cashback
-    payer does (roles.cashback_payer); a payment settled already changes nothing."""
-    city = chain.deployment.city(CITY)
-    abi = packaged_abi("CityCashback")
-    cashback = chain.w3.eth.contract(address=city.chain.cashback.address, abi=abi).functions
-    payment_id = bytes.fromhex(payment["nonce"].removeprefix("0x"))
-    chain.send(
-        city.roles["cashback_payer"],
-        cashback.settle(payment["payer"], payment["merchant"], payment_id),
-    )
 
 
 def _cash_out(chain, api, city, merchant) -> dict:
@@ -202,7 +190,7 @@ def day(chain, backend, api, bank, city) -> Day:
     assert refund["status"] == "included", refund
     day.refunds.append((merchants[merchant].address, refunded["payer"], amount))
     # Its share of the payment's cashback is taken back, rounded toward the city.
-    settle_cashback(chain, refunded)
+    settled_cashback(api, CITY, refunded)
     day.cashback_reversed += -(-day.cashbacks[index] * amount // PURCHASES[index][2])
 
     cash_out = _cash_out(chain, api, city, merchants[CASH_OUT])
@@ -586,7 +574,7 @@ def test_the_page_shows_the_days_numbers_live_in_both_languages(
         top.locator("[data-col=amount]", has_text=won(7_700)).wait_for(timeout=10_000)
         seen = time.time()
         payment = wallet.wait(posted)
-    record_payment(backend.chain, day, payment, 7_700)
+    record_payment(api, day, payment, 7_700)
     mined = city.token.w3.eth.get_block(payment["blockNumber"])["timestamp"]
     print(f"\nthe payment of block {payment['blockNumber']} was on the page {seen - mined:.2f} s "
           "after the block's timestamp (whole seconds: up to 1 s of it is rounding)")  # fmt: skip

@@ -139,14 +139,18 @@ def _balance(day: Day, address: str) -> int:
     return day.http.get(f"/v1/cities/{CITY}/accounts/{address}/balance").json()["balance"]
 
 
-def _settled(day: Day, payment: dict, timeout: float = 60) -> dict:
+def _settled(day: Day, payment: dict) -> dict:
+    return settled_cashback(day.http, CITY, payment)
+
+
+def settled_cashback(http, city: str, payment: dict, timeout: float = 60) -> dict:
     """The payment's cashback once the backend's worker has settled what the chain counts of it
     now (a refund included)."""
     key = f"{payment['payer']}/{payment['merchant']}/{payment['nonce']}"
-    path = f"/v1/cities/{CITY}/cashback/payments/{key}"
+    path = f"/v1/cities/{city}/cashback/payments/{key}"
     deadline = time.monotonic() + timeout
     while True:
-        found = day.http.get(path).json()
+        found = http.get(path).json()
         if found["unsettled"] == 0 and found["settledBase"] > 0:
             return found
         if time.monotonic() > deadline:
